@@ -1,0 +1,480 @@
+//! The schema: one struct per TOML table, with the documented defaults.
+//!
+//! Every table denies unknown keys, so a typo is an error with a line number instead of a
+//! silently ignored setting. `docs/hearth.example.toml` documents every key; a test keeps the two
+//! in step.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hearth_model::Category;
+use serde::{Deserialize, Serialize};
+
+use crate::units::{ByteSize, ConfigDuration, category};
+
+/// The whole configuration of one hearth gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[gateway]`: who this box is and where it keeps its state.
+    pub gateway: GatewayConfig,
+    /// `[log]`: logging filter and format.
+    pub log: LogConfig,
+    /// `[outbox]`: the durable store-and-forward database and its caps (DESIGN invariant 4).
+    pub outbox: OutboxConfig,
+    /// `[retry]`: the default delivery retry policy of every route.
+    pub retry: RetryConfig,
+    /// `[supervisor]`: task restarts, crash loops, stall detection and shutdown (A7).
+    pub supervisor: SupervisorConfig,
+    /// `[[route]]`: the receivers and which categories each one gets (DESIGN invariant 5).
+    #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+    /// `[[source]]`: where readings come from.
+    #[serde(rename = "source", skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceConfig>,
+}
+
+impl Config {
+    /// The enabled routes that carry category `c`, in file order.
+    ///
+    /// A route never receives a category it is not configured for (DESIGN invariant 5): callers
+    /// route a record only to what this returns.
+    pub fn routes_for(&self, c: Category) -> impl Iterator<Item = &RouteConfig> {
+        self.routes
+            .iter()
+            .filter(move |r| r.enabled && r.categories.contains(&c))
+    }
+
+    /// `p` if it is absolute, otherwise `p` under [`GatewayConfig::data_dir`].
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.gateway.data_dir.join(p)
+        }
+    }
+
+    /// The retry policy of `route`: its `[route.retry]` keys over the global `[retry]`.
+    pub fn retry_for(&self, route: &RouteConfig) -> RetryConfig {
+        match &route.retry {
+            Some(o) => o.apply(&self.retry),
+            None => self.retry.clone(),
+        }
+    }
+
+    /// The effective configuration as TOML (for `hearth config show` and logs).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// This box's id in heartbeats and technical alarms; `[A-Za-z0-9._-]{1,64}`. Default `"hearth"`.
+    pub id: String,
+    /// Where the outbox and other state live; must be absolute (systemd `StateDirectory=`).
+    /// Default `/var/lib/hearth`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            id: "hearth".into(),
+            data_dir: PathBuf::from("/var/lib/hearth"),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` `EnvFilter` directive, e.g. `"info,hearth_outbox=debug"`. Default `"info"`.
+    /// `RUST_LOG`, when set, is for the binary to honour instead.
+    pub level: String,
+    /// Output format. Default [`LogFormat::Auto`].
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `journald` when started by systemd (`JOURNAL_STREAM` set), `human` otherwise.
+    #[default]
+    Auto,
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+    /// Plain lines without timestamps or colours, for the journal.
+    Journald,
+}
+
+/// `[outbox]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Cap on the database size; at the cap the oldest lowest-priority records are dropped,
+    /// never an alarm (DESIGN invariant 4). Minimum 1 MiB. Default 256 MiB.
+    pub max_bytes: ByteSize,
+    /// Cap on the number of stored records (same drop policy). Minimum 1000. Default 2 000 000.
+    pub max_rows: u64,
+    /// Most records committed in one SQLite transaction (group commit), 1..=100000. Default 1024.
+    pub group_commit_max: u32,
+    /// Database check when the outbox is opened. Default [`IntegrityCheck::Quick`].
+    pub integrity_check: IntegrityCheck,
+    /// `[outbox.retention]`: how long an undelivered record is kept, per category.
+    pub retention: RetentionConfig,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_bytes: ByteSize::new(256 * ByteSize::MIB),
+            max_rows: 2_000_000,
+            group_commit_max: 1024,
+            integrity_check: IntegrityCheck::Quick,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// `outbox.integrity_check`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrityCheck {
+    /// `PRAGMA quick_check` (fast, O(N)).
+    #[default]
+    Quick,
+    /// `PRAGMA integrity_check` (slower, also checks indexes).
+    Full,
+    /// No check.
+    Off,
+}
+
+/// `[outbox.retention]`: the maximum age of an undelivered record, per category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Health data. Default 30 days.
+    pub health: ConfigDuration,
+    /// Welfare data. Default 7 days.
+    pub welfare: ConfigDuration,
+    /// Administrative data. Default 14 days.
+    pub administrative: ConfigDuration,
+}
+
+impl RetentionConfig {
+    /// The retention of category `c`.
+    pub fn for_category(&self, c: Category) -> ConfigDuration {
+        match c {
+            Category::Health => self.health,
+            Category::Welfare => self.welfare,
+            Category::Administrative => self.administrative,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            health: ConfigDuration::from_secs(30 * 86_400),
+            welfare: ConfigDuration::from_secs(7 * 86_400),
+            administrative: ConfigDuration::from_secs(14 * 86_400),
+        }
+    }
+}
+
+/// `[retry]`: exponential backoff between delivery attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First delay after a failed attempt; must be > 0. Default 1 s.
+    pub initial: ConfigDuration,
+    /// Longest delay; must be >= `initial`. Default 5 min.
+    pub max: ConfigDuration,
+    /// Fraction of each delay that is randomised, 0.0..=1.0. Default 0.5.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial: ConfigDuration::from_secs(1),
+            max: ConfigDuration::from_secs(300),
+            jitter: 0.5,
+        }
+    }
+}
+
+/// `[route.retry]`: per-route override; each key left out falls back to the global `[retry]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryOverride {
+    /// Overrides `retry.initial`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial: Option<ConfigDuration>,
+    /// Overrides `retry.max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<ConfigDuration>,
+    /// Overrides `retry.jitter`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
+}
+
+impl RetryOverride {
+    /// These keys over `base`.
+    pub fn apply(&self, base: &RetryConfig) -> RetryConfig {
+        RetryConfig {
+            initial: self.initial.unwrap_or(base.initial),
+            max: self.max.unwrap_or(base.max),
+            jitter: self.jitter.unwrap_or(base.jitter),
+        }
+    }
+}
+
+/// `[supervisor]`: restarts of failed tasks and what counts as failed (A7: start again by itself,
+/// report critical faults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisorConfig {
+    /// First restart delay of a failed task; must be > 0. Default 500 ms.
+    pub restart_initial: ConfigDuration,
+    /// Longest restart delay; must be >= `restart_initial`. Default 60 s.
+    pub restart_max: ConfigDuration,
+    /// This many restarts within `crash_loop_window` raise a technical alarm; >= 1. Default 5.
+    pub crash_loop_restarts: u32,
+    /// The window for `crash_loop_restarts`; must be > 0. Default 5 min.
+    pub crash_loop_window: ConfigDuration,
+    /// A critical task without progress this long counts as dead for the watchdog; > 0. Default 60 s.
+    pub stall_timeout: ConfigDuration,
+    /// How long shutdown waits for draining and flushing. Default 10 s.
+    pub shutdown_grace: ConfigDuration,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            restart_initial: ConfigDuration::from_millis(500),
+            restart_max: ConfigDuration::from_secs(60),
+            crash_loop_restarts: 5,
+            crash_loop_window: ConfigDuration::from_secs(300),
+            stall_timeout: ConfigDuration::from_secs(60),
+            shutdown_grace: ConfigDuration::from_secs(10),
+        }
+    }
+}
+
+/// `[[route]]`: one receiver and the categories it gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Required, unique, `^[a-z0-9][a-z0-9-]{0,62}$`. Delivery state is keyed by it, so
+    /// renaming a route starts its delivery from scratch.
+    pub name: String,
+    /// Required, non-empty, no duplicates: the categories this route receives.
+    #[serde(with = "category::list")]
+    pub categories: Vec<Category>,
+    /// Required: the protocol of the receiver.
+    pub uplink: UplinkKind,
+    /// Most records per delivery, 1..=10000. Default 100.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// A disabled route receives nothing and keeps its stored state. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `[route.retry]`: overrides of the global `[retry]` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryOverride>,
+    /// `[route.loopback]`: options for `uplink = "loopback"` (only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback: Option<LoopbackConfig>,
+}
+
+impl RouteConfig {
+    /// The loopback receiver's database file as written (relative to `gateway.data_dir` unless
+    /// absolute; see [`Config::resolve_path`]): `loopback.path`, or `loopback-<name>.db`.
+    pub fn loopback_path(&self) -> PathBuf {
+        self.loopback
+            .as_ref()
+            .and_then(|l| l.path.clone())
+            .unwrap_or_else(|| PathBuf::from(format!("loopback-{}.db", self.name)))
+    }
+}
+
+fn default_batch_size() -> u32 {
+    100
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `route.uplink`: the receiver protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UplinkKind {
+    /// A local SQLite "receiver" that acknowledges everything; for tests, demos and installers.
+    Loopback,
+    /// FHIR R4 over HTTPS (not in this build yet).
+    Fhir,
+    /// HL7 v2 PCD-01 over MLLP/TLS (not in this build yet).
+    Pcd01,
+    /// SCAIP alarms (not in this build yet).
+    Scaip,
+}
+
+impl UplinkKind {
+    /// Every kind the schema knows.
+    pub const ALL: [UplinkKind; 4] = [
+        UplinkKind::Loopback,
+        UplinkKind::Fhir,
+        UplinkKind::Pcd01,
+        UplinkKind::Scaip,
+    ];
+
+    /// The name in config files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UplinkKind::Loopback => "loopback",
+            UplinkKind::Fhir => "fhir",
+            UplinkKind::Pcd01 => "pcd01",
+            UplinkKind::Scaip => "scaip",
+        }
+    }
+
+    /// Whether this build implements the uplink; validation rejects the others.
+    pub const fn is_available(self) -> bool {
+        matches!(self, UplinkKind::Loopback)
+    }
+
+    /// When the uplink arrives, for the "not available" message.
+    pub(crate) const fn arrives(self) -> &'static str {
+        match self {
+            UplinkKind::Fhir => "with issue 4",
+            _ => "in a later issue",
+        }
+    }
+}
+
+impl fmt::Display for UplinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[route.loopback]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoopbackConfig {
+    /// The receiver's SQLite file; relative paths are under `gateway.data_dir`.
+    /// Default `loopback-<route name>.db` (filled in after loading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+/// `[[source]]`: where readings come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Required, unique, same pattern as route names.
+    pub name: String,
+    /// Required: the kind of source.
+    pub kind: SourceKind,
+    /// The category of this source's records. Default health.
+    #[serde(with = "category", default = "health")]
+    pub category: Category,
+    /// A disabled source is not started. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `[source.simulated]`: options for `kind = "simulated"` (only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<SimulatedConfig>,
+}
+
+impl SourceConfig {
+    /// The `[source.simulated]` options, or their defaults when the table is absent.
+    pub fn simulated_settings(&self) -> SimulatedConfig {
+        self.simulated.clone().unwrap_or_default()
+    }
+}
+
+fn health() -> Category {
+    Category::Health
+}
+
+/// `source.kind`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Simulated devices that produce readings (and optionally alarms) on a timer.
+    Simulated,
+    /// BLE health devices (not in this build yet).
+    Ble,
+    /// Smart-home sensors via zigbee2mqtt (not in this build yet).
+    Zigbee2mqtt,
+}
+
+impl SourceKind {
+    /// Every kind the schema knows.
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::Simulated,
+        SourceKind::Ble,
+        SourceKind::Zigbee2mqtt,
+    ];
+
+    /// The name in config files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Simulated => "simulated",
+            SourceKind::Ble => "ble",
+            SourceKind::Zigbee2mqtt => "zigbee2mqtt",
+        }
+    }
+
+    /// Whether this build implements the source; validation rejects the others.
+    pub const fn is_available(self) -> bool {
+        matches!(self, SourceKind::Simulated)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[source.simulated]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// Number of simulated devices, 1..=10000. Default 3.
+    pub devices: u32,
+    /// Time between readings of one device; >= 1 ms. Default 1 s.
+    pub interval: ConfigDuration,
+    /// Every Nth reading of a device is also a safety alarm; 0 = never. Default 0.
+    pub alarm_every: u64,
+}
+
+impl Default for SimulatedConfig {
+    fn default() -> Self {
+        SimulatedConfig {
+            devices: 3,
+            interval: ConfigDuration::from_secs(1),
+            alarm_every: 0,
+        }
+    }
+}

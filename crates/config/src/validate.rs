@@ -1,0 +1,512 @@
+//! Semantic validation (ranges, uniqueness, cross-key rules, what this build implements) and the
+//! warnings about configurations that run but probably do not do what was meant.
+//!
+//! Every rule is checked and every violation collected; they are reported in document order.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hearth_model::Category;
+
+use crate::error::{ConfigError, ConfigWarning, ErrorKind};
+use crate::locate::{KeyPath, SourceMap};
+use crate::schema::{Config, RetryConfig, RetryOverride, SourceKind, UplinkKind};
+use crate::units::ByteSize;
+
+/// Checks `config` (parsed from the text behind `map`, if any) and returns its warnings.
+pub(crate) fn validate(
+    config: &Config,
+    file: &Path,
+    map: Option<&SourceMap<'_>>,
+) -> Result<Vec<ConfigWarning>, ConfigError> {
+    let mut c = Checker {
+        map,
+        issues: Vec::new(),
+    };
+    c.check(config);
+    if let Some(err) = c.into_error(file) {
+        return Err(err);
+    }
+    Ok(warnings(config, file, map))
+}
+
+struct Checker<'m, 'a> {
+    map: Option<&'m SourceMap<'a>>,
+    issues: Vec<(KeyPath, String)>,
+}
+
+impl Checker<'_, '_> {
+    fn fail(&mut self, path: KeyPath, message: String) {
+        self.issues.push((path, message));
+    }
+
+    /// The first of `paths` that the document spells out (else the first): where a rule between
+    /// two keys should point, so the message lands on the key the operator actually wrote.
+    fn pick(&self, paths: &[KeyPath]) -> KeyPath {
+        paths
+            .iter()
+            .find(|p| self.map.is_some_and(|m| m.contains(p)))
+            .or(paths.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn position(&self, path: &KeyPath) -> (usize, usize) {
+        self.map.and_then(|m| m.locate(path)).unwrap_or((0, 0))
+    }
+
+    fn into_error(self, file: &Path) -> Option<ConfigError> {
+        let mut errors: Vec<ConfigError> = self
+            .issues
+            .iter()
+            .map(|(path, message)| {
+                ConfigError::single(
+                    ErrorKind::Invalid,
+                    file.to_path_buf(),
+                    self.position(path),
+                    path.to_string(),
+                    message.clone(),
+                )
+            })
+            .collect();
+        // Document order; problems without a position last; ties keep the order of the checks.
+        errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        first.more = errors.collect();
+        Some(first)
+    }
+
+    fn check(&mut self, config: &Config) {
+        let root = KeyPath::root();
+
+        let gateway = root.key("gateway");
+        let id = &config.gateway.id;
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            self.fail(
+                gateway.key("id"),
+                format!(
+                    "invalid gateway id \"{id}\": use 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'"
+                ),
+            );
+        }
+        let data_dir = &config.gateway.data_dir;
+        if !data_dir.is_absolute() {
+            self.fail(
+                gateway.key("data_dir"),
+                format!(
+                    "data_dir \"{}\" must be an absolute path (e.g. \"/var/lib/hearth\"); \
+                     a relative one would depend on the daemon's working directory",
+                    data_dir.display()
+                ),
+            );
+        }
+
+        if config.log.level.trim().is_empty() {
+            self.fail(
+                root.key("log").key("level"),
+                "log level must not be empty; use e.g. \"info\" or \"info,hearth_outbox=debug\""
+                    .into(),
+            );
+        }
+
+        let outbox = root.key("outbox");
+        let o = &config.outbox;
+        if o.max_bytes.bytes() < ByteSize::MIB {
+            self.fail(
+                outbox.key("max_bytes"),
+                format!(
+                    "max_bytes {} is below the minimum of 1 MiB; the outbox needs room to \
+                     hold alarms while the link is down",
+                    o.max_bytes
+                ),
+            );
+        }
+        if o.max_rows < 1000 {
+            self.fail(
+                outbox.key("max_rows"),
+                format!("max_rows {} is below the minimum of 1000", o.max_rows),
+            );
+        }
+        if !(1..=100_000).contains(&o.group_commit_max) {
+            self.fail(
+                outbox.key("group_commit_max"),
+                format!(
+                    "group_commit_max {} is out of range; use 1..=100000",
+                    o.group_commit_max
+                ),
+            );
+        }
+        let retention = outbox.key("retention");
+        for c in Category::ALL {
+            if o.retention.for_category(c).get().is_zero() {
+                self.fail(
+                    retention.key(c.as_str()),
+                    format!(
+                        "retention of {c} must be longer than 0s, or every {c} record would be \
+                         dropped at once"
+                    ),
+                );
+            }
+        }
+
+        self.check_retry(&config.retry, &root.key("retry"), None);
+
+        let sup = root.key("supervisor");
+        let s = &config.supervisor;
+        self.positive(
+            s.restart_initial.get(),
+            sup.key("restart_initial"),
+            "restart_initial",
+        );
+        if s.restart_initial > s.restart_max {
+            let at = self.pick(&[sup.key("restart_max"), sup.key("restart_initial")]);
+            self.fail(
+                at,
+                format!(
+                    "restart_initial ({}) must not be longer than restart_max ({})",
+                    s.restart_initial, s.restart_max
+                ),
+            );
+        }
+        if s.crash_loop_restarts == 0 {
+            self.fail(
+                sup.key("crash_loop_restarts"),
+                "crash_loop_restarts must be at least 1".into(),
+            );
+        }
+        self.positive(
+            s.crash_loop_window.get(),
+            sup.key("crash_loop_window"),
+            "crash_loop_window",
+        );
+        self.positive(
+            s.stall_timeout.get(),
+            sup.key("stall_timeout"),
+            "stall_timeout",
+        );
+
+        self.check_routes(config);
+        self.check_sources(config);
+    }
+
+    fn positive(&mut self, d: Duration, path: KeyPath, name: &str) {
+        if d.is_zero() {
+            self.fail(path, format!("{name} must be longer than 0s"));
+        }
+    }
+
+    /// Checks a retry policy at `path`. For a route's `[route.retry]`, `over` is the override
+    /// and `r` the merged policy: a rule is checked only when the override sets one of its keys
+    /// (otherwise the global `[retry]` check already reported it), and points at the route's key.
+    fn check_retry(&mut self, r: &RetryConfig, path: &KeyPath, over: Option<&RetryOverride>) {
+        let sets = |k: &str| match over {
+            None => true,
+            Some(o) => match k {
+                "initial" => o.initial.is_some(),
+                "max" => o.max.is_some(),
+                _ => o.jitter.is_some(),
+            },
+        };
+        if r.initial.get().is_zero() && sets("initial") {
+            self.fail(path.key("initial"), "initial must be longer than 0s".into());
+        }
+        if r.initial > r.max && (sets("initial") || sets("max")) {
+            let mut keys = ["max", "initial"];
+            if over.is_some() && !sets("max") {
+                keys.reverse();
+            }
+            let p = self.pick(&keys.map(|k| path.key(k)));
+            let from = if over.is_some() {
+                " (merged with [retry])"
+            } else {
+                ""
+            };
+            self.fail(
+                p,
+                format!(
+                    "initial ({}) must not be longer than max ({}){from}",
+                    r.initial, r.max
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&r.jitter) && sets("jitter") {
+            self.fail(
+                path.key("jitter"),
+                format!("jitter {} is out of range; use 0.0..=1.0", r.jitter),
+            );
+        }
+    }
+
+    fn check_routes(&mut self, config: &Config) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut files: HashMap<PathBuf, usize> = HashMap::new();
+        for (i, route) in config.routes.iter().enumerate() {
+            let path = KeyPath::root().key("route").index(i);
+            if let Some(msg) = bad_name(&route.name, "route") {
+                self.fail(path.key("name"), msg);
+            } else if let Some(&first) = names.get(route.name.as_str()) {
+                let first_path = KeyPath::root().key("route").index(first).key("name");
+                self.fail(
+                    path.key("name"),
+                    format!(
+                        "duplicate route name \"{}\" (first used by route[{first}]{}); route \
+                         names must be unique because delivery state is keyed by them",
+                        route.name,
+                        self.on_line(&first_path)
+                    ),
+                );
+            } else {
+                names.insert(&route.name, i);
+            }
+
+            if route.categories.is_empty() {
+                self.fail(
+                    path.key("categories"),
+                    "a route needs at least one category: health, welfare or administrative".into(),
+                );
+            }
+            for (j, c) in route.categories.iter().enumerate() {
+                if route.categories[..j].contains(c) {
+                    self.fail(
+                        path.key("categories").index(j),
+                        format!("category \"{c}\" is listed twice; list each category once"),
+                    );
+                }
+            }
+
+            if !route.uplink.is_available() {
+                self.fail(
+                    path.key("uplink"),
+                    format!(
+                        "uplink \"{}\" is not available in this build yet (arrives {}); \
+                         use \"loopback\"",
+                        route.uplink,
+                        route.uplink.arrives()
+                    ),
+                );
+            }
+            if !(1..=10_000).contains(&route.batch_size) {
+                self.fail(
+                    path.key("batch_size"),
+                    format!(
+                        "batch_size {} is out of range; use 1..=10000",
+                        route.batch_size
+                    ),
+                );
+            }
+            if let Some(o) = &route.retry {
+                self.check_retry(&o.apply(&config.retry), &path.key("retry"), Some(o));
+            }
+
+            if route.loopback.is_some() && route.uplink != UplinkKind::Loopback {
+                self.fail(
+                    path.key("loopback"),
+                    format!(
+                        "[route.loopback] only applies to uplink = \"loopback\", but this route's \
+                         uplink is \"{}\"; remove the table",
+                        route.uplink
+                    ),
+                );
+            } else if route.uplink == UplinkKind::Loopback {
+                let file = route.loopback_path();
+                let at = self.pick(&[path.key("loopback").key("path"), path.key("name")]);
+                if file.as_os_str().is_empty() {
+                    self.fail(at, "loopback path must not be empty".into());
+                } else if let Some(&first) = files.get(&config.resolve_path(&file)) {
+                    self.fail(
+                        at,
+                        format!(
+                            "loopback file \"{}\" is already used by route \"{}\"; give each \
+                             loopback route its own path",
+                            file.display(),
+                            config.routes[first].name
+                        ),
+                    );
+                } else {
+                    files.insert(config.resolve_path(&file), i);
+                }
+            }
+        }
+    }
+
+    fn check_sources(&mut self, config: &Config) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for (i, source) in config.sources.iter().enumerate() {
+            let path = KeyPath::root().key("source").index(i);
+            if let Some(msg) = bad_name(&source.name, "source") {
+                self.fail(path.key("name"), msg);
+            } else if let Some(&first) = names.get(source.name.as_str()) {
+                let first_path = KeyPath::root().key("source").index(first).key("name");
+                self.fail(
+                    path.key("name"),
+                    format!(
+                        "duplicate source name \"{}\" (first used by source[{first}]{}); \
+                         source names must be unique",
+                        source.name,
+                        self.on_line(&first_path)
+                    ),
+                );
+            } else {
+                names.insert(&source.name, i);
+            }
+
+            if !source.kind.is_available() {
+                self.fail(
+                    path.key("kind"),
+                    format!(
+                        "source kind \"{}\" is not available in this build yet (arrives in a \
+                         later issue); use \"simulated\"",
+                        source.kind
+                    ),
+                );
+            }
+            match (&source.simulated, source.kind) {
+                (Some(_), kind) if kind != SourceKind::Simulated => self.fail(
+                    path.key("simulated"),
+                    format!(
+                        "[source.simulated] only applies to kind = \"simulated\", but this \
+                         source's kind is \"{kind}\"; remove the table"
+                    ),
+                ),
+                (Some(sim), _) => {
+                    let sim_path = path.key("simulated");
+                    if !(1..=10_000).contains(&sim.devices) {
+                        self.fail(
+                            sim_path.key("devices"),
+                            format!("devices {} is out of range; use 1..=10000", sim.devices),
+                        );
+                    }
+                    if sim.interval.get() < Duration::from_millis(1) {
+                        self.fail(
+                            sim_path.key("interval"),
+                            format!("interval {} is too short; use at least 1ms", sim.interval),
+                        );
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+    }
+
+    /// " on line N" when the document has `path`.
+    fn on_line(&self, path: &KeyPath) -> String {
+        match self.map.and_then(|m| m.locate(path)) {
+            Some((line, _)) => format!(" on line {line}"),
+            None => String::new(),
+        }
+    }
+}
+
+/// Why `name` is not a valid route or source name, if it is not.
+fn bad_name(name: &str, what: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (!ok).then(|| {
+        format!(
+            "invalid {what} name \"{name}\": use 1 to 63 of a-z, 0-9 and '-', starting with a \
+             letter or digit (it names the {what}'s stored state, so keep it stable)"
+        )
+    })
+}
+
+fn warnings(config: &Config, file: &Path, map: Option<&SourceMap<'_>>) -> Vec<ConfigWarning> {
+    let warn = |path: &KeyPath, message: String| {
+        let (line, column) = map.and_then(|m| m.locate(path)).unwrap_or((0, 0));
+        ConfigWarning {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key: path.to_string(),
+            message,
+        }
+    };
+    let route = KeyPath::root().key("route");
+    let source = KeyPath::root().key("source");
+    let mut out = Vec::new();
+
+    if config.routes.is_empty() {
+        out.push(warn(
+            &route,
+            "no [[route]] is configured: every record will be dead-lettered; add a [[route]] \
+             table (see the example config)"
+                .into(),
+        ));
+    } else if !config.routes.iter().any(|r| r.enabled) {
+        out.push(warn(
+            &route,
+            "every [[route]] is disabled: every record will be dead-lettered; set enabled = true \
+             on at least one"
+                .into(),
+        ));
+    } else {
+        for c in Category::ALL {
+            if config.routes_for(c).next().is_some() {
+                continue;
+            }
+            let disabled = config
+                .routes
+                .iter()
+                .position(|r| !r.enabled && r.categories.contains(&c));
+            out.push(match disabled {
+                Some(i) => warn(
+                    &route.index(i).key("enabled"),
+                    format!(
+                        "records of category \"{c}\" have no enabled route and will be \
+                         dead-lettered; route \"{}\" carries them but is disabled",
+                        config.routes[i].name
+                    ),
+                ),
+                None => warn(
+                    &route,
+                    format!(
+                        "records of category \"{c}\" have no route and will be dead-lettered; \
+                         add it to a [[route]] categories list"
+                    ),
+                ),
+            });
+        }
+    }
+
+    if config.sources.is_empty() {
+        out.push(warn(
+            &source,
+            "no [[source]] is configured: hearth will only send its own technical alarms and \
+             heartbeats; add a [[source]] table (see the example config)"
+                .into(),
+        ));
+    } else if !config.sources.iter().any(|s| s.enabled) {
+        out.push(warn(
+            &source,
+            "every [[source]] is disabled: hearth will only send its own technical alarms and \
+             heartbeats"
+                .into(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_documented_pattern() {
+        for good in ["hub", "a", "0", "hub-2", &"a".repeat(63)] {
+            assert_eq!(bad_name(good, "route"), None, "{good}");
+        }
+        for bad in ["", "-hub", "Hub", "hub_2", "hub.2", "hüb", &"a".repeat(64)] {
+            assert!(bad_name(bad, "route").is_some(), "{bad}");
+        }
+    }
+}

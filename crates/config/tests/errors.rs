@@ -1,0 +1,375 @@
+//! Every problem in a config file is reported as `file:line:column: key: message`, at the line
+//! an operator has to change.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use hearth_config::*;
+use proptest::prelude::*;
+
+/// A valid config: one route (line 4) and one source (line 9), for tests to break.
+const BASE: &str = r#"[gateway]
+data_dir = "/tmp/hearth"
+
+[[route]]
+name = "hub"
+categories = ["health", "welfare", "administrative"]
+uplink = "loopback"
+
+[[source]]
+name = "sim"
+kind = "simulated"
+"#;
+
+fn error(text: &str) -> ConfigError {
+    match parse(text, Path::new("hearth.toml")) {
+        Ok(loaded) => panic!("expected an error, got {loaded:?}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the whole rendered error.
+fn check(text: &str, expected: &str) {
+    assert_eq!(error(text).to_string(), expected, "for:\n{text}");
+}
+
+#[test]
+fn base_is_valid() {
+    let loaded = parse(BASE, Path::new("hearth.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.warnings, []);
+}
+
+#[test]
+fn the_display_format_is_file_line_column_key_message() {
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"loopback\"\nbatch_size = 0",
+    ));
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert_eq!(e.file, Path::new("hearth.toml"));
+    assert_eq!((e.line, e.column), (8, 14));
+    assert_eq!(e.key, "route[0].batch_size");
+    assert_eq!(e.message, "batch_size 0 is out of range; use 1..=10000");
+    assert_eq!(
+        e.to_string(),
+        "hearth.toml:8:14: route[0].batch_size: batch_size 0 is out of range; use 1..=10000"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    check(
+        "[outbox]\nmax_rows = 5000\nmax_byts = \"1 GiB\"\n",
+        "hearth.toml:3:1: outbox.max_byts: unknown field `max_byts`, expected one of \
+         `max_bytes`, `max_rows`, `group_commit_max`, `integrity_check`, `retention`; check the \
+         spelling (docs/hearth.example.toml lists every key)",
+    );
+}
+
+#[test]
+fn an_unknown_key_in_a_second_route_is_named_with_its_index_and_line() {
+    let e = error(&BASE.replace(
+        "[[source]]",
+        "[[route]]\nname = \"b\"\ncategories = [\"health\"]\nuplink = \"loopback\"\nretries = 3\n\n[[source]]",
+    ));
+    assert_eq!(e.kind, ErrorKind::Schema);
+    assert_eq!(
+        (e.key.as_str(), e.line, e.column),
+        ("route[1].retries", 13, 1)
+    );
+}
+
+#[test]
+fn an_unknown_table_is_named_with_its_header_line() {
+    let e = error(&format!("{BASE}\n[source.simulted]\ndevices = 2\n"));
+    assert_eq!(
+        (e.key.as_str(), e.line, e.column),
+        ("source[0].simulted", 13, 9)
+    );
+    let e = error("[gatway]\nid = \"x\"\n");
+    assert_eq!((e.key.as_str(), e.line, e.column), ("gatway", 1, 2));
+}
+
+#[test]
+fn a_syntax_error_names_its_line() {
+    check(
+        "[gateway]\nid = \"hearth\"\ndata_dir = /var/lib/hearth\n",
+        "hearth.toml:3:12: TOML syntax error: string values must be quoted, expected literal string",
+    );
+}
+
+#[test]
+fn a_duplicate_key_is_a_syntax_error_at_the_second_one() {
+    let e = error("[outbox]\nmax_rows = 5000\nmax_rows = 6000\n");
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert_eq!((e.line, e.column), (3, 1));
+}
+
+#[test]
+fn a_bad_category_lists_the_valid_ones() {
+    check(
+        &BASE.replace("\"welfare\"", "\"journal\""),
+        "hearth.toml:6:25: route[0].categories[1]: unknown category \"journal\"; valid categories \
+         are: health, welfare, administrative",
+    );
+    let e = error(&format!("{BASE}category = \"medical\"\n"));
+    assert_eq!((e.key.as_str(), e.line), ("source[0].category", 12));
+    assert!(e.message.contains("health, welfare, administrative"), "{e}");
+}
+
+#[test]
+fn a_bad_enum_value_lists_the_valid_ones() {
+    check(
+        &BASE.replace("uplink = \"loopback\"", "uplink = \"http\""),
+        "hearth.toml:7:10: route[0].uplink: unknown variant `http`, expected one of `loopback`, \
+         `fhir`, `pcd01`, `scaip`",
+    );
+    let e = error("[log]\nformat = \"xml\"\n");
+    assert_eq!((e.key.as_str(), e.line, e.column), ("log.format", 2, 10));
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_key() {
+    check(
+        "[outbox]\nmax_rows = \"lots\"\n",
+        "hearth.toml:2:12: outbox.max_rows: invalid type: string \"lots\", expected u64",
+    );
+    let e = error(&BASE.replace(
+        "categories = [\"health\", \"welfare\", \"administrative\"]",
+        "categories = \"health\"",
+    ));
+    assert_eq!((e.key.as_str(), e.line), ("route[0].categories", 6));
+}
+
+#[test]
+fn a_missing_name_points_at_its_route_table() {
+    check(
+        &format!("{BASE}\n[[route]]\ncategories = [\"health\"]\nuplink = \"loopback\"\n"),
+        "hearth.toml:13:1: route[1].name: missing required key `name`",
+    );
+}
+
+#[test]
+fn a_missing_uplink_in_an_inline_route_points_at_it() {
+    let e = error("route = [{ name = \"a\", categories = [\"health\"] }]\n");
+    assert_eq!(
+        (e.key.as_str(), e.line, e.column),
+        ("route[0].uplink", 1, 10)
+    );
+}
+
+#[test]
+fn duplicate_route_names_point_at_the_second_one() {
+    check(
+        &BASE.replace(
+            "[[source]]",
+            "[[route]]\nname = \"hub\"\ncategories = [\"health\"]\nuplink = \"loopback\"\n\
+             [route.loopback]\npath = \"other.db\"\n\n[[source]]",
+        ),
+        "hearth.toml:10:8: route[1].name: duplicate route name \"hub\" (first used by route[0] \
+         on line 5); route names must be unique because delivery state is keyed by them",
+    );
+}
+
+#[test]
+fn a_fhir_uplink_is_rejected_as_not_available_in_this_build() {
+    check(
+        &BASE.replace("uplink = \"loopback\"", "uplink = \"fhir\""),
+        "hearth.toml:7:10: route[0].uplink: uplink \"fhir\" is not available in this build yet \
+         (arrives with issue 4); use \"loopback\"",
+    );
+    let e = error(&BASE.replace("uplink = \"loopback\"", "uplink = \"scaip\""));
+    assert!(e.message.contains("not available in this build yet"), "{e}");
+}
+
+#[test]
+fn a_ble_source_is_rejected_as_not_available_in_this_build() {
+    check(
+        &BASE.replace("kind = \"simulated\"", "kind = \"ble\""),
+        "hearth.toml:11:8: source[0].kind: source kind \"ble\" is not available in this build yet \
+         (arrives in a later issue); use \"simulated\"",
+    );
+}
+
+#[test]
+fn bad_durations_and_sizes_name_their_key() {
+    let e = error("[retry]\ninitial = \"1 fortnight\"\n");
+    assert_eq!(
+        (e.kind, e.key.as_str(), e.line, e.column),
+        (ErrorKind::Schema, "retry.initial", 2, 11)
+    );
+    assert!(e.message.contains("e.g. \"500ms\""), "{e}");
+    let e = error("[supervisor]\nstall_timeout = 60\n");
+    assert_eq!((e.key.as_str(), e.line), ("supervisor.stall_timeout", 2));
+    assert!(e.message.contains("\"60s\""), "{e}");
+    let e = error("[outbox]\nmax_bytes = \"1.5 GiB\"\n");
+    assert_eq!((e.key.as_str(), e.line), ("outbox.max_bytes", 2));
+    assert!(e.message.contains("whole number"), "{e}");
+    let e = error("[outbox]\nmax_bytes = -5\n");
+    assert_eq!((e.key.as_str(), e.line), ("outbox.max_bytes", 2));
+}
+
+#[test]
+fn range_rules_point_at_the_key_that_was_written() {
+    check(
+        "[outbox]\nmax_bytes = \"512 KiB\"\n",
+        "hearth.toml:2:13: outbox.max_bytes: max_bytes 512 KiB is below the minimum of 1 MiB; \
+         the outbox needs room to hold alarms while the link is down",
+    );
+    // restart_initial is left at its default (500ms): the error lands on the key that was set.
+    check(
+        "[supervisor]\nrestart_max = \"100ms\"\n",
+        "hearth.toml:2:15: supervisor.restart_max: restart_initial (500ms) must not be longer \
+         than restart_max (100ms)",
+    );
+    let e = error("[retry]\njitter = 1.5\n");
+    assert_eq!((e.key.as_str(), e.line), ("retry.jitter", 2));
+    let e = error("[retry]\njitter = nan\n");
+    assert_eq!((e.key.as_str(), e.line), ("retry.jitter", 2));
+}
+
+#[test]
+fn a_route_retry_override_is_checked_merged_with_the_global_policy() {
+    let text = BASE.replace(
+        "[[source]]",
+        "[route.retry]\ninitial = \"10m\"\n\n[[source]]",
+    );
+    check(
+        &text,
+        "hearth.toml:10:11: route[0].retry.initial: initial (10m) must not be longer than max \
+         (5m) (merged with [retry])",
+    );
+}
+
+#[test]
+fn all_validation_errors_are_reported_in_document_order() {
+    let text = "[gateway]\nid = \"has space\"\ndata_dir = \"relative\"\n\n\
+                [[route]]\nname = \"Hub\"\ncategories = []\nuplink = \"pcd01\"\nbatch_size = 0\n\n\
+                [outbox]\nmax_rows = 10\n";
+    let e = error(text);
+    let got: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (2, "gateway.id"),
+            (3, "gateway.data_dir"),
+            (6, "route[0].name"),
+            (7, "route[0].categories"),
+            (8, "route[0].uplink"),
+            (9, "route[0].batch_size"),
+            (12, "outbox.max_rows"),
+        ]
+    );
+    assert!(e.iter().all(|e| e.kind == ErrorKind::Invalid));
+    assert!(e.more.iter().all(|e| e.more.is_empty()));
+    assert_eq!(e.to_string().lines().count(), 7);
+    assert!(e.to_string().lines().all(|l| l.starts_with("hearth.toml:")));
+}
+
+#[test]
+fn duplicate_categories_and_misplaced_option_tables_are_rejected() {
+    let e = error(&BASE.replace("\"administrative\"]", "\"health\"]"));
+    assert_eq!(
+        (e.key.as_str(), e.line, e.column),
+        ("route[0].categories[2]", 6, 36)
+    );
+    let e = error(&format!(
+        "{BASE}[source.simulated]\ndevices = 0\ninterval = \"0s\"\n"
+    ));
+    let got: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "source[0].simulated.devices",
+            "source[0].simulated.interval"
+        ]
+    );
+    let e = error(&BASE.replace(
+        "kind = \"simulated\"",
+        "kind = \"zigbee2mqtt\"\n[source.simulated]",
+    ));
+    let got: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(got, ["source[0].kind", "source[0].simulated"]);
+}
+
+#[test]
+fn two_loopback_routes_cannot_share_a_file() {
+    let text = BASE.replace(
+        "[[source]]",
+        "[[route]]\nname = \"b\"\ncategories = [\"health\"]\nuplink = \"loopback\"\n\
+         [route.loopback]\npath = \"/tmp/hearth/loopback-hub.db\"\n\n[[source]]",
+    );
+    let e = error(&text);
+    assert_eq!((e.key.as_str(), e.line), ("route[1].loopback.path", 14));
+    assert!(e.message.contains("already used by route \"hub\""), "{e}");
+}
+
+#[test]
+fn a_missing_file_is_named_with_what_to_do() {
+    let e = load(Path::new("/nonexistent/hearth.toml")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Io);
+    let s = e.to_string();
+    assert!(
+        s.starts_with("/nonexistent/hearth.toml: cannot read config file: "),
+        "{s}"
+    );
+    assert!(s.contains("--config"), "{s}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_line() {
+    let dir = std::env::temp_dir().join(format!("hearth-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, b"[gateway]\nid = \"h\xffx\"\n").unwrap();
+    let e = load(&file).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!((e.kind, e.line, e.column), (ErrorKind::Syntax, 2, 8));
+}
+
+#[test]
+fn load_reads_a_valid_file() {
+    let dir = std::env::temp_dir().join(format!("hearth-config-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hearth.toml");
+    std::fs::write(&file, BASE).unwrap();
+    let loaded = load(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(loaded.unwrap().config.routes[0].name, "hub");
+}
+
+/// Lines from the example and some broken variants, to build almost-valid documents.
+fn fragment() -> impl Strategy<Value = String> {
+    let lines: Vec<String> = EXAMPLE
+        .lines()
+        .chain(BASE.lines())
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    prop_oneof![
+        4 => proptest::sample::select(lines),
+        1 => "[a-z_\\[\\]=\". 0-9-]{0,20}",
+        1 => ".{0,10}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn parse_never_panics_on_arbitrary_text(text in ".{0,200}") {
+        let _ = parse(&text, Path::new("p.toml"));
+    }
+
+    #[test]
+    fn parse_never_panics_on_almost_valid_documents(lines in proptest::collection::vec(fragment(), 0..40)) {
+        let text = lines.join("\n");
+        match parse(&text, Path::new("p.toml")) {
+            Ok(_) => {}
+            // Every error of a non-empty document has a position, except a missing whole table.
+            Err(e) => for e in e.iter() {
+                prop_assert!(e.line <= text.lines().count() + 1, "{e}");
+            },
+        }
+    }
+}

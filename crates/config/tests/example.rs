@@ -1,0 +1,151 @@
+//! The annotated example (`docs/hearth.example.toml`) is valid and documents every key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use hearth_config::*;
+use hearth_model::Category;
+
+fn example() -> Loaded {
+    parse(EXAMPLE, Path::new("docs/hearth.example.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_example_parses_with_no_errors_and_no_warnings() {
+    let loaded = example();
+    assert_eq!(loaded.warnings, []);
+    let c = &loaded.config;
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.routes[0].uplink, UplinkKind::Loopback);
+    assert_eq!(c.routes[0].categories, Category::ALL);
+    assert_eq!(c.sources.len(), 1);
+    assert_eq!(c.sources[0].kind, SourceKind::Simulated);
+}
+
+#[test]
+fn the_example_shows_the_defaults() {
+    // Every value written in the example is the default, so the example doubles as the
+    // documentation of the defaults.
+    let mut c = example().config;
+    c.routes.clear();
+    c.sources.clear();
+    assert_eq!(c, Config::default());
+}
+
+/// Every (section, key) that the example spells as `key = …`, commented out or not. Headers
+/// count commented out too (`# [route.retry]`); `[[route]]` and `[route]` give section `route`.
+fn documented_keys(text: &str) -> BTreeSet<(String, String)> {
+    let mut section = String::new();
+    let mut keys = BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(header) = line.strip_prefix('[') {
+            if let Some(end) = header.find(']') {
+                section = header[..end].trim_start_matches('[').to_owned();
+            }
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !key.is_empty() {
+                keys.insert((section.clone(), key.to_owned()));
+            }
+        }
+    }
+    keys
+}
+
+/// Every (section, key) of a serialized config: array indexes are dropped, so every `[[route]]`
+/// is section `route`.
+fn schema_keys(section: &str, table: &toml::Table, out: &mut BTreeSet<(String, String)>) {
+    for (key, value) in table {
+        let sub = if section.is_empty() {
+            key.clone()
+        } else {
+            format!("{section}.{key}")
+        };
+        match value {
+            toml::Value::Table(t) => schema_keys(&sub, t, out),
+            toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+                for t in a.iter().filter_map(toml::Value::as_table) {
+                    schema_keys(&sub, t, out);
+                }
+            }
+            _ => {
+                out.insert((section.to_owned(), key.clone()));
+            }
+        }
+    }
+}
+
+/// A config with every optional table and key present.
+fn full_config() -> Config {
+    let mut c = Config::default();
+    c.routes.push(RouteConfig {
+        name: "hub".into(),
+        categories: vec![Category::Health],
+        uplink: UplinkKind::Loopback,
+        batch_size: 100,
+        enabled: true,
+        retry: Some(RetryOverride {
+            initial: Some(ConfigDuration::from_secs(1)),
+            max: Some(ConfigDuration::from_secs(2)),
+            jitter: Some(0.1),
+        }),
+        loopback: Some(LoopbackConfig {
+            path: Some(PathBuf::from("x.db")),
+        }),
+    });
+    c.sources.push(SourceConfig {
+        name: "sim".into(),
+        kind: SourceKind::Simulated,
+        category: Category::Health,
+        enabled: true,
+        simulated: Some(SimulatedConfig::default()),
+    });
+    c
+}
+
+#[test]
+fn the_example_documents_every_key_of_the_schema() {
+    let full = toml::Table::try_from(full_config()).unwrap();
+    let mut schema = BTreeSet::new();
+    schema_keys("", &full, &mut schema);
+    assert!(schema.len() > 30, "the walk found too few keys: {schema:?}");
+    let documented = documented_keys(EXAMPLE);
+    let missing: Vec<_> = schema.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/hearth.example.toml does not document these (section, key) pairs: {missing:?}"
+    );
+    // And it documents nothing that the schema does not have.
+    let unknown: Vec<_> = documented.difference(&schema).collect();
+    assert!(
+        unknown.is_empty(),
+        "the example documents unknown keys: {unknown:?}"
+    );
+}
+
+#[test]
+fn the_commented_out_keys_of_the_example_are_valid_too() {
+    let uncommented: String = EXAMPLE
+        .lines()
+        .map(|line| {
+            let rest = line.trim_start_matches("# ");
+            let is_key = rest
+                .split_once(" = ")
+                .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            let is_header = rest.starts_with('[') && rest.ends_with(']') && !rest.contains(' ');
+            if line.starts_with("# ") && (is_key || is_header) {
+                format!("{rest}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert_ne!(
+        uncommented, EXAMPLE,
+        "the example has no commented-out keys any more"
+    );
+    let loaded =
+        parse(&uncommented, Path::new("uncommented.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.config.routes[0].retry.is_some());
+}
