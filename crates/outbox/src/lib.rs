@@ -60,6 +60,7 @@ mod options;
 mod schema;
 mod stats;
 mod store;
+mod writer;
 
 pub use error::OutboxError;
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
@@ -68,3 +69,4 @@ pub use stats::{LaneStats, RouteLaneStats, RouteStats, Stats, stats};
 pub use store::{
     AppendOutcome, Batch, Claimed, CommitReport, OpenReport, Outbox, Outcome, RouteId, Ticket,
 };
+pub use writer::{Committed, OutboxWriter, WriterError};

@@ -1,1 +1,333 @@
-//! placeholder
+//! # hearth-driver-api
+//!
+//! What a source of readings (a "driver": BLE health devices, zigbee2mqtt, a vendor's device)
+//! implements, and what it gets to work with:
+//!
+//! - [`Driver`]: a long-running task that turns device input into typed [`hearth_model::Record`]s.
+//! - [`Ingest`]: the one way into the outbox. [`Ingest::submit`] returns only after the records
+//!   (and the driver's cursor) are durably committed, so a driver acknowledges its device or
+//!   broker *after* `submit` returns and never before (DESIGN invariant 1).
+//! - [`TechnicalAlarms`]: raise and clear technical alarms (A7: low battery, device offline …);
+//!   edge-triggered, so repeating a condition does not flood the operator.
+//!
+//! A driver knows its own wire format and nothing of the outbox schema, the routes or the
+//! uplinks. It never panics on input: malformed input goes to [`Ingest::dead_letter`] with the
+//! parser's error (invariant 6).
+//!
+//! ## Invariants
+//! - `submit` resolves `Ok` only after the commit. Test: `tests::submit_returns_after_commit`.
+//! - A technical alarm is stored once per state change. Test:
+//!   `tests::technical_alarms_are_edge_triggered`.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use hearth_model::{AlarmState, Record, Severity, TechnicalAlarm, TechnicalKind, Timestamp};
+use hearth_outbox::{AppendOutcome, OutboxWriter, WriterError};
+use tokio::sync::watch;
+
+/// A boxed future, as drivers return from [`Driver::run`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a driver stopped. The supervisor restarts it with backoff unless it is fatal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// Storing failed (disk full, database error); the driver should not acknowledge anything.
+    #[error("cannot store readings: {0}")]
+    Ingest(#[from] WriterError),
+    /// The driver's device link or transport failed (it will be restarted).
+    #[error("{0}")]
+    Link(String),
+    /// The driver's configuration cannot work; restarting will not help.
+    #[error("driver configuration: {0}")]
+    Config(String),
+}
+
+/// What a committed submission did with each record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// One outcome per submitted record, in order.
+    pub outcomes: Vec<AppendOutcome>,
+}
+
+/// The ingest handle: the only way into the outbox.
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    writer: OutboxWriter,
+}
+
+impl Ingest {
+    /// Wrap the outbox writer.
+    pub fn new(writer: OutboxWriter) -> Self {
+        Self { writer }
+    }
+
+    /// Store records durably, together with the driver's cursor (e.g. the last device sequence
+    /// number these records cover). Returns after the commit: acknowledge the source only then.
+    pub async fn submit(
+        &self,
+        records: Vec<Record>,
+        cursor: Option<(String, i64)>,
+    ) -> Result<Receipt, WriterError> {
+        let committed = self.writer.append(records, cursor).await?;
+        Ok(Receipt {
+            outcomes: committed.outcomes,
+        })
+    }
+
+    /// The last committed cursor of this key (resume point after a restart).
+    pub async fn cursor(&self, key: &str) -> Result<Option<i64>, WriterError> {
+        self.writer.cursor(key).await
+    }
+
+    /// Keep input that could not be parsed, with the parser's error (invariant 6).
+    pub async fn dead_letter(
+        &self,
+        source: &str,
+        raw: Vec<u8>,
+        error: String,
+    ) -> Result<(), WriterError> {
+        self.writer.dead_letter_input(source, raw, error).await
+    }
+}
+
+/// Everything a running driver may use.
+#[derive(Clone, Debug)]
+pub struct DriverContext {
+    /// The way into the outbox.
+    pub ingest: Ingest,
+    /// Raise and clear technical alarms.
+    pub technical: TechnicalAlarms,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl DriverContext {
+    /// Build a context; `shutdown` turns true when hearth stops.
+    pub fn new(
+        ingest: Ingest,
+        technical: TechnicalAlarms,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            ingest,
+            technical,
+            shutdown,
+        }
+    }
+
+    /// Resolves when hearth is stopping; drivers finish their current submission and return.
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Whether hearth is stopping.
+    pub fn is_stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// A source of readings, alarms and technical alarms.
+pub trait Driver: Send {
+    /// Stable name (config `[[source]] name`), used in logs, cursors and dead letters.
+    fn name(&self) -> &str;
+
+    /// Run until `ctx.stopping()` resolves (then return `Ok`) or a failure (then return `Err`;
+    /// the supervisor restarts the driver with backoff). Must not panic on any input.
+    fn run<'a>(&'a mut self, ctx: &'a DriverContext) -> BoxFuture<'a, Result<(), DriverError>>;
+}
+
+/// Raise and clear technical alarms (the seam for remote management).
+///
+/// Edge-triggered: raising an alarm that is already raised (same source and kind) stores
+/// nothing; clearing one that is not raised stores nothing.
+#[derive(Clone, Debug)]
+pub struct TechnicalAlarms {
+    ingest: Ingest,
+    active: Arc<Mutex<HashMap<(String, String), Severity>>>,
+}
+
+impl TechnicalAlarms {
+    /// Alarms are stored through `ingest`.
+    pub fn new(ingest: Ingest) -> Self {
+        Self {
+            ingest,
+            active: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn transition(&self, source: &str, kind: &TechnicalKind, severity: Option<Severity>) -> bool {
+        let key = (source.to_owned(), kind.as_str().to_owned());
+        let mut active = match self.active.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match severity {
+            Some(s) => active.insert(key, s).is_none(),
+            None => active.remove(&key).is_some(),
+        }
+    }
+
+    /// Raise an alarm. `message` is for operators: what happened and what to do; never health
+    /// values or personal identifiers.
+    pub async fn raise(
+        &self,
+        source: &str,
+        kind: TechnicalKind,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Result<bool, WriterError> {
+        if !self.transition(source, &kind, Some(severity)) {
+            return Ok(false);
+        }
+        let alarm = TechnicalAlarm::new(
+            source,
+            kind.clone(),
+            severity,
+            AlarmState::Raised,
+            message,
+            Timestamp::now(),
+        );
+        tracing::warn!(source, kind = kind.as_str(), severity = severity.as_str(), message = %alarm.message, "technical alarm raised");
+        if let Err(e) = self
+            .ingest
+            .submit(vec![Record::Technical(alarm)], None)
+            .await
+        {
+            // Not stored: forget the state so that the next raise tries again.
+            self.transition(source, &kind, None);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Clear an alarm raised earlier.
+    pub async fn clear(
+        &self,
+        source: &str,
+        kind: TechnicalKind,
+        message: impl Into<String>,
+    ) -> Result<bool, WriterError> {
+        let severity = {
+            let active = match self.active.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            active
+                .get(&(source.to_owned(), kind.as_str().to_owned()))
+                .copied()
+        };
+        let Some(severity) = severity else {
+            return Ok(false);
+        };
+        self.transition(source, &kind, None);
+        let alarm = TechnicalAlarm::new(
+            source,
+            kind.clone(),
+            severity,
+            AlarmState::Cleared,
+            message,
+            Timestamp::now(),
+        );
+        tracing::info!(source, kind = kind.as_str(), "technical alarm cleared");
+        if let Err(e) = self
+            .ingest
+            .submit(vec![Record::Technical(alarm)], None)
+            .await
+        {
+            self.transition(source, &kind, Some(severity));
+            return Err(e);
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_model::Category;
+    use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+
+    fn writer(dir: &std::path::Path) -> OutboxWriter {
+        let route = RouteSpec {
+            name: "ops".into(),
+            categories: Category::ALL.to_vec(),
+            retry: RetryPolicy::default(),
+        };
+        let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
+        OutboxWriter::spawn(ob, 100).unwrap().0
+    }
+
+    #[tokio::test]
+    async fn submit_returns_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let ingest = Ingest::new(writer(dir.path()));
+        let r = hearth_model::Reading::builder(
+            hearth_model::DeviceId::new("sim", "a").unwrap(),
+            hearth_model::Mdc(1),
+            hearth_model::Value::numeric(1.0),
+        )
+        .sequence(1)
+        .build(Timestamp::now());
+        ingest
+            .submit(vec![Record::Reading(r)], Some(("sim:a".into(), 1)))
+            .await
+            .unwrap();
+        // A second, independent connection sees it: it is committed, not just queued.
+        let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
+        assert_eq!(s.records(), 1);
+        assert_eq!(s.cursors.get("sim:a"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn technical_alarms_are_edge_triggered() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TechnicalAlarms::new(Ingest::new(writer(dir.path())));
+        assert!(
+            t.raise(
+                "ble:1",
+                TechnicalKind::LowBattery,
+                Severity::Minor,
+                "battery 9 %"
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !t.raise(
+                "ble:1",
+                TechnicalKind::LowBattery,
+                Severity::Minor,
+                "battery 8 %"
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            t.raise(
+                "ble:2",
+                TechnicalKind::LowBattery,
+                Severity::Minor,
+                "battery 7 %"
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            t.clear("ble:1", TechnicalKind::LowBattery, "battery replaced")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !t.clear("ble:1", TechnicalKind::LowBattery, "again")
+                .await
+                .unwrap()
+        );
+        let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
+        assert_eq!(s.lanes[1].records, 3);
+    }
+}

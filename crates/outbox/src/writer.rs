@@ -1,0 +1,506 @@
+//! The single writer: a thread that owns the [`Outbox`] and turns many small requests from
+//! async tasks into few large transactions (group commit).
+//!
+//! Each request waits on a oneshot that is answered only after the transaction holding it
+//! committed, so an `append` returning `Ok` means "durable" (DESIGN invariant 1). Requests
+//! queue in a bounded channel: when the disk is slower than the sources, sources wait.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use hearth_model::{Record, Timestamp};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{
+    AppendOutcome, Claimed, CommitReport, Outbox, OutboxError, Outcome, RouteId, Stats, Ticket,
+};
+
+/// Why a request to the writer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriterError {
+    /// The transaction holding the request failed; nothing of it was stored.
+    #[error("{message}")]
+    Failed {
+        /// The outbox error, formatted (it says what to do).
+        message: String,
+        /// Whether the same request may succeed later (disk full, busy).
+        transient: bool,
+    },
+    /// The writer has stopped (shutdown in progress).
+    #[error("the outbox writer has stopped (hearth is shutting down)")]
+    Stopped,
+}
+
+impl WriterError {
+    fn from_outbox(e: &OutboxError) -> Self {
+        WriterError::Failed {
+            message: e.to_string(),
+            transient: e.is_transient(),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            WriterError::Failed {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// The answer to an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// One outcome per record, in order.
+    pub outcomes: Vec<AppendOutcome>,
+    /// What the commit dropped to stay under the cap.
+    pub report: CommitReport,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, WriterError>>;
+
+enum Command {
+    Append {
+        records: Vec<Record>,
+        cursor: Option<(String, i64)>,
+        reply: Reply<Committed>,
+    },
+    DeadLetterInput {
+        source: String,
+        raw: Vec<u8>,
+        error: String,
+        reply: Reply<()>,
+    },
+    Claim {
+        route: RouteId,
+        max: usize,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Settle {
+        route: RouteId,
+        answers: Vec<(Ticket, Outcome)>,
+        reply: Reply<()>,
+    },
+    Expire {
+        reply: Reply<[u64; 4]>,
+    },
+    Release {
+        route: RouteId,
+        reply: Reply<u64>,
+    },
+    Stats {
+        reply: Reply<Stats>,
+    },
+    Cursor {
+        source: String,
+        reply: Reply<Option<i64>>,
+    },
+}
+
+impl Command {
+    /// How much work the command adds to a transaction (records), for group-commit sizing.
+    fn weight(&self) -> usize {
+        match self {
+            Command::Append { records, .. } => records.len().max(1),
+            Command::Settle { answers, .. } => answers.len().max(1),
+            Command::Claim { max, .. } => *max,
+            _ => 1,
+        }
+    }
+}
+
+/// A cheap, cloneable handle to the writer thread.
+#[derive(Clone, Debug)]
+pub struct OutboxWriter {
+    tx: mpsc::Sender<Command>,
+    commits: watch::Receiver<u64>,
+    routes: Arc<Vec<(String, RouteId)>>,
+    transactions: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl OutboxWriter {
+    /// Move the outbox onto its own thread. `group_commit_max` bounds the records per
+    /// transaction. The thread ends when every handle is dropped, after committing what it has.
+    pub fn spawn(
+        outbox: Outbox,
+        group_commit_max: usize,
+    ) -> Result<(Self, JoinHandle<()>), OutboxError> {
+        let (tx, rx) = mpsc::channel(1024);
+        let (commit_tx, commits) = watch::channel(0u64);
+        let routes: Vec<(String, RouteId)> = outbox
+            .route_names()
+            .map(|n| outbox.route(n).map(|id| (n.to_owned(), id)))
+            .collect::<Result<_, _>>()?;
+        let transactions = Arc::new(AtomicU64::new(0));
+        let counter = transactions.clone();
+        let path = outbox.path().to_owned();
+        let handle = std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || run(outbox, rx, commit_tx, group_commit_max.max(1), counter))
+            .map_err(|source| OutboxError::Io {
+                what: "cannot start the outbox writer thread for",
+                path,
+                source,
+            })?;
+        Ok((
+            OutboxWriter {
+                tx,
+                commits,
+                routes: Arc::new(routes),
+                transactions,
+            },
+            handle,
+        ))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, WriterError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| WriterError::Stopped)?;
+        rx.await.map_err(|_| WriterError::Stopped)?
+    }
+
+    /// Store records (and optionally a source cursor) durably. Returns after the commit.
+    pub async fn append(
+        &self,
+        records: Vec<Record>,
+        cursor: Option<(String, i64)>,
+    ) -> Result<Committed, WriterError> {
+        self.call(|reply| Command::Append {
+            records,
+            cursor,
+            reply,
+        })
+        .await
+    }
+
+    /// Keep input a driver could not parse, with its error (invariant 6).
+    pub async fn dead_letter_input(
+        &self,
+        source: &str,
+        raw: Vec<u8>,
+        error: String,
+    ) -> Result<(), WriterError> {
+        let source = source.to_owned();
+        self.call(|reply| Command::DeadLetterInput {
+            source,
+            raw,
+            error,
+            reply,
+        })
+        .await
+    }
+
+    /// Claim up to `max` due records of a route, highest lane first.
+    pub async fn claim(&self, route: RouteId, max: usize) -> Result<Vec<Claimed>, WriterError> {
+        self.call(|reply| Command::Claim { route, max, reply })
+            .await
+    }
+
+    /// Apply a receiver's answers.
+    pub async fn settle(
+        &self,
+        route: RouteId,
+        answers: Vec<(Ticket, Outcome)>,
+    ) -> Result<(), WriterError> {
+        self.call(|reply| Command::Settle {
+            route,
+            answers,
+            reply,
+        })
+        .await
+    }
+
+    /// Drop records past their retention.
+    pub async fn expire(&self) -> Result<[u64; 4], WriterError> {
+        self.call(|reply| Command::Expire { reply }).await
+    }
+
+    /// Make a route's in-flight deliveries pending again (its sender restarted).
+    pub async fn release_in_flight(&self, route: RouteId) -> Result<u64, WriterError> {
+        self.call(|reply| Command::Release { route, reply }).await
+    }
+
+    /// Statistics.
+    pub async fn stats(&self) -> Result<Stats, WriterError> {
+        self.call(|reply| Command::Stats { reply }).await
+    }
+
+    /// A source cursor's committed value.
+    pub async fn cursor(&self, source: &str) -> Result<Option<i64>, WriterError> {
+        let source = source.to_owned();
+        self.call(|reply| Command::Cursor { source, reply }).await
+    }
+
+    /// The id of a configured route.
+    pub fn route(&self, name: &str) -> Result<RouteId, OutboxError> {
+        self.routes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| OutboxError::UnknownRoute(name.to_owned()))
+    }
+
+    /// A receiver that changes after every commit that stored new records: senders wait on it
+    /// instead of polling, so an alarm is picked up as soon as it is durable.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+
+    /// Transactions committed so far (for benchmarks and diagnostics).
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
+    }
+}
+
+/// Apply one command inside the batch; on failure still hand back its reply channel.
+fn apply(
+    batch: &mut crate::Batch<'_>,
+    cmd: Command,
+    now: Timestamp,
+) -> Result<Pending, (OutboxError, Pending)> {
+    match cmd {
+        Command::Append {
+            records,
+            cursor,
+            reply,
+        } => {
+            let mut outcomes = Vec::with_capacity(records.len());
+            for r in &records {
+                match batch.append(r, now) {
+                    Ok(o) => outcomes.push(o),
+                    Err(e) => return Err((e, Pending::Append(reply, outcomes))),
+                }
+            }
+            if let Some((source, value)) = cursor
+                && let Err(e) = batch.set_cursor(&source, value)
+            {
+                return Err((e, Pending::Append(reply, outcomes)));
+            }
+            Ok(Pending::Append(reply, outcomes))
+        }
+        Command::DeadLetterInput {
+            source,
+            raw,
+            error,
+            reply,
+        } => match batch.dead_letter_input(&source, &raw, &error, now) {
+            Ok(()) => Ok(Pending::Unit(reply)),
+            Err(e) => Err((e, Pending::Unit(reply))),
+        },
+        Command::Claim { route, max, reply } => match batch.claim(route, max, now) {
+            Ok(c) => Ok(Pending::Claim(reply, c)),
+            Err(e) => Err((e, Pending::Claim(reply, Vec::new()))),
+        },
+        Command::Settle {
+            route,
+            answers,
+            reply,
+        } => match batch.settle(route, &answers, now) {
+            Ok(()) => Ok(Pending::Unit(reply)),
+            Err(e) => Err((e, Pending::Unit(reply))),
+        },
+        Command::Expire { reply } => match batch.expire(now) {
+            Ok(n) => Ok(Pending::Expire(reply, n)),
+            Err(e) => Err((e, Pending::Expire(reply, [0; 4]))),
+        },
+        other => Ok(unanswered(other)),
+    }
+}
+
+/// The reply slot of a command that will only be answered with the batch's error.
+fn unanswered(cmd: Command) -> Pending {
+    match cmd {
+        Command::Append { reply, .. } => Pending::Append(reply, Vec::new()),
+        Command::DeadLetterInput { reply, .. } | Command::Settle { reply, .. } => {
+            Pending::Unit(reply)
+        }
+        Command::Claim { reply, .. } => Pending::Claim(reply, Vec::new()),
+        Command::Expire { reply } => Pending::Expire(reply, [0; 4]),
+        Command::Release { reply, .. } => Pending::Release(reply),
+        Command::Stats { reply } => Pending::Stats(reply),
+        Command::Cursor { reply, .. } => Pending::Cursor(reply),
+    }
+}
+
+enum Pending {
+    Release(Reply<u64>),
+    Stats(Reply<Stats>),
+    Cursor(Reply<Option<i64>>),
+    Append(Reply<Committed>, Vec<AppendOutcome>),
+    Unit(Reply<()>),
+    Claim(Reply<Vec<Claimed>>, Vec<Claimed>),
+    Expire(Reply<[u64; 4]>, [u64; 4]),
+}
+
+fn run(
+    mut outbox: Outbox,
+    mut rx: mpsc::Receiver<Command>,
+    commits: watch::Sender<u64>,
+    group_commit_max: usize,
+    transactions: Arc<AtomicU64>,
+) {
+    let mut queue: Vec<Command> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        queue.push(first);
+        let mut weight = queue[0].weight();
+        while weight < group_commit_max {
+            match rx.try_recv() {
+                Ok(cmd) => {
+                    weight += cmd.weight();
+                    queue.push(cmd);
+                }
+                Err(_) => break,
+            }
+        }
+        process(
+            &mut outbox,
+            std::mem::take(&mut queue),
+            &commits,
+            &transactions,
+        );
+    }
+    tracing::debug!("outbox writer stopped: every handle was dropped");
+}
+
+/// Run a group of commands in one transaction; answer each after the commit.
+fn process(
+    outbox: &mut Outbox,
+    cmds: Vec<Command>,
+    commits: &watch::Sender<u64>,
+    transactions: &AtomicU64,
+) {
+    // Read-only commands are answered straight away, outside the transaction.
+    let mut writes = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        match cmd {
+            Command::Stats { reply } => {
+                let _ = reply.send(
+                    outbox
+                        .stats(Timestamp::now())
+                        .map_err(|e| WriterError::from_outbox(&e)),
+                );
+            }
+            Command::Cursor { source, reply } => {
+                let _ = reply.send(
+                    outbox
+                        .cursor(&source)
+                        .map_err(|e| WriterError::from_outbox(&e)),
+                );
+            }
+            Command::Release { route, reply } => {
+                let released = outbox.release_in_flight(route);
+                if matches!(released, Ok(n) if n > 0) {
+                    commits.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                let _ = reply.send(released.map_err(|e| WriterError::from_outbox(&e)));
+            }
+            other => writes.push(other),
+        }
+    }
+    if writes.is_empty() {
+        return;
+    }
+    let now = Timestamp::now();
+    let mut pending = Vec::with_capacity(writes.len());
+    let mut failure: Option<OutboxError> = None;
+    let mut batch = match outbox.batch() {
+        Ok(b) => Some(b),
+        Err(e) => {
+            failure = Some(e);
+            None
+        }
+    };
+    for cmd in writes {
+        match batch.as_mut().filter(|_| failure.is_none()) {
+            Some(b) => match apply(b, cmd, now) {
+                Ok(p) => pending.push(p),
+                Err((e, p)) => {
+                    failure = Some(e);
+                    pending.push(p);
+                }
+            },
+            // After a failure the rest only need their (error) answer.
+            None => pending.push(unanswered(cmd)),
+        }
+    }
+    // Wake the route senders only when there may be new work for them; a settle or a claim
+    // must not wake the others, or idle senders would wake each other forever.
+    let new_work = pending.iter().any(|p| matches!(p, Pending::Append(..)));
+    let result = match (failure, batch) {
+        (Some(e), _) => Err(e),
+        (None, Some(b)) => b.commit(),
+        (None, None) => return,
+    };
+    match result {
+        Ok(report) => {
+            transactions.fetch_add(1, Ordering::Relaxed);
+            if new_work {
+                commits.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            let mut report = Some(report);
+            for p in pending {
+                match p {
+                    Pending::Append(reply, outcomes) => {
+                        // The commit report goes to the first appender only, so that a drop is
+                        // reported (and alarmed) once.
+                        let report = report.take().unwrap_or_default();
+                        let _ = reply.send(Ok(Committed { outcomes, report }));
+                    }
+                    Pending::Unit(reply) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Pending::Claim(reply, claimed) => {
+                        let _ = reply.send(Ok(claimed));
+                    }
+                    Pending::Expire(reply, n) => {
+                        let _ = reply.send(Ok(n));
+                    }
+                    Pending::Release(_) | Pending::Stats(_) | Pending::Cursor(_) => {}
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored");
+            let err = WriterError::from_outbox(&e);
+            for p in pending {
+                match p {
+                    Pending::Append(reply, _) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Unit(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Claim(reply, _) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Expire(reply, _) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Release(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Stats(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Cursor(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The route sender against scripted uplinks and a real outbox file.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_model::*;
+use hearth_outbox::*;
+use hearth_uplink::*;
+
+/// Answers from a script: each call pops one entry; `None` fails the batch, `Some(n)` answers
+/// n outcomes (all delivered). An empty script delivers everything.
+struct Scripted {
+    script: Vec<Option<Option<usize>>>,
+    seen: Arc<Mutex<Vec<RecordId>>>,
+}
+
+impl Uplink for Scripted {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            let step = if self.script.is_empty() {
+                Some(None)
+            } else {
+                Some(self.script.remove(0))
+            };
+            let step = step.flatten();
+            match step {
+                None => {
+                    self.seen
+                        .lock()
+                        .unwrap()
+                        .extend(batch.iter().map(|c| c.record.id()));
+                    Ok(vec![Outcome::Delivered; batch.len()])
+                }
+                Some(None) => Err(UplinkError::new("connection refused")),
+                Some(Some(n)) => Ok(vec![Outcome::Delivered; n]),
+            }
+        })
+    }
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(20),
+        jitter: 0.0,
+    }
+}
+
+fn setup(dir: &std::path::Path, n: u64) -> (OutboxWriter, std::thread::JoinHandle<()>) {
+    let route = RouteSpec {
+        name: "hub".into(),
+        categories: Category::ALL.to_vec(),
+        retry: fast(),
+    };
+    let (mut ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
+    let recs: Vec<Record> = (0..n)
+        .map(|i| {
+            Record::Reading(
+                Reading::builder(
+                    DeviceId::new("sim", "d").unwrap(),
+                    Mdc(150364),
+                    Value::numeric(36.6),
+                )
+                .sequence(i)
+                .build(Timestamp::now()),
+            )
+        })
+        .collect();
+    ob.append_all(&recs, Timestamp::now()).unwrap();
+    OutboxWriter::spawn(ob, 1000).unwrap()
+}
+
+async fn run_until_empty(writer: &OutboxWriter, uplink: Scripted) -> Vec<SenderEvent> {
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(1000);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(uplink), 10, fast())
+        .unwrap()
+        .with_events(events_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    loop {
+        if writer.stats().await.unwrap().records() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let mut events = Vec::new();
+    while let Ok(e) = events_rx.try_recv() {
+        events.push(e);
+    }
+    events
+}
+
+#[tokio::test]
+async fn failed_batches_are_retried_until_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 25);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let uplink = Scripted {
+        script: vec![Some(None), Some(None), Some(None)],
+        seen: seen.clone(),
+    };
+    let events = tokio::time::timeout(Duration::from_secs(30), run_until_empty(&writer, uplink))
+        .await
+        .unwrap();
+    let failures = events
+        .iter()
+        .filter(|e| matches!(e, SenderEvent::Failed { .. }))
+        .count();
+    assert_eq!(failures, 3);
+    let ids: HashSet<_> = seen.lock().unwrap().iter().copied().collect();
+    assert_eq!(
+        ids.len(),
+        25,
+        "every record delivered after the receiver came back"
+    );
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.routes[0].delivered, 25);
+}
+
+#[tokio::test]
+async fn wrong_number_of_answers_is_treated_as_a_failed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 10);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let uplink = Scripted {
+        script: vec![Some(Some(3))],
+        seen: seen.clone(),
+    };
+    let events = tokio::time::timeout(Duration::from_secs(30), run_until_empty(&writer, uplink))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&events[0], SenderEvent::Failed { error, .. } if error.contains("3 outcomes for a batch of 10"))
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        10,
+        "all 10 sent again and delivered"
+    );
+    assert_eq!(writer.stats().await.unwrap().routes[0].delivered, 10);
+}
+
+#[tokio::test]
+async fn restarted_sender_resends_what_was_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 5);
+    let hub = writer.route("hub").unwrap();
+    // A previous sender claimed everything and died before the receiver answered.
+    assert_eq!(writer.claim(hub, 100).await.unwrap().len(), 5);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let uplink = Scripted {
+        script: vec![],
+        seen: seen.clone(),
+    };
+    tokio::time::timeout(Duration::from_secs(30), run_until_empty(&writer, uplink))
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn loopback_receiver_counts_resends_as_copies_not_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rx.db");
+    let (writer, _t) = setup(dir.path(), 3);
+    let hub = writer.route("hub").unwrap();
+    let claimed = writer.claim(hub, 100).await.unwrap();
+    let mut rx = loopback::LoopbackUplink::open("hub", &path).unwrap();
+    rx.deliver(&claimed).await.unwrap();
+    rx.deliver(&claimed).await.unwrap();
+    let s = loopback::summary(&path).unwrap();
+    assert_eq!(
+        s,
+        loopback::ReceivedSummary {
+            unique: 3,
+            resent: 3
+        }
+    );
+}
