@@ -1,1 +1,121 @@
-fn main() {}
+//! `hearth`: the home gateway daemon and its tools. The binary only parses the command line
+//! and glues the crates together; see ARCHITECTURE.md for the code map.
+
+mod cli;
+mod daemon;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// hearth — a home gateway for welfare technology.
+///
+/// Collects readings and alarms from health devices and smart-home sensors (interface A),
+/// keeps them durably in SQLite until a receiver acknowledged them, and forwards them to the
+/// municipality's central hub and response centre (interface B).
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon with a configuration file (systemd starts this).
+    Run {
+        /// The configuration file (see `hearth config example`).
+        #[arg(
+            long,
+            short,
+            value_name = "FILE",
+            default_value = "/etc/hearth/hearth.toml"
+        )]
+        config: PathBuf,
+        /// Override gateway.data_dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Show the whole path with embedded defaults: no network, no broker, no root, no setup.
+    Demo {
+        /// Stop after this long, e.g. `10s`, `2m` (default: until Ctrl-C).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Keep the temporary data directory for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Check or explain configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Inspect the outbox database.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file: exit 0 if valid, 1 with file:line:column: key: message if not.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+        /// Also print the effective configuration with all defaults filled in.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print the annotated example configuration that documents every key.
+    Example,
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Counts per lane, route and state, oldest ages, bytes, dead letters and counters.
+    /// Safe while the daemon runs (read-only).
+    Stats {
+        /// The data directory holding outbox.db.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/hearth")]
+        data_dir: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; use e.g. 10s, 2m, 1h"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config, data_dir } => cli::run::run(config, data_dir).map(|()| true),
+        Command::Demo { duration, keep } => cli::demo::run(duration, keep).map(|()| true),
+        Command::Config {
+            command: ConfigCommand::Check { file, print },
+        } => cli::config::check(&file, print),
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            cli::config::example();
+            Ok(true)
+        }
+        Command::Outbox {
+            command: OutboxCommand::Stats { data_dir, json },
+        } => cli::outbox::stats(&data_dir, json).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -100,6 +100,9 @@ enum Command {
         source: String,
         reply: Reply<Option<i64>>,
     },
+    Len {
+        reply: Reply<u64>,
+    },
 }
 
 impl Command {
@@ -239,6 +242,11 @@ impl OutboxWriter {
         self.call(|reply| Command::Stats { reply }).await
     }
 
+    /// Records currently stored (from running totals; cheap).
+    pub async fn len(&self) -> Result<u64, WriterError> {
+        self.call(|reply| Command::Len { reply }).await
+    }
+
     /// A source cursor's committed value.
     pub async fn cursor(&self, source: &str) -> Result<Option<i64>, WriterError> {
         let source = source.to_owned();
@@ -333,6 +341,7 @@ fn unanswered(cmd: Command) -> Pending {
         Command::Release { reply, .. } => Pending::Release(reply),
         Command::Stats { reply } => Pending::Stats(reply),
         Command::Cursor { reply, .. } => Pending::Cursor(reply),
+        Command::Len { reply } => Pending::Len(reply),
     }
 }
 
@@ -340,6 +349,7 @@ enum Pending {
     Release(Reply<u64>),
     Stats(Reply<Stats>),
     Cursor(Reply<Option<i64>>),
+    Len(Reply<u64>),
     Append(Reply<Committed>, Vec<AppendOutcome>),
     Unit(Reply<()>),
     Claim(Reply<Vec<Claimed>>, Vec<Claimed>),
@@ -469,7 +479,10 @@ fn process(
                     Pending::Expire(reply, n) => {
                         let _ = reply.send(Ok(n));
                     }
-                    Pending::Release(_) | Pending::Stats(_) | Pending::Cursor(_) => {}
+                    Pending::Release(_)
+                    | Pending::Stats(_)
+                    | Pending::Cursor(_)
+                    | Pending::Len(_) => {}
                 }
             }
         }
@@ -497,6 +510,9 @@ fn process(
                         let _ = reply.send(Err(err.clone()));
                     }
                     Pending::Cursor(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Len(reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }

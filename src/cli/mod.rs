@@ -1,0 +1,6 @@
+//! One module per command-line verb.
+
+pub mod config;
+pub mod demo;
+pub mod outbox;
+pub mod run;

@@ -1,0 +1,398 @@
+//! Wiring: configuration → outbox, writer, drivers, route senders, supervisor, watchdog.
+//!
+//! Used by `hearth run` and `hearth demo` alike, so the demo shows the real path.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hearth_config::{Config, SourceKind, UplinkKind};
+use hearth_driver_api::{Driver, DriverContext, Ingest, TechnicalAlarms};
+use hearth_driver_simulated::{Simulated, SimulatedSettings};
+use hearth_model::{Severity, TechnicalKind};
+use hearth_outbox::{
+    IntegrityCheck, Outbox, OutboxOptions, OutboxWriter, Retention, RetryPolicy, RouteSpec,
+};
+use hearth_runtime::watchdog::{self, Notifier, SystemdNotifier};
+use hearth_runtime::{RestartPolicy, Supervisor, SupervisorEvent, TaskError, TaskSpec};
+use hearth_uplink::loopback::{LoopbackUplink, Received};
+use hearth_uplink::{RouteSender, SenderEvent, Uplink};
+use tokio::sync::{mpsc, watch};
+
+/// The outbox file inside the data directory.
+pub fn outbox_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("outbox.db")
+}
+
+/// Optional observers, used by the demo to show what flows.
+#[derive(Default)]
+pub struct Observers {
+    /// Every record a loopback receiver got.
+    pub received: Option<mpsc::Sender<Received>>,
+    /// Route sender events.
+    pub sender: Option<mpsc::Sender<SenderEvent>>,
+}
+
+/// What the daemon did, for the caller's final words.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Tasks aborted after the shutdown grace period.
+    pub aborted: Vec<String>,
+}
+
+fn retry_policy(r: &hearth_config::RetryConfig) -> RetryPolicy {
+    RetryPolicy {
+        initial: r.initial.get(),
+        max: r.max.get(),
+        jitter: r.jitter,
+    }
+}
+
+fn outbox_options(config: &Config) -> OutboxOptions {
+    let routes = config
+        .routes
+        .iter()
+        .filter(|r| r.enabled)
+        .map(|r| RouteSpec {
+            name: r.name.clone(),
+            categories: r.categories.clone(),
+            retry: retry_policy(&config.retry_for(r)),
+        })
+        .collect();
+    let mut opts = OutboxOptions::new(outbox_path(&config.gateway.data_dir), routes);
+    opts.max_bytes = config.outbox.max_bytes.bytes();
+    opts.max_rows = config.outbox.max_rows;
+    opts.retention = Retention {
+        health: config.outbox.retention.health.get(),
+        welfare: config.outbox.retention.welfare.get(),
+        administrative: config.outbox.retention.administrative.get(),
+    };
+    opts.integrity = match config.outbox.integrity_check {
+        hearth_config::IntegrityCheck::Quick => IntegrityCheck::Quick,
+        hearth_config::IntegrityCheck::Full => IntegrityCheck::Full,
+        hearth_config::IntegrityCheck::Off => IntegrityCheck::Off,
+    };
+    opts
+}
+
+/// Build a route's uplink from its configuration.
+fn make_uplink(
+    config: &Config,
+    route: &hearth_config::RouteConfig,
+    observers: &Observers,
+) -> anyhow::Result<Box<dyn Uplink>> {
+    match route.uplink {
+        UplinkKind::Loopback => {
+            let path = config.resolve_path(&route.loopback_path());
+            let mut up = LoopbackUplink::open(&route.name, &path)?;
+            if let Some(obs) = &observers.received {
+                up = up.with_observer(obs.clone());
+            }
+            Ok(Box::new(up))
+        }
+        other => bail!(
+            "route {:?}: uplink {other} is not available in this build",
+            route.name
+        ),
+    }
+}
+
+/// Run the daemon until `shutdown` resolves (or a fatal error).
+pub async fn run(
+    config: Config,
+    observers: Observers,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunSummary> {
+    let data_dir = config.gateway.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; create it or set gateway.data_dir",
+            data_dir.display()
+        )
+    })?;
+    let opts = outbox_options(&config);
+    let (outbox, report) = tokio::task::spawn_blocking(move || Outbox::open(opts)).await??;
+    if let Some(moved) = &report.quarantined {
+        tracing::error!(moved_to = %moved.display(), "the outbox was corrupt and was moved aside; a critical technical alarm is queued");
+    }
+    tracing::info!(
+        path = %outbox.path().display(),
+        created = report.created,
+        records = outbox.len(),
+        recovered_in_flight = report.recovered_in_flight,
+        schema = report.schema_version,
+        "outbox open"
+    );
+    let group_commit = usize::try_from(config.outbox.group_commit_max).unwrap_or(1024);
+    let (writer, writer_thread) = OutboxWriter::spawn(outbox, group_commit)?;
+    let ingest = Ingest::new(writer.clone());
+    let technical = TechnicalAlarms::new(ingest.clone());
+
+    let sup_cfg = &config.supervisor;
+    let policy = RestartPolicy {
+        initial: sup_cfg.restart_initial.get(),
+        max: sup_cfg.restart_max.get(),
+        crash_loop_restarts: sup_cfg.crash_loop_restarts,
+        crash_loop_window: sup_cfg.crash_loop_window.get(),
+    };
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let mut supervisor =
+        Supervisor::new(policy, events_tx).with_grace_period(sup_cfg.shutdown_grace.get());
+    // Shutdown is two-phase: sources stop first, then the senders get a bounded time to deliver
+    // what the sources committed last, then they stop (a receiver that is down costs only that
+    // bounded wait; everything undelivered stays in the outbox for the next start).
+    let (sources_stop_tx, sources_stop) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let drain_time = (sup_cfg.shutdown_grace.get() / 2).min(Duration::from_secs(5));
+    // Sources still inside a submission; the drain waits for them before it counts the backlog.
+    let sources_running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stall = sup_cfg.stall_timeout.get();
+
+    for source in config.sources.iter().filter(|s| s.enabled) {
+        match source.kind {
+            SourceKind::Simulated => {
+                let sim = source.simulated_settings();
+                let settings = SimulatedSettings {
+                    name: source.name.clone(),
+                    devices: sim.devices,
+                    interval: sim.interval.get(),
+                    alarm_every: sim.alarm_every,
+                    category: source.category,
+                    max_rounds: None,
+                };
+                let ctx =
+                    DriverContext::new(ingest.clone(), technical.clone(), sources_stop.clone());
+                let running = sources_running.clone();
+                supervisor.add(TaskSpec::new(
+                    format!("source/{}", source.name),
+                    true,
+                    move |task| {
+                        let settings = settings.clone();
+                        let ctx = ctx.clone();
+                        let running = running.clone();
+                        async move {
+                            let mut driver = Simulated::new(settings).map_err(TaskError::fatal)?;
+                            running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let result = driver.run(&ctx).await;
+                            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            result.map_err(TaskError::new)?;
+                            // Sources stop before the rest (two-phase shutdown); stay "running"
+                            // until the supervisor's own shutdown, so this is no unexpected exit.
+                            task.shutdown_requested().await;
+                            Ok(())
+                        }
+                    },
+                ))?;
+            }
+            other => bail!(
+                "source {:?}: kind {other} is not available in this build",
+                source.name
+            ),
+        }
+    }
+
+    for route in config.routes.iter().filter(|r| r.enabled) {
+        let retry = retry_policy(&config.retry_for(route));
+        let batch = route.batch_size as usize;
+        let name = route.name.clone();
+        let writer = writer.clone();
+        let sender_events = observers.sender.clone();
+        // Build the uplink now so that a bad path fails start-up, not a restart loop.
+        let first = make_uplink(&config, route, &observers)?;
+        let first = Arc::new(std::sync::Mutex::new(Some(first)));
+        let config_c = config.clone();
+        let route_c = route.clone();
+        let received = observers.received.clone();
+        let stop_rx = stop_rx.clone();
+        supervisor.add(
+            TaskSpec::new(format!("route/{name}"), true, move |task| {
+                let reused = first.lock().ok().and_then(|mut g| g.take());
+                let observers = Observers {
+                    received: received.clone(),
+                    sender: None,
+                };
+                let uplink = match reused {
+                    Some(u) => Ok(u),
+                    None => make_uplink(&config_c, &route_c, &observers),
+                };
+                let writer = writer.clone();
+                let name = name.clone();
+                let stop = stop_rx.clone();
+                let events = sender_events.clone();
+                async move {
+                    let uplink = uplink.map_err(TaskError::new)?;
+                    let mut sender = RouteSender::new(&name, writer, uplink, batch, retry)
+                        .map_err(TaskError::fatal)?;
+                    if let Some(events) = events {
+                        sender = sender.with_events(events);
+                    }
+                    sender
+                        .run(stop, || task.progress())
+                        .await
+                        .map_err(TaskError::new)
+                }
+            })
+            .with_stall_timeout(stall),
+        )?;
+    }
+
+    {
+        let writer = writer.clone();
+        let stop = stop_rx.clone();
+        supervisor.add(
+            TaskSpec::new("outbox/maintenance", true, move |task| {
+                let writer = writer.clone();
+                let mut stop = stop.clone();
+                async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        tokio::select! {
+                            _ = stop.wait_for(|s| *s) => return Ok(()),
+                            _ = tick.tick() => {}
+                        }
+                        let expired = writer.expire().await.map_err(TaskError::new)?;
+                        if expired.iter().sum::<u64>() > 0 {
+                            tracing::warn!(
+                                ?expired,
+                                "records past their retention were dropped undelivered"
+                            );
+                        }
+                        task.progress();
+                    }
+                }
+            })
+            .with_stall_timeout(Duration::from_secs(180).max(stall)),
+        )?;
+    }
+
+    let monitor = supervisor.monitor();
+    let notifier = Arc::new(SystemdNotifier::new());
+    tokio::spawn(alarm_supervisor_events(events_rx, technical.clone()));
+
+    let stop_notifier = notifier.clone();
+    let drain_writer = writer.clone();
+    let running = sources_running.clone();
+    let run = tokio::spawn(supervisor.run(async move {
+        shutdown.await;
+        tracing::info!(
+            "shutting down: sources stop, senders deliver what they can, the outbox commits"
+        );
+        watchdog::stopping(&*stop_notifier);
+        let _ = sources_stop_tx.send(true);
+        let deadline = tokio::time::Instant::now() + drain_time;
+        while tokio::time::Instant::now() < deadline
+            && running.load(std::sync::atomic::Ordering::SeqCst) > 0
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        while tokio::time::Instant::now() < deadline {
+            match drain_writer.len().await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        drop(drain_writer);
+        let _ = stop_tx.send(true);
+    }));
+    monitor.started().await;
+    watchdog::ready(&*notifier, &monitor.health().status_line());
+    tracing::info!(gateway = %config.gateway.id, data_dir = %data_dir.display(), "hearth is running");
+    if let Some(interval) = watchdog::watchdog_interval() {
+        tokio::spawn(watchdog::run_watchdog(
+            monitor.clone(),
+            notifier.clone(),
+            interval,
+            monitor.shutdown_started(),
+        ));
+    }
+    tokio::spawn(status_updates(
+        writer.clone(),
+        notifier.clone(),
+        monitor.clone(),
+    ));
+
+    let outcome = run.await?;
+    drop(ingest);
+    drop(technical);
+    drop(writer);
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(e) => return Err(anyhow::Error::new(e).context("hearth stopped on a fatal error")),
+    };
+    // Every writer handle is gone once the tasks are: the thread commits what it has and ends.
+    let joined = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || writer_thread.join()),
+    )
+    .await;
+    if !matches!(joined, Ok(Ok(Ok(())))) {
+        tracing::warn!(
+            "the outbox writer did not stop within 30 s; committed data is safe, the rest was never acknowledged"
+        );
+    }
+    Ok(RunSummary {
+        aborted: summary.aborted().into_iter().map(str::to_owned).collect(),
+    })
+}
+
+/// Crash loops become technical alarms (A7: critical functional faults).
+async fn alarm_supervisor_events(
+    mut events: mpsc::Receiver<SupervisorEvent>,
+    technical: TechnicalAlarms,
+) {
+    while let Some(event) = events.recv().await {
+        let result = match &event {
+            SupervisorEvent::CrashLoop { task, restarts, window, last_error, .. } => {
+                technical
+                    .raise(
+                        &format!("supervisor/{task}"),
+                        TechnicalKind::TaskCrashLoop,
+                        Severity::Critical,
+                        format!(
+                            "task {task} restarted {restarts} times within {}s; last error: {last_error}. \
+                             hearth keeps restarting it; check the logs (journalctl -u hearth)",
+                            window.as_secs()
+                        ),
+                    )
+                    .await
+            }
+            SupervisorEvent::Recovered { task } => {
+                technical
+                    .clear(&format!("supervisor/{task}"), TechnicalKind::TaskCrashLoop, format!("task {task} runs steadily again"))
+                    .await
+            }
+            _ => Ok(false),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot store a technical alarm about a supervised task");
+        }
+    }
+}
+
+/// systemd STATUS= shows the backlog and task health (`systemctl status hearth`).
+async fn status_updates(
+    writer: OutboxWriter,
+    notifier: Arc<SystemdNotifier>,
+    monitor: hearth_runtime::HealthMonitor,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let shutdown = monitor.shutdown_started();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(stats) = writer.stats().await else {
+            return;
+        };
+        let line = format!(
+            "backlog {} records; {}",
+            stats.records(),
+            monitor.health().status_line()
+        );
+        notifier.notify(&[watchdog::Notification::Status(&line)]);
+    }
+}
