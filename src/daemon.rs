@@ -288,7 +288,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         while tokio::time::Instant::now() < deadline {
-            match drain_writer.len().await {
+            match drain_writer.stored().await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }

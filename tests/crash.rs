@@ -3,6 +3,7 @@
 //! the source committed reached every route exactly once as a new record (0 lost), and that
 //! nothing was produced twice. Resends after a kill are counted: the receiver deduplicates them
 //! by the deterministic record id, as FHIR conditional create does.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure should stop it loudly
 //! Outbox throughput figures, each printed with a baseline measured in the same run.
 //!
 //! Run: `cargo bench -p hearth-outbox --bench outbox` (or `./scripts/bench` for all figures).

@@ -186,40 +186,28 @@ pub(crate) fn collect(
         rows.collect::<Result<_, _>>().map_err(e("stats"))?
     };
     let mut routes = Vec::new();
+    // Plain aggregates over the (route, lane) key range: constant memory, no sorter, however
+    // large the backlog (a GROUP BY would sort every row).
     let mut per_lane = conn
         .prepare(
-            "SELECT state, count(*), sum(attempts > 0), min(seq) FROM delivery
-             WHERE route = ?1 AND lane = ?2 GROUP BY state",
+            "SELECT count(*), coalesce(sum(state = 1), 0), coalesce(sum(state = 0 AND attempts > 0), 0), min(seq)
+             FROM delivery WHERE route = ?1 AND lane = ?2",
         )
         .map_err(e("stats"))?;
     for (id, name) in route_names {
         let mut lanes_of_route = Vec::new();
         for lane in Lane::ALL {
-            let mut s = RouteLaneStats::default();
-            let mut oldest_seq: Option<i64> = None;
-            let rows = per_lane
-                .query_map(params![id, lane.code()], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
-                    ))
+            let (total, in_flight, retrying, oldest_seq): (i64, i64, i64, Option<i64>) = per_lane
+                .query_row(params![id, lane.code()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .map_err(e("stats"))?;
-            for row in rows {
-                let (state, n, retrying, min_seq) = row.map_err(e("stats"))?;
-                if state == 1 {
-                    s.in_flight += n as u64;
-                } else {
-                    s.pending += n as u64;
-                    s.retrying += retrying.unwrap_or(0) as u64;
-                }
-                oldest_seq = match (oldest_seq, min_seq) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
+            let mut s = RouteLaneStats {
+                pending: (total - in_flight).max(0) as u64,
+                retrying: retrying.max(0) as u64,
+                in_flight: in_flight.max(0) as u64,
+                oldest_age: None,
+            };
             if let Some(seq) = oldest_seq {
                 let ms: Option<i64> = conn
                     .query_row(

@@ -15,6 +15,9 @@ use crate::error::{OutboxError, sql};
 use crate::options::{IntegrityCheck, OutboxOptions, RetryPolicy};
 use crate::schema;
 
+/// One row of the claim query: lane, seq, attempts, record id, payload.
+type ClaimRow = (u8, i64, u32, Vec<u8>, Vec<u8>);
+
 /// A configured route, by its stable database id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RouteId(i64);
@@ -509,7 +512,7 @@ impl Batch<'_> {
         max: usize,
         now: Timestamp,
     ) -> Result<Vec<Claimed>, OutboxError> {
-        let rows: Vec<(u8, i64, u32, Vec<u8>, Vec<u8>)> = {
+        let rows: Vec<ClaimRow> = {
             let mut stmt = self
                 .tx
                 .prepare_cached(
@@ -1138,7 +1141,6 @@ fn connect(path: &Path, check: IntegrityCheck) -> Result<Connection, Connect> {
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = OFF;
-         PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -8000;",
     )
     .map_err(classify("set pragmas"))?;

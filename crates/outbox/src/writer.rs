@@ -243,7 +243,7 @@ impl OutboxWriter {
     }
 
     /// Records currently stored (from running totals; cheap).
-    pub async fn len(&self) -> Result<u64, WriterError> {
+    pub async fn stored(&self) -> Result<u64, WriterError> {
         self.call(|reply| Command::Len { reply }).await
     }
 
@@ -279,7 +279,7 @@ fn apply(
     batch: &mut crate::Batch<'_>,
     cmd: Command,
     now: Timestamp,
-) -> Result<Pending, (OutboxError, Pending)> {
+) -> Result<Pending, Box<(OutboxError, Pending)>> {
     match cmd {
         Command::Append {
             records,
@@ -290,13 +290,13 @@ fn apply(
             for r in &records {
                 match batch.append(r, now) {
                     Ok(o) => outcomes.push(o),
-                    Err(e) => return Err((e, Pending::Append(reply, outcomes))),
+                    Err(e) => return Err(Box::new((e, Pending::Append(reply, outcomes)))),
                 }
             }
             if let Some((source, value)) = cursor
                 && let Err(e) = batch.set_cursor(&source, value)
             {
-                return Err((e, Pending::Append(reply, outcomes)));
+                return Err(Box::new((e, Pending::Append(reply, outcomes))));
             }
             Ok(Pending::Append(reply, outcomes))
         }
@@ -307,11 +307,11 @@ fn apply(
             reply,
         } => match batch.dead_letter_input(&source, &raw, &error, now) {
             Ok(()) => Ok(Pending::Unit(reply)),
-            Err(e) => Err((e, Pending::Unit(reply))),
+            Err(e) => Err(Box::new((e, Pending::Unit(reply)))),
         },
         Command::Claim { route, max, reply } => match batch.claim(route, max, now) {
             Ok(c) => Ok(Pending::Claim(reply, c)),
-            Err(e) => Err((e, Pending::Claim(reply, Vec::new()))),
+            Err(e) => Err(Box::new((e, Pending::Claim(reply, Vec::new())))),
         },
         Command::Settle {
             route,
@@ -319,11 +319,11 @@ fn apply(
             reply,
         } => match batch.settle(route, &answers, now) {
             Ok(()) => Ok(Pending::Unit(reply)),
-            Err(e) => Err((e, Pending::Unit(reply))),
+            Err(e) => Err(Box::new((e, Pending::Unit(reply)))),
         },
         Command::Expire { reply } => match batch.expire(now) {
             Ok(n) => Ok(Pending::Expire(reply, n)),
-            Err(e) => Err((e, Pending::Expire(reply, [0; 4]))),
+            Err(e) => Err(Box::new((e, Pending::Expire(reply, [0; 4])))),
         },
         other => Ok(unanswered(other)),
     }
@@ -438,7 +438,8 @@ fn process(
         match batch.as_mut().filter(|_| failure.is_none()) {
             Some(b) => match apply(b, cmd, now) {
                 Ok(p) => pending.push(p),
-                Err((e, p)) => {
+                Err(failed) => {
+                    let (e, p) = *failed;
                     failure = Some(e);
                     pending.push(p);
                 }

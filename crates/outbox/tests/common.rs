@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 //! Helpers shared by the outbox's black-box tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
 use std::path::Path;
 

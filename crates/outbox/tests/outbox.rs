@@ -1,4 +1,5 @@
 //! Scenario tests of the outbox, one behaviour per test, named as sentences.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The route sender against scripted uplinks and a real outbox file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
