@@ -385,8 +385,9 @@ async fn status_updates(
             _ = &mut shutdown => return,
             _ = tick.tick() => {}
         }
+        // A failed read only skips this update; the next tick tries again.
         let Ok(stats) = writer.stats().await else {
-            return;
+            continue;
         };
         let line = format!(
             "backlog {} records; {}",

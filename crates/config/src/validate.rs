@@ -481,16 +481,14 @@ fn warnings(config: &Config, file: &Path, map: Option<&SourceMap<'_>>) -> Vec<Co
     if config.sources.is_empty() {
         out.push(warn(
             &source,
-            "no [[source]] is configured: hearth will only send its own technical alarms and \
-             heartbeats; add a [[source]] table (see the example config)"
+            "no [[source]] is configured: hearth will only send its own technical alarms; \
+             add a [[source]] table (see the example config)"
                 .into(),
         ));
     } else if !config.sources.iter().any(|s| s.enabled) {
         out.push(warn(
             &source,
-            "every [[source]] is disabled: hearth will only send its own technical alarms and \
-             heartbeats"
-                .into(),
+            "every [[source]] is disabled: hearth will only send its own technical alarms".into(),
         ));
     }
     out

@@ -54,7 +54,7 @@ const MIGRATIONS: &[&str] = &[
     -- drivers, each with the reason (invariant 6).
     CREATE TABLE dead_letter (
         id           INTEGER PRIMARY KEY,
-        origin       TEXT    NOT NULL,  -- 'route:<name>' or 'input:<source>' or 'unrouted'
+        origin       TEXT    NOT NULL,  -- 'route:<name>', 'input:<source>', 'unrouted' or 'invalid'
         record_id    BLOB,
         lane         INTEGER,
         category     INTEGER,

@@ -392,7 +392,7 @@ impl Batch<'_> {
                 0,
                 &format!(
                     "no route carries category {category}; add it to a [[route]] categories list \
-                     and re-inject this dead letter"
+                     (records already dead-lettered stay in the dead_letter table)"
                 ),
                 &payload,
                 now,
@@ -777,8 +777,10 @@ impl Batch<'_> {
                 let category = Category::from_code(category).unwrap_or(Category::Health);
                 let limit = now.unix_millis()
                     - i64::try_from(retention.of(category).as_millis()).unwrap_or(i64::MAX);
-                if received_ms < limit {
-                    let lane = Lane::from_code(lane).unwrap_or(Lane::Welfare);
+                let lane = Lane::from_code(lane).unwrap_or(Lane::Welfare);
+                // Alarms are never dropped, not for the cap and not for age (invariant 4):
+                // they leave the outbox only when delivered or rejected by the receiver.
+                if received_ms < limit && lane.droppable() {
                     self.drop_item(seq, lane, bytes)?;
                     expired[usize::from(lane.code())] += 1;
                 }

@@ -523,3 +523,27 @@ fn stats_on_a_missing_file_says_so() {
     let err = stats(std::path::Path::new("/nonexistent/outbox.db")).unwrap_err();
     assert!(err.to_string().contains("no outbox database at"));
 }
+
+#[test]
+fn alarms_are_never_expired_by_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = OutboxOptions::new(
+        dir.path().join("o.db"),
+        vec![route("hub", &[Category::Health])],
+    );
+    opts.retention.health = std::time::Duration::from_secs(10);
+    let (mut ob, _) = Outbox::open(opts).unwrap();
+    ob.append_all(&[alarm(1, 0), reading(2, Category::Health, 0)], at(0))
+        .unwrap();
+    let mut b = ob.batch().unwrap();
+    let expired = b.expire(at(60_000)).unwrap();
+    b.commit().unwrap();
+    assert_eq!(
+        expired,
+        [0, 0, 1, 0],
+        "the measurement expired, the alarm did not"
+    );
+    let got = drain(&mut ob, "hub", at(60_000), Outcome::Delivered);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].lane(), Lane::Alarm);
+}
