@@ -26,9 +26,46 @@ pub fn outbox_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("outbox.db")
 }
 
+/// Build a BLE source's driver settings from its configuration.
+fn ble_settings(config: &Config, source: &hearth_config::SourceConfig) -> anyhow::Result<hearth_driver_ble::driver::BleSettings> {
+    use hearth_driver_ble::backend::Address;
+    use hearth_driver_ble::driver::{BleSettings, DeviceEntry};
+    let ble = source.ble_settings();
+    let time_zone = config.gateway.time_zone().map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?;
+    let mut devices = Vec::new();
+    for d in &ble.devices {
+        let address = Address::parse(&d.address).with_context(|| format!("source {:?}: device address {:?} is not AA:BB:CC:DD:EE:FF", source.name, d.address))?;
+        // The stable id: the configured System ID (EUI-64) if given, else the address.
+        let id_value = d.system_id.as_ref().map_or_else(|| address.compact(), |s| s.to_ascii_lowercase());
+        devices.push(DeviceEntry {
+            address,
+            id: hearth_model::DeviceId::new("ble", &id_value)?,
+            person: d.person.clone().map(hearth_model::PersonRef::new),
+            category: d.category_or(source.category),
+        });
+    }
+    if devices.is_empty() && matches!(ble.backend, hearth_config::BleBackendKind::Simulated) {
+        devices = hearth_driver_ble::sim::scripted_allow_list(source.category);
+    }
+    Ok(BleSettings {
+        name: source.name.clone(),
+        devices,
+        offline_after: ble.offline_after.get(),
+        low_battery_percent: ble.low_battery_percent,
+        clock_tolerance: ble.clock_tolerance.get(),
+        time_zone,
+        idle_timeout: ble.idle_timeout.get(),
+        reconnect_initial: ble.reconnect_initial.get(),
+        reconnect_max: ble.reconnect_max.get(),
+        commit_chunk: usize::try_from(ble.commit_chunk).unwrap_or(100),
+    })
+}
+
 /// Optional observers, used by the demo to show what flows.
 #[derive(Default)]
 pub struct Observers {
+    /// How many stored records the simulated glucose meter holds (demo, tests).
+    pub simulated_glucose_records: u16,
     /// Every record a loopback receiver got.
     pub received: Option<mpsc::Sender<Received>>,
     /// Route sender events.
@@ -211,7 +248,7 @@ pub async fn run(
                 let reused = first.lock().ok().and_then(|mut g| g.take());
                 let observers = Observers {
                     received: received.clone(),
-                    sender: None,
+                    ..Observers::default()
                 };
                 let uplink = match reused {
                     Some(u) => Ok(u),

@@ -58,6 +58,39 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Bluetooth LE health devices: decode values, scan for devices.
+    Ble {
+        #[command(subcommand)]
+        command: BleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BleCommand {
+    /// Decode one GATT characteristic value into readings with IEEE 11073 codes.
+    ///
+    /// Exit 0 with JSON on stdout; exit 2 with a message naming the offending byte on
+    /// malformed input.
+    Decode {
+        /// 16-bit characteristic UUID: 2A35, 0x2A35 or 00002a35-0000-1000-8000-00805f9b34fb.
+        #[arg(long, value_name = "UUID")]
+        characteristic: String,
+        /// The value as hex bytes (spaces, colons and dashes allowed).
+        #[arg(long, value_name = "HEX", allow_hyphen_values = true)]
+        hex: String,
+        /// Output format (fhir and pcd01 arrive with issue 4).
+        #[arg(long, default_value = "json", value_parser = ["json", "fhir", "pcd01"])]
+        format: String,
+    },
+    /// Scan with the real Bluetooth adapter and list advertising devices.
+    Scan {
+        /// The adapter.
+        #[arg(long, default_value = "hci0")]
+        adapter: String,
+        /// How long to scan, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,9 @@ fn every_verb_has_help() {
         vec!["config", "example"],
         vec!["outbox"],
         vec!["outbox", "stats"],
+        vec!["ble"],
+        vec!["ble", "decode"],
+        vec!["ble", "scan"],
     ] {
         let mut args = verb.clone();
         args.push("--help");
@@ -143,4 +146,59 @@ fn outbox_stats_on_a_wrong_directory_explains() {
     let o = hearth(&["outbox", "stats", "--data-dir", "/nonexistent"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("--data-dir"));
+}
+
+#[test]
+fn ble_decode_prints_readings_with_mdc_codes() {
+    let o = hearth(&["ble", "decode", "--characteristic", "2A35", "--hex", "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let readings = json["readings"].as_array().unwrap();
+    let find = |mdc: u64| readings.iter().find(|r| r["mdc"] == mdc).unwrap_or_else(|| panic!("mdc {mdc} in {json}"));
+    assert_eq!(find(150021)["value"], 128.0);
+    assert_eq!(find(150022)["value"], 84.0);
+    assert_eq!(find(150023)["value"], 99.0);
+    assert_eq!(find(150021)["unit"], "mm[Hg]");
+    assert_eq!(find(150021)["time"], "2025-03-14T07:05:09");
+    assert_eq!(find(149546)["value"], 66.0);
+    assert_eq!(find(150021)["absent"], serde_json::Value::Null);
+}
+
+#[test]
+fn ble_decode_reports_special_values_as_absent() {
+    // Systolic NaN (0x07FF), diastolic NRes (0x0800), mean +INF (0x07FE).
+    let o = hearth(&["ble", "decode", "--characteristic", "0x2a35", "--hex", "00 FF 07 00 08 FE 07"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &json["readings"];
+    assert_eq!(r[0]["value"], serde_json::Value::Null);
+    assert_eq!(r[0]["absent"], "not-a-number");
+    assert_eq!(r[1]["absent"], "not-at-this-resolution");
+    assert_eq!(r[2]["absent"], "positive-infinity");
+}
+
+#[test]
+fn ble_decode_of_truncated_input_exits_2_naming_the_byte() {
+    let o = hearth(&["ble", "decode", "--characteristic", "2A35", "--hex", "02 80 00 54 00 63 00 E9 07"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("byte 9"), "{err}");
+    assert!(err.contains("Blood Pressure Measurement"), "{err}");
+}
+
+#[test]
+fn ble_decode_of_an_unknown_characteristic_exits_2() {
+    let o = hearth(&["ble", "decode", "--characteristic", "2B00", "--hex", "00"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("0x2B00"));
+}
+
+#[test]
+fn ble_scan_without_an_adapter_says_what_to_check() {
+    let o = hearth(&["ble", "scan", "--seconds", "1"]);
+    if o.status.success() {
+        eprintln!("this machine has a Bluetooth adapter; the no-adapter message is not checked");
+        return;
+    }
+    assert!(text(&o.stderr).contains("no Bluetooth adapter"), "{}", text(&o.stderr));
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hearth_config::{
+use hearth_config::{BleBackendKind, BleSourceConfig, 
     Config, ConfigDuration, LoopbackConfig, RouteConfig, SimulatedConfig, SourceConfig, SourceKind,
     UplinkKind,
 };
@@ -38,23 +38,35 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
         route("hub", vec![Category::Health, Category::Welfare]),
         route("operations", vec![Category::Administrative]),
     ];
-    c.sources = vec![SourceConfig {
-        name: "demo".into(),
-        kind: SourceKind::Simulated,
-        category: Category::Health,
-        enabled: true,
-        simulated: Some(SimulatedConfig {
-            devices: 4,
-            interval: ConfigDuration::from_millis(500),
-            alarm_every: 6,
-        }),
-    }];
+    c.sources = vec![
+        SourceConfig {
+            name: "demo".into(),
+            kind: SourceKind::Simulated,
+            category: Category::Health,
+            enabled: true,
+            simulated: Some(SimulatedConfig { devices: 4, interval: ConfigDuration::from_millis(500), alarm_every: 6 }),
+            ble: None,
+        },
+        SourceConfig {
+            name: "ble".into(),
+            kind: SourceKind::Ble,
+            category: Category::Health,
+            enabled: true,
+            simulated: None,
+            ble: Some(BleSourceConfig { backend: BleBackendKind::Simulated, idle_timeout: ConfigDuration::from_secs(2), ..BleSourceConfig::default() }),
+        },
+    ];
     c
 }
 
 fn describe(r: &hearth_uplink::loopback::Received) -> String {
     let what = match (r.kind, r.source.rsplit('-').next()) {
         ("alarm", _) => "ALARM emergency button pressed".to_owned(),
+        ("reading", _) if r.source.starts_with("ble:") => {
+            let name = r.mdc.and_then(hearth_ieee11073::mdc::lookup).map_or("?", |t| t.reference_id);
+            format!("BLE {name} ({})", r.mdc.unwrap_or(0))
+        }
+        ("technical", _) => format!("technical alarm from {}", r.source),
         ("reading", Some(n)) => match n.parse::<u32>().map(|n| n % 4) {
             Ok(0) => "blood pressure (MDC 150020)".to_owned(),
             Ok(1) => "body temperature (MDC 150364)".to_owned(),
@@ -103,9 +115,10 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
             " (removed at exit; --keep keeps it)"
         }
     );
-    println!(
-        "routes: hub ← health + welfare, operations ← technical alarms; 4 devices every 0.5 s, alarm button every 6th round"
-    );
+    println!("sources: 4 simulated devices every 0.5 s with an alarm button every 6th round; simulated BLE devices");
+    println!("  (blood pressure, thermometer, scale, pulse oximeter; a glucose meter with 30 stored records over RACP,");
+    println!("   a failing first bond, a low battery and a dropped link mid-transfer)");
+    println!("routes: hub ← health + welfare, operations ← technical alarms");
     match duration {
         Some(d) => println!(
             "running for {}; Ctrl-C stops earlier\n",
@@ -122,7 +135,7 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
     let result = rt.block_on(async move {
         let (rx_tx, mut rx_rx) = mpsc::channel(1024);
         let (ev_tx, mut ev_rx) = mpsc::channel(1024);
-        let observers = crate::daemon::Observers { received: Some(rx_tx), sender: Some(ev_tx) };
+        let observers = crate::daemon::Observers { received: Some(rx_tx), sender: Some(ev_tx), simulated_glucose_records: 30 };
         let printer = tokio::spawn(async move {
             let mut delivered = 0u64;
             loop {

@@ -1,5 +1,6 @@
 //! One module per command-line verb.
 
+pub mod ble;
 pub mod config;
 pub mod demo;
 pub mod outbox;

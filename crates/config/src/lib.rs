@@ -29,6 +29,10 @@
 //!   `parse_never_panics_on_arbitrary_text`.
 //! - A route receives only the categories it lists, and only while enabled (DESIGN invariant 5).
 //!   Test: `tests/config.rs` `routes_for_returns_only_enabled_routes_carrying_the_category`.
+//! - A BLE source talks only to the devices it lists (with `backend = "bluez"` at least one), each
+//!   address and System ID at most once per source. Tests: `tests/errors.rs`
+//!   `a_bluez_ble_source_without_devices_asks_for_them`,
+//!   `a_duplicate_ble_address_points_at_the_second_one`, `system_ids_are_16_hex_digits_and_unique`.
 //! - Defaults are the documented ones, and an empty file means all defaults. Test:
 //!   `tests/config.rs` `defaults_are_as_documented`.
 //!
@@ -71,9 +75,10 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigWarning, ErrorKind};
 pub use schema::{
-    Config, GatewayConfig, IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, OutboxConfig,
-    RetentionConfig, RetryConfig, RetryOverride, RouteConfig, SimulatedConfig, SourceConfig,
-    SourceKind, SupervisorConfig, UplinkKind,
+    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, GatewayConfig, IntegrityCheck,
+    LogConfig, LogFormat, LoopbackConfig, OutboxConfig, RetentionConfig, RetryConfig,
+    RetryOverride, RouteConfig, SimulatedConfig, SourceConfig, SourceKind, SupervisorConfig,
+    UplinkKind,
 };
 pub use units::{ByteSize, ConfigDuration};
 
@@ -143,8 +148,14 @@ fn fill_defaults(config: &mut Config) {
         }
     }
     for source in &mut config.sources {
-        if source.kind == SourceKind::Simulated {
-            source.simulated.get_or_insert_default();
+        match source.kind {
+            SourceKind::Simulated => {
+                source.simulated.get_or_insert_default();
+            }
+            SourceKind::Ble => {
+                source.ble.get_or_insert_default();
+            }
+            SourceKind::Zigbee2mqtt => {}
         }
     }
 }

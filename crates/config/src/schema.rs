@@ -77,6 +77,36 @@ pub struct GatewayConfig {
     /// Where the outbox and other state live; must be absolute (systemd `StateDirectory=`).
     /// Default `/var/lib/hearth`.
     pub data_dir: PathBuf,
+    /// The time zone that device clocks without a zone (e.g. BLE health devices) are read in:
+    /// [`GatewayConfig::SYSTEM_TIME_ZONE`] (`"system"`, the box's `/etc/localtime`) or an IANA
+    /// name such as `"Europe/Oslo"` (validated against the time zone database,
+    /// `/usr/share/zoneinfo`). Default `"system"`. Use [`GatewayConfig::time_zone`] to resolve it.
+    pub time_zone: String,
+}
+
+impl GatewayConfig {
+    /// The `time_zone` value that means "the box's configured zone" (`/etc/localtime`).
+    pub const SYSTEM_TIME_ZONE: &'static str = "system";
+
+    /// The time zone named by `time_zone`.
+    ///
+    /// `"system"` never fails: when the box's zone cannot be determined (no or a broken
+    /// `/etc/localtime`, an unknown `TZ`), this returns `Ok(TimeZone::UTC)` and logs nothing;
+    /// set an IANA name to avoid depending on the box. An IANA name that the time zone database
+    /// does not know is an `Err` naming it (validation rejects such a config first, so after
+    /// [`crate::load`] this only fails if the database changed since).
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, String> {
+        if self.time_zone == Self::SYSTEM_TIME_ZONE {
+            return Ok(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC));
+        }
+        jiff::tz::TimeZone::get(&self.time_zone).map_err(|e| {
+            format!(
+                "unknown time zone \"{}\" ({e}); use \"system\" or an IANA name from \
+                 /usr/share/zoneinfo, e.g. \"Europe/Oslo\"",
+                self.time_zone
+            )
+        })
+    }
 }
 
 impl Default for GatewayConfig {
@@ -84,6 +114,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             id: "hearth".into(),
             data_dir: PathBuf::from("/var/lib/hearth"),
+            time_zone: GatewayConfig::SYSTEM_TIME_ZONE.into(),
         }
     }
 }
@@ -403,12 +434,20 @@ pub struct SourceConfig {
     /// `[source.simulated]`: options for `kind = "simulated"` (only allowed there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<SimulatedConfig>,
+    /// `[source.ble]`: options for `kind = "ble"` (only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ble: Option<BleSourceConfig>,
 }
 
 impl SourceConfig {
     /// The `[source.simulated]` options, or their defaults when the table is absent.
     pub fn simulated_settings(&self) -> SimulatedConfig {
         self.simulated.clone().unwrap_or_default()
+    }
+
+    /// The `[source.ble]` options, or their defaults when the table is absent.
+    pub fn ble_settings(&self) -> BleSourceConfig {
+        self.ble.clone().unwrap_or_default()
     }
 }
 
@@ -422,7 +461,7 @@ fn health() -> Category {
 pub enum SourceKind {
     /// Simulated devices that produce readings (and optionally alarms) on a timer.
     Simulated,
-    /// BLE health devices (not in this build yet).
+    /// Bluetooth LE health devices (blood pressure, glucose, …) via BlueZ; see [`BleSourceConfig`].
     Ble,
     /// Smart-home sensors via zigbee2mqtt (not in this build yet).
     Zigbee2mqtt,
@@ -447,7 +486,7 @@ impl SourceKind {
 
     /// Whether this build implements the source; validation rejects the others.
     pub const fn is_available(self) -> bool {
-        matches!(self, SourceKind::Simulated)
+        matches!(self, SourceKind::Simulated | SourceKind::Ble)
     }
 }
 
@@ -476,5 +515,118 @@ impl Default for SimulatedConfig {
             interval: ConfigDuration::from_secs(1),
             alarm_every: 0,
         }
+    }
+}
+
+/// `[source.ble]`: Bluetooth LE health devices (issue 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BleSourceConfig {
+    /// Where devices are reached. Default [`BleBackendKind::Bluez`].
+    pub backend: BleBackendKind,
+    /// The BlueZ adapter (`hciconfig`/`bluetoothctl list`); must not be empty. Default `"hci0"`.
+    pub adapter: String,
+    /// A device not seen this long raises a `device_offline` technical alarm (A7); > 0.
+    /// Default 24 h.
+    pub offline_after: ConfigDuration,
+    /// A battery level below this percentage raises a `low_battery` technical alarm (A3);
+    /// 0..=100 (0 = never). Default 20.
+    pub low_battery_percent: u8,
+    /// A device clock further off than this is set via the Current Time Service (when the device
+    /// allows it). Default 1 min.
+    pub clock_tolerance: ConfigDuration,
+    /// A connection with no notification this long is closed; > 0. Default 30 s.
+    pub idle_timeout: ConfigDuration,
+    /// First reconnect delay after a failed session (doubles up to `reconnect_max`); > 0.
+    /// Default 5 s.
+    pub reconnect_initial: ConfigDuration,
+    /// Longest reconnect delay; must be >= `reconnect_initial`. Default 10 min.
+    pub reconnect_max: ConfigDuration,
+    /// Stored records (a device's memory) committed to the outbox per transaction, together with
+    /// the device's cursor (DESIGN invariant 1); 1..=10000. Default 100.
+    pub commit_chunk: u32,
+    /// `[[source.ble.device]]`: the allow-list of paired devices. Required (at least one) with
+    /// `backend = "bluez"`; addresses and system ids unique within the source.
+    #[serde(rename = "device", skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<BleDeviceConfig>,
+}
+
+impl Default for BleSourceConfig {
+    fn default() -> Self {
+        BleSourceConfig {
+            backend: BleBackendKind::Bluez,
+            adapter: "hci0".into(),
+            offline_after: ConfigDuration::from_secs(24 * 3_600),
+            low_battery_percent: 20,
+            clock_tolerance: ConfigDuration::from_secs(60),
+            idle_timeout: ConfigDuration::from_secs(30),
+            reconnect_initial: ConfigDuration::from_secs(5),
+            reconnect_max: ConfigDuration::from_secs(600),
+            commit_chunk: 100,
+            devices: Vec::new(),
+        }
+    }
+}
+
+/// `source.ble.backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BleBackendKind {
+    /// The BlueZ stack of the box (D-Bus), with the adapter `source.ble.adapter`.
+    #[default]
+    Bluez,
+    /// Scripted devices built into hearth, replayed without a radio (demos, installer training).
+    /// With no `[[source.ble.device]]` the built-in script's devices are used.
+    Simulated,
+}
+
+impl BleBackendKind {
+    /// The name in config files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BleBackendKind::Bluez => "bluez",
+            BleBackendKind::Simulated => "simulated",
+        }
+    }
+}
+
+impl fmt::Display for BleBackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[source.ble.device]]`: one paired device on the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BleDeviceConfig {
+    /// Required: the Bluetooth address, `"AA:BB:CC:DD:EE:FF"` (six hex pairs, any case); unique
+    /// within the source.
+    pub address: String,
+    /// The device's System ID (EUI-64) as 16 hex digits, e.g. `"0123456789abcdef"`; unique within
+    /// the source. When given it is the stable device id (surviving address changes); otherwise
+    /// the address is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_id: Option<String>,
+    /// Who the device measures: a FHIR reference such as `"Patient/123"` or an identifier key.
+    /// Personal data: never logged. Must not be empty when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The category of this device's records. Default: the source's `category`.
+    #[serde(
+        default,
+        with = "category::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub category: Option<Category>,
+    /// Free text for operators (e.g. "Blood pressure, living room"). Not used by hearth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl BleDeviceConfig {
+    /// The category of this device's records: its own, or `source_category` when unset.
+    pub fn category_or(&self, source_category: Category) -> Category {
+        self.category.unwrap_or(source_category)
     }
 }

@@ -280,6 +280,27 @@ pub(crate) mod category {
         Name::deserialize(d).map(|n| n.0)
     }
 
+    /// The same for an optional category (a key that may be left out).
+    pub(crate) mod option {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(
+            c: &Option<Category>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match c {
+                Some(c) => s.serialize_some(c.as_str()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Category>, D::Error> {
+            Name::deserialize(d).map(|n| Some(n.0))
+        }
+    }
+
     /// The same for a list of categories.
     pub(crate) mod list {
         use super::*;

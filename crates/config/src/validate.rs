@@ -11,7 +11,10 @@ use hearth_model::Category;
 
 use crate::error::{ConfigError, ConfigWarning, ErrorKind};
 use crate::locate::{KeyPath, SourceMap};
-use crate::schema::{Config, RetryConfig, RetryOverride, SourceKind, UplinkKind};
+use crate::schema::{
+    BleBackendKind, BleSourceConfig, Config, GatewayConfig, RetryConfig, RetryOverride, SourceKind,
+    UplinkKind,
+};
 use crate::units::ByteSize;
 
 /// Checks `config` (parsed from the text behind `map`, if any) and returns its warnings.
@@ -104,6 +107,20 @@ impl Checker<'_, '_> {
                     "data_dir \"{}\" must be an absolute path (e.g. \"/var/lib/hearth\"); \
                      a relative one would depend on the daemon's working directory",
                     data_dir.display()
+                ),
+            );
+        }
+
+        if config.gateway.time_zone != GatewayConfig::SYSTEM_TIME_ZONE
+            && jiff::tz::TimeZone::get(&config.gateway.time_zone).is_err()
+        {
+            self.fail(
+                gateway.key("time_zone"),
+                format!(
+                    "unknown time zone \"{}\": use \"system\" (the box's /etc/localtime) or an \
+                     IANA name from /usr/share/zoneinfo, e.g. \"Europe/Oslo\" (names are \
+                     case-sensitive: Area/City)",
+                    config.gateway.time_zone
                 ),
             );
         }
@@ -362,7 +379,7 @@ impl Checker<'_, '_> {
                     path.key("kind"),
                     format!(
                         "source kind \"{}\" is not available in this build yet (arrives in a \
-                         later issue); use \"simulated\"",
+                         later issue); use \"simulated\" or \"ble\"",
                         source.kind
                     ),
                 );
@@ -392,6 +409,157 @@ impl Checker<'_, '_> {
                 }
                 (None, _) => {}
             }
+            match (&source.ble, source.kind) {
+                (Some(_), kind) if kind != SourceKind::Ble => self.fail(
+                    path.key("ble"),
+                    format!(
+                        "[source.ble] only applies to kind = \"ble\", but this source's kind is \
+                         \"{kind}\"; remove the table"
+                    ),
+                ),
+                (ble, SourceKind::Ble) => {
+                    let defaults;
+                    let ble = match ble {
+                        Some(b) => b,
+                        None => {
+                            defaults = BleSourceConfig::default();
+                            &defaults
+                        }
+                    };
+                    self.check_ble(ble, &path.key("ble"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks a `[source.ble]` table (or the defaults, when the source has none) at `path`.
+    fn check_ble(&mut self, ble: &BleSourceConfig, path: &KeyPath) {
+        if ble.adapter.trim().is_empty() {
+            self.fail(
+                path.key("adapter"),
+                "adapter must not be empty; use the BlueZ adapter name, e.g. \"hci0\" (see \
+                 `bluetoothctl list`)"
+                    .into(),
+            );
+        }
+        self.positive(
+            ble.offline_after.get(),
+            path.key("offline_after"),
+            "offline_after",
+        );
+        if ble.low_battery_percent > 100 {
+            self.fail(
+                path.key("low_battery_percent"),
+                format!(
+                    "low_battery_percent {} is out of range; use 0..=100 (0 = never alarm)",
+                    ble.low_battery_percent
+                ),
+            );
+        }
+        self.positive(
+            ble.idle_timeout.get(),
+            path.key("idle_timeout"),
+            "idle_timeout",
+        );
+        self.positive(
+            ble.reconnect_initial.get(),
+            path.key("reconnect_initial"),
+            "reconnect_initial",
+        );
+        if ble.reconnect_initial > ble.reconnect_max {
+            let at = self.pick(&[path.key("reconnect_max"), path.key("reconnect_initial")]);
+            self.fail(
+                at,
+                format!(
+                    "reconnect_initial ({}) must not be longer than reconnect_max ({})",
+                    ble.reconnect_initial, ble.reconnect_max
+                ),
+            );
+        }
+        if !(1..=10_000).contains(&ble.commit_chunk) {
+            self.fail(
+                path.key("commit_chunk"),
+                format!(
+                    "commit_chunk {} is out of range; use 1..=10000",
+                    ble.commit_chunk
+                ),
+            );
+        }
+
+        let devices = path.key("device");
+        if ble.devices.is_empty() && ble.backend == BleBackendKind::Bluez {
+            self.fail(
+                devices.clone(),
+                "no device is configured: hearth only talks to devices on the allow-list; add a \
+                 [[source.ble.device]] for each paired device (with its address)"
+                    .into(),
+            );
+        }
+        let mut addresses: HashMap<String, usize> = HashMap::new();
+        let mut system_ids: HashMap<String, usize> = HashMap::new();
+        for (j, device) in ble.devices.iter().enumerate() {
+            let at = devices.index(j);
+            if !is_ble_address(&device.address) {
+                self.fail(
+                    at.key("address"),
+                    format!(
+                        "invalid device address \"{}\": write the Bluetooth address as six \
+                         hex pairs separated by ':', e.g. \"AA:BB:CC:DD:EE:FF\"",
+                        device.address
+                    ),
+                );
+            } else {
+                let norm = device.address.to_ascii_uppercase();
+                if let Some(&first) = addresses.get(&norm) {
+                    let first_path = devices.index(first).key("address");
+                    self.fail(
+                        at.key("address"),
+                        format!(
+                            "duplicate device address \"{}\" (first listed as device[{first}]{}); \
+                             list each device once",
+                            device.address,
+                            self.on_line(&first_path)
+                        ),
+                    );
+                } else {
+                    addresses.insert(norm, j);
+                }
+            }
+            if let Some(id) = &device.system_id {
+                if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.fail(
+                        at.key("system_id"),
+                        format!(
+                            "invalid system_id \"{id}\": write the device's System ID (EUI-64) \
+                             as 16 hex digits without separators, e.g. \"0123456789abcdef\", or \
+                             leave the key out to identify the device by its address"
+                        ),
+                    );
+                } else {
+                    let norm = id.to_ascii_lowercase();
+                    if let Some(&first) = system_ids.get(&norm) {
+                        let first_path = devices.index(first).key("system_id");
+                        self.fail(
+                            at.key("system_id"),
+                            format!(
+                                "duplicate system_id \"{id}\" (first listed as device[{first}]{}); \
+                                 the system id is the stable device id, so it must be unique",
+                                self.on_line(&first_path)
+                            ),
+                        );
+                    } else {
+                        system_ids.insert(norm, j);
+                    }
+                }
+            }
+            if device.person.as_ref().is_some_and(|p| p.trim().is_empty()) {
+                self.fail(
+                    at.key("person"),
+                    "person must not be empty; write e.g. \"Patient/123\", or leave the key out"
+                        .into(),
+                );
+            }
         }
     }
 
@@ -402,6 +570,15 @@ impl Checker<'_, '_> {
             None => String::new(),
         }
     }
+}
+
+/// Whether `s` is a Bluetooth address written `AA:BB:CC:DD:EE:FF` (six hex pairs, any case).
+fn is_ble_address(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Why `name` is not a valid route or source name, if it is not.
@@ -497,6 +674,25 @@ fn warnings(config: &Config, file: &Path, map: Option<&SourceMap<'_>>) -> Vec<Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ble_addresses_are_six_hex_pairs() {
+        for good in ["AA:BB:CC:DD:EE:FF", "00:1a:7d:da:71:13"] {
+            assert!(is_ble_address(good), "{good}");
+        }
+        for bad in [
+            "",
+            "AA:BB:CC:DD:EE",
+            "AA:BB:CC:DD:EE:FF:00",
+            "AA-BB-CC-DD-EE-FF",
+            "AABBCCDDEEFF",
+            "AA:BB:CC:DD:EE:GG",
+            "A:BB:CC:DD:EE:FFF",
+            "AA:BB:CC:DD:EE:+F",
+        ] {
+            assert!(!is_ble_address(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn names_follow_the_documented_pattern() {

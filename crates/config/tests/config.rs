@@ -50,6 +50,7 @@ fn defaults_are_as_documented() {
     assert_eq!(s.crash_loop_window.get(), Duration::from_secs(300));
     assert_eq!(s.stall_timeout.get(), Duration::from_secs(60));
     assert_eq!(s.shutdown_grace.get(), Duration::from_secs(10));
+    assert_eq!(c.gateway.time_zone, "system");
     assert!(c.routes.is_empty() && c.sources.is_empty());
 
     // An empty file is all defaults.
@@ -208,4 +209,131 @@ fn a_config_built_in_code_is_validated_with_the_same_rules() {
         "supervisor.crash_loop_restarts: crash_loop_restarts must be at least 1\n\
          route[0].batch_size: batch_size 0 is out of range; use 1..=10000"
     );
+}
+
+#[test]
+fn ble_defaults_are_as_documented() {
+    let b = BleSourceConfig::default();
+    assert_eq!(b.backend, BleBackendKind::Bluez);
+    assert_eq!(b.adapter, "hci0");
+    assert_eq!(b.offline_after.get(), Duration::from_secs(24 * 3600));
+    assert_eq!(b.low_battery_percent, 20);
+    assert_eq!(b.clock_tolerance.get(), Duration::from_secs(60));
+    assert_eq!(b.idle_timeout.get(), Duration::from_secs(30));
+    assert_eq!(b.reconnect_initial.get(), Duration::from_secs(5));
+    assert_eq!(b.reconnect_max.get(), Duration::from_secs(600));
+    assert_eq!(b.commit_chunk, 100);
+    assert!(b.devices.is_empty());
+    // A source without the table gets the defaults.
+    let c = load_ok("[[source]]\nname = \"b\"\nkind = \"simulated\"\n").config;
+    assert_eq!(c.sources[0].ble, None);
+    assert_eq!(c.sources[0].ble_settings(), b);
+}
+
+#[test]
+fn a_full_ble_source_parses() {
+    let text = format!(
+        "{}[gateway]\ntime_zone = \"Europe/Oslo\"\n\n\
+         [[source]]\nname = \"ble\"\nkind = \"ble\"\ncategory = \"welfare\"\n\n\
+         [source.ble]\nbackend = \"bluez\"\nadapter = \"hci1\"\noffline_after = \"12h\"\n\
+         low_battery_percent = 15\nclock_tolerance = \"2m\"\nidle_timeout = \"45s\"\n\
+         reconnect_initial = \"2s\"\nreconnect_max = \"1h\"\ncommit_chunk = 50\n\n\
+         [[source.ble.device]]\naddress = \"00:1A:7D:DA:71:13\"\nlabel = \"BP, living room\"\n\
+         person = \"Patient/123\"\ncategory = \"health\"\n\n\
+         [[source.ble.device]]\naddress = \"C4:7C:8D:6A:1F:02\"\nsystem_id = \"0123456789abcdef\"\n",
+        route("hub", &Category::ALL, true)
+    );
+    let loaded = load_ok(&text);
+    assert_eq!(loaded.warnings, []);
+    let c = &loaded.config;
+    assert_eq!(c.gateway.time_zone, "Europe/Oslo");
+    assert_eq!(
+        c.gateway.time_zone().unwrap().iana_name(),
+        Some("Europe/Oslo")
+    );
+    let s = &c.sources[0];
+    assert_eq!((s.kind, s.category), (SourceKind::Ble, Category::Welfare));
+    let expected = BleSourceConfig {
+        backend: BleBackendKind::Bluez,
+        adapter: "hci1".into(),
+        offline_after: ConfigDuration::from_secs(12 * 3600),
+        low_battery_percent: 15,
+        clock_tolerance: ConfigDuration::from_secs(120),
+        idle_timeout: ConfigDuration::from_secs(45),
+        reconnect_initial: ConfigDuration::from_secs(2),
+        reconnect_max: ConfigDuration::from_secs(3600),
+        commit_chunk: 50,
+        devices: vec![
+            BleDeviceConfig {
+                address: "00:1A:7D:DA:71:13".into(),
+                system_id: None,
+                person: Some("Patient/123".into()),
+                category: Some(Category::Health),
+                label: Some("BP, living room".into()),
+            },
+            BleDeviceConfig {
+                address: "C4:7C:8D:6A:1F:02".into(),
+                system_id: Some("0123456789abcdef".into()),
+                person: None,
+                category: None,
+                label: None,
+            },
+        ],
+    };
+    assert_eq!(s.ble.as_ref(), Some(&expected));
+    assert_eq!(s.ble_settings(), expected);
+    assert_eq!(
+        expected.devices[0].category_or(s.category),
+        Category::Health
+    );
+    assert_eq!(
+        expected.devices[1].category_or(s.category),
+        Category::Welfare
+    );
+
+    // The effective config round-trips, device list and optional keys included.
+    let printed = c.to_toml().unwrap();
+    assert!(printed.contains("[[source.ble.device]]"), "{printed}");
+    assert_eq!(load_ok(&printed).config, *c, "{printed}");
+}
+
+#[test]
+fn a_ble_source_without_its_table_gets_the_defaults_filled_in() {
+    let c = load_ok(
+        "[[source]]\nname = \"b\"\nkind = \"ble\"\n[source.ble]\nbackend = \"simulated\"\n",
+    )
+    .config;
+    assert_eq!(
+        c.sources[0].ble_settings().backend,
+        BleBackendKind::Simulated
+    );
+    let c = Config {
+        sources: vec![SourceConfig {
+            name: "b".into(),
+            kind: SourceKind::Ble,
+            category: Category::Health,
+            enabled: true,
+            simulated: None,
+            ble: None,
+        }],
+        ..Config::default()
+    };
+    // Built in code without a table: bluez by default, so the device list is required.
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.key, "source[0].ble.device");
+    assert_eq!(e.line, 0);
+}
+
+#[test]
+fn the_time_zone_resolves_system_and_iana_names() {
+    let mut g = GatewayConfig::default();
+    assert_eq!(g.time_zone, GatewayConfig::SYSTEM_TIME_ZONE);
+    // "system" never fails: the box's zone, or UTC when it cannot be determined.
+    assert!(g.time_zone().is_ok());
+    g.time_zone = "UTC".into();
+    assert_eq!(g.time_zone().unwrap().iana_name(), Some("UTC"));
+    g.time_zone = "Nowhere/Special".into();
+    let e = g.time_zone().unwrap_err();
+    assert!(e.contains("\"Nowhere/Special\""), "{e}");
+    assert!(e.contains("/usr/share/zoneinfo"), "{e}");
 }

@@ -183,12 +183,189 @@ fn a_fhir_uplink_is_rejected_as_not_available_in_this_build() {
 }
 
 #[test]
-fn a_ble_source_is_rejected_as_not_available_in_this_build() {
+fn a_zigbee2mqtt_source_is_rejected_as_not_available_in_this_build() {
+    check(
+        &BASE.replace("kind = \"simulated\"", "kind = \"zigbee2mqtt\""),
+        "hearth.toml:11:8: source[0].kind: source kind \"zigbee2mqtt\" is not available in this \
+         build yet (arrives in a later issue); use \"simulated\" or \"ble\"",
+    );
+}
+
+/// `BASE` with its source turned into a BLE source (line 9) whose `[source.ble]` table starts
+/// on line 13 and holds `ble` (the header's own line not included).
+fn ble(ble: &str) -> String {
+    let source = "[[source]]\nname = \"sim\"\nkind = \"simulated\"\n";
+    assert!(BASE.ends_with(source));
+    format!(
+        "{}[[source]]\nname = \"ble\"\nkind = \"ble\"\n\n[source.ble]\n{ble}",
+        &BASE[..BASE.len() - source.len()]
+    )
+}
+
+#[test]
+fn a_ble_source_is_available_and_valid_with_its_devices() {
+    let text =
+        ble("adapter = \"hci1\"\n\n[[source.ble.device]]\naddress = \"aa:bb:cc:dd:ee:ff\"\n");
+    let loaded = parse(&text, Path::new("hearth.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.warnings, []);
+    let s = &loaded.config.sources[0];
+    assert_eq!(s.kind, SourceKind::Ble);
+    assert_eq!(s.ble_settings().adapter, "hci1");
+    assert_eq!(s.ble_settings().devices[0].address, "aa:bb:cc:dd:ee:ff");
+}
+
+#[test]
+fn a_bluez_ble_source_without_devices_asks_for_them() {
+    // No [source.ble] table at all: the error points at the source.
     check(
         &BASE.replace("kind = \"simulated\"", "kind = \"ble\""),
-        "hearth.toml:11:8: source[0].kind: source kind \"ble\" is not available in this build yet \
-         (arrives in a later issue); use \"simulated\"",
+        "hearth.toml:9:1: source[0].ble.device: no device is configured: hearth only talks to \
+         devices on the allow-list; add a [[source.ble.device]] for each paired device (with its \
+         address)",
     );
+    // A table without devices: the error points at the table.
+    let e = error(&ble("backend = \"bluez\"\n"));
+    assert_eq!(
+        (e.key.as_str(), e.line, e.len()),
+        ("source[0].ble.device", 13, 1)
+    );
+    assert!(
+        e.message
+            .contains("add a [[source.ble.device]] for each paired device"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_simulated_ble_backend_needs_no_devices() {
+    let loaded = parse(&ble("backend = \"simulated\"\n"), Path::new("hearth.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.warnings, []);
+    let b = loaded.config.sources[0].ble_settings();
+    assert_eq!(b.backend, BleBackendKind::Simulated);
+    assert!(b.devices.is_empty());
+}
+
+#[test]
+fn a_bad_ble_address_names_its_device_and_line() {
+    check(
+        &ble(
+            "\n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:FF\"\n\n[[source.ble.device]]\naddress = \"AA-BB-CC-DD-EE-01\"\n",
+        ),
+        "hearth.toml:19:11: source[0].ble.device[1].address: invalid device address \
+         \"AA-BB-CC-DD-EE-01\": write the Bluetooth address as six hex pairs separated by ':', \
+         e.g. \"AA:BB:CC:DD:EE:FF\"",
+    );
+}
+
+#[test]
+fn a_missing_ble_address_is_named_with_its_device_table() {
+    let e = error(&ble("\n[[source.ble.device]]\nlabel = \"scale\"\n"));
+    assert_eq!(e.kind, ErrorKind::Schema);
+    assert_eq!(
+        (e.key.as_str(), e.line, e.message.as_str()),
+        (
+            "source[0].ble.device[0].address",
+            15,
+            "missing required key `address`"
+        )
+    );
+}
+
+#[test]
+fn a_duplicate_ble_address_points_at_the_second_one() {
+    check(
+        &ble(
+            "\n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:FF\"\n\n[[source.ble.device]]\naddress = \"aa:bb:cc:dd:ee:ff\"\n",
+        ),
+        "hearth.toml:19:11: source[0].ble.device[1].address: duplicate device address \
+         \"aa:bb:cc:dd:ee:ff\" (first listed as device[0] on line 16); list each device once",
+    );
+}
+
+#[test]
+fn system_ids_are_16_hex_digits_and_unique() {
+    let e = error(&ble(
+        "\n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:01\"\nsystem_id = \"0123456789ABCDEF\"\n\
+         \n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:02\"\nsystem_id = \"0123456789abcdef\"\n\
+         \n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:03\"\nsystem_id = \"01:23:45:67:89:ab:cd:ef\"\n",
+    ));
+    let got: Vec<(&str, usize)> = e.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("source[0].ble.device[1].system_id", 21),
+            ("source[0].ble.device[2].system_id", 25),
+        ]
+    );
+    assert!(e.message.contains("on line 17"), "{e}");
+    assert!(e.more[0].message.contains("16 hex digits"), "{e}");
+}
+
+#[test]
+fn a_ble_table_on_a_simulated_source_is_rejected() {
+    check(
+        &format!("{BASE}\n[source.ble]\nadapter = \"hci0\"\n"),
+        "hearth.toml:13:1: source[0].ble: [source.ble] only applies to kind = \"ble\", but this \
+         source's kind is \"simulated\"; remove the table",
+    );
+}
+
+#[test]
+fn ble_ranges_and_cross_key_rules_name_their_keys() {
+    let e = error(&ble(
+        "offline_after = \"0s\"\nlow_battery_percent = 101\nreconnect_max = \"1s\"\n\
+         commit_chunk = 0\nadapter = \"\"\n\n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:FF\"\n\
+         person = \" \"\n",
+    ));
+    let got: Vec<(&str, usize)> = e.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("source[0].ble.offline_after", 14),
+            ("source[0].ble.low_battery_percent", 15),
+            ("source[0].ble.reconnect_max", 16),
+            ("source[0].ble.commit_chunk", 17),
+            ("source[0].ble.adapter", 18),
+            ("source[0].ble.device[0].person", 22),
+        ]
+    );
+    assert_eq!(
+        e.more[1].message,
+        "reconnect_initial (5s) must not be longer than reconnect_max (1s)"
+    );
+    let e = error(&ble("low_battery_percent = 300\n"));
+    assert_eq!(
+        (e.kind, e.key.as_str(), e.line),
+        (ErrorKind::Schema, "source[0].ble.low_battery_percent", 14)
+    );
+    let e = error(&ble("backend = \"btleplug\"\n"));
+    assert_eq!(
+        (e.key.as_str(), e.message.as_str()),
+        (
+            "source[0].ble.backend",
+            "unknown variant `btleplug`, expected `bluez` or `simulated`"
+        )
+    );
+    let e = error(&ble(
+        "\n[[source.ble.device]]\naddress = \"AA:BB:CC:DD:EE:FF\"\ncategory = \"x\"\n",
+    ));
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("source[0].ble.device[0].category", 17)
+    );
+}
+
+#[test]
+fn an_unknown_time_zone_names_the_key_and_says_what_to_use() {
+    check(
+        "[gateway]\ndata_dir = \"/tmp/hearth\"\ntime_zone = \"Mars/Olympus_Mons\"\n",
+        "hearth.toml:3:13: gateway.time_zone: unknown time zone \"Mars/Olympus_Mons\": use \
+         \"system\" (the box's /etc/localtime) or an IANA name from /usr/share/zoneinfo, e.g. \
+         \"Europe/Oslo\" (names are case-sensitive: Area/City)",
+    );
+    let e = error("[gateway]\ntime_zone = \"\"\n");
+    assert_eq!((e.key.as_str(), e.line), ("gateway.time_zone", 2));
 }
 
 #[test]

@@ -19,8 +19,25 @@ fn the_example_parses_with_no_errors_and_no_warnings() {
     assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].uplink, UplinkKind::Loopback);
     assert_eq!(c.routes[0].categories, Category::ALL);
-    assert_eq!(c.sources.len(), 1);
+    assert_eq!(c.sources.len(), 2);
     assert_eq!(c.sources[0].kind, SourceKind::Simulated);
+    assert_eq!(c.sources[1].kind, SourceKind::Ble);
+    let ble = c.sources[1].ble_settings();
+    assert_eq!(ble.backend, BleBackendKind::Bluez);
+    assert_eq!(ble.devices.len(), 2);
+    assert_eq!(ble.devices[0].person.as_deref(), Some("Patient/123"));
+    assert_eq!(
+        ble.devices[1].system_id.as_deref(),
+        Some("0123456789abcdef")
+    );
+    // Every [source.ble] value written is the default; only the device list is an example.
+    assert_eq!(
+        BleSourceConfig {
+            devices: Vec::new(),
+            ..ble
+        },
+        BleSourceConfig::default()
+    );
 }
 
 #[test]
@@ -100,6 +117,24 @@ fn full_config() -> Config {
         category: Category::Health,
         enabled: true,
         simulated: Some(SimulatedConfig::default()),
+        ble: None,
+    });
+    c.sources.push(SourceConfig {
+        name: "ble".into(),
+        kind: SourceKind::Ble,
+        category: Category::Health,
+        enabled: true,
+        simulated: None,
+        ble: Some(BleSourceConfig {
+            devices: vec![BleDeviceConfig {
+                address: "AA:BB:CC:DD:EE:FF".into(),
+                system_id: Some("0123456789abcdef".into()),
+                person: Some("Patient/1".into()),
+                category: Some(Category::Welfare),
+                label: Some("x".into()),
+            }],
+            ..BleSourceConfig::default()
+        }),
     });
     c
 }

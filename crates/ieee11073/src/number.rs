@@ -18,12 +18,20 @@ impl Number {
     pub fn to_f64(self) -> f64 {
         let m = f64::from(self.mantissa);
         let e = i32::from(self.exponent);
-        if e >= 0 { m * 10f64.powi(e) } else { m / 10f64.powi(-e) }
+        if e >= 0 {
+            m * 10f64.powi(e)
+        } else {
+            m / 10f64.powi(-e)
+        }
     }
 
     /// Decimal places the device resolved (`0xF014` = 2.0 has 1).
     pub fn decimals(self) -> u8 {
-        if self.exponent < 0 { self.exponent.unsigned_abs() } else { 0 }
+        if self.exponent < 0 {
+            self.exponent.unsigned_abs()
+        } else {
+            0
+        }
     }
 
     /// As a model value that keeps the resolution.
@@ -199,15 +207,36 @@ mod tests {
 
     #[test]
     fn reference_vectors_decode() {
-        assert_eq!(sfloat::decode(u16::from_le_bytes([0x72, 0xF4])).unwrap().to_f64(), 113.8);
-        assert_eq!(sfloat::decode(u16::from_le_bytes([0xF1, 0xFF])).unwrap().to_f64(), -1.5);
-        assert_eq!(float::decode(u32::from_le_bytes([0x6F, 0x01, 0x00, 0xFF])).unwrap().to_f64(), 36.7);
+        assert_eq!(
+            sfloat::decode(u16::from_le_bytes([0x72, 0xF4]))
+                .unwrap()
+                .to_f64(),
+            113.8
+        );
+        assert_eq!(
+            sfloat::decode(u16::from_le_bytes([0xF1, 0xFF]))
+                .unwrap()
+                .to_f64(),
+            -1.5
+        );
+        assert_eq!(
+            float::decode(u32::from_le_bytes([0x6F, 0x01, 0x00, 0xFF]))
+                .unwrap()
+                .to_f64(),
+            36.7
+        );
         let two = sfloat::decode(0xE0C8).unwrap();
         assert_eq!((two.to_f64(), two.decimals()), (2.0, 2));
         let two = sfloat::decode(0xF014).unwrap();
         assert_eq!((two.to_f64(), two.decimals()), (2.0, 1));
         assert_eq!(sfloat::decode(0x0080).unwrap().to_f64(), 128.0);
-        assert_eq!(sfloat::decode(0xB0_64).unwrap(), Number { mantissa: 100, exponent: -5 });
+        assert_eq!(
+            sfloat::decode(0xB064).unwrap(),
+            Number {
+                mantissa: 100,
+                exponent: -5
+            }
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Received {
     pub id: String,
     /// Whether the receiver already had it (a resend).
     pub copy: bool,
+    /// The MDC code of a reading.
+    pub mdc: Option<u32>,
 }
 
 /// Writes delivered records into an SQLite file.
@@ -125,6 +127,7 @@ impl LoopbackUplink {
                     source,
                     id,
                     copy: copies > 1,
+                    mdc,
                 });
             }
         }

@@ -9,8 +9,12 @@
 //! characteristic and the byte offset.
 #![forbid(unsafe_code)]
 
+pub mod backend;
+pub mod bluez;
 pub mod decode;
+pub mod driver;
 pub mod profiles;
+pub mod sim;
 
 pub use decode::{DecodeError, DecodeErrorKind, Decoded, DeviceFacts, DeviceTime, LocalDateTime, Observation, Reader};
 
@@ -51,5 +55,36 @@ pub fn characteristic_name(uuid: u16) -> &'static str {
         0x2A2B => "Current Time",
         0x2A08 => "Date Time",
         _ => "unknown characteristic",
+    }
+}
+
+use profiles::*;
+
+/// Decode one characteristic value by its 16-bit UUID.
+///
+/// Live values decode on their own; Body Composition multi-packet measurements and segmented
+/// GHS observations set [`Decoded::more_follows`] (a session joins the parts).
+pub fn decode_characteristic(uuid: u16, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    match uuid {
+        0x2A35 => bps::measurement(bytes),
+        0x2A36 => bps::intermediate_cuff_pressure(bytes),
+        0x2A1C => hts::measurement(bytes),
+        0x2A1E => hts::intermediate_temperature(bytes),
+        0x2A9D => wss::measurement(bytes),
+        0x2A9C => bcs::measurement(bytes),
+        0x2A18 => gls::measurement(bytes),
+        0x2A34 => gls::context(bytes),
+        0x2A52 => racp::response(bytes),
+        0x2A5E => plx::spot_check(bytes),
+        0x2A5F => plx::continuous(bytes),
+        0x2A37 => hrs::measurement(bytes),
+        0x2AA7 => cgm::measurement(bytes),
+        0x2B8B => ghs::live_observation(bytes),
+        0x2BDD => ghs::stored_observation(bytes),
+        0x2A23 => dis::system_id(bytes),
+        0x2A24..=0x2A29 => dis::string(uuid, bytes),
+        0x2A19 => bas::level(bytes),
+        0x2A2B => cts::current_time(bytes),
+        _ => Err(DecodeError { characteristic: uuid, at: 0, kind: DecodeErrorKind::Unsupported }),
     }
 }

@@ -1,0 +1,120 @@
+//! The driver conformance kit: what a vendor runs against a new [`Driver`] before it joins
+//! hearth.
+//!
+//! Four checks, each returning `Result<(), ConformanceError>` (with a thin `assert_*` wrapper
+//! that panics with the problems):
+//!
+//! - [`check_readings_valid`] / [`check_driver_readings`]: finite numbers, units, MDC codes,
+//!   device id schemes, plausible device times.
+//! - [`check_ids_deterministic`]: two fresh drivers from the same factory, each on a fresh
+//!   outbox, store the same record ids (ids come from device id + kind + device time +
+//!   sequence, never from the receipt time or a random number).
+//! - [`check_no_panic_on_input`]: a decoder returns an error, never panics, on arbitrary bytes
+//!   and on truncations and single-byte mutations of valid samples.
+//! - [`check_ack_after_commit`]: while storage fails nothing is acknowledged (no cursor moves,
+//!   nothing is dropped), and once it works again every record arrives exactly once.
+//!
+//! [`run_all`] (or the [`Conformance`] builder for several decoders) runs them all and prints
+//! a summary.
+//!
+//! Drivers are given as a factory (`FnMut() -> D`) because the checks start several fresh
+//! instances, as hearth's supervisor does after a failure. A driver that talks to a device
+//! should get a simulated one from the factory; a device's state that must survive a driver
+//! restart (what it has not yet been told to delete) belongs outside the driver, shared
+//! through the factory, as it is on real hardware.
+
+mod ack;
+mod fuzz;
+mod ids;
+mod readings;
+mod suite;
+
+use std::collections::BTreeMap;
+
+use hearth_driver_api::Driver;
+use hearth_model::{Record, RecordId};
+use hearth_outbox::Stats;
+
+use crate::{Harness, HarnessError, RunLimit, RunReport};
+
+pub use ack::{assert_ack_after_commit, check_ack_after_commit};
+pub use fuzz::{FuzzOptions, assert_no_panic_on_input, check_no_panic_on_input, check_no_panic_on_input_with};
+pub use ids::{assert_ids_deterministic, check_ids_deterministic};
+pub use readings::{assert_readings_valid, check_driver_readings, check_readings_valid};
+pub use suite::{CheckOutcome, Conformance, Summary, run_all};
+
+/// What one run of a fresh driver on a fresh harness stored.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    /// How the run went.
+    pub(crate) run: RunReport,
+    /// Every stored record.
+    pub(crate) records: Vec<Record>,
+    /// The outbox statistics after the run.
+    pub(crate) stats: Stats,
+}
+
+/// Run a fresh driver on a fresh harness and collect what it stored. `Err` is a problem text:
+/// the kit itself could not work.
+pub(crate) async fn observe<F, D>(make: &mut F, limit: RunLimit) -> Result<Observed, String>
+where
+    F: FnMut() -> D,
+    D: Driver + 'static,
+{
+    let harness = Harness::new().map_err(|e| kit_problem(&e))?;
+    let run = harness.run(make(), limit).await;
+    let records = harness.records().await.map_err(|e| kit_problem(&e))?;
+    let stats = harness.stats().map_err(|e| kit_problem(&e))?;
+    harness.close().await.map_err(|e| kit_problem(&e))?;
+    Ok(Observed {
+        run,
+        records,
+        stats,
+    })
+}
+
+/// A problem of the kit, not of the driver; reported as a problem so that the check fails.
+pub(crate) fn kit_problem(e: &HarnessError) -> String {
+    format!("the conformance kit could not run the check: {e}")
+}
+
+/// Readings and safety alarms by id: what a driver is responsible for. Technical alarms are
+/// left out: their ids include the moment hearth raised them.
+pub(crate) fn data_ids(records: &[Record]) -> BTreeMap<RecordId, &Record> {
+    records
+        .iter()
+        .filter(|r| !matches!(r, Record::Technical(_)))
+        .map(|r| (r.id(), r))
+        .collect()
+}
+
+/// A record, as problem messages name it (never its value or person: they may be health data).
+pub(crate) fn describe(record: &Record) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "none".to_owned());
+    match record {
+        Record::Reading(r) => format!(
+            "reading {} (device {}, MDC {}, device time {}, sequence {})",
+            r.id,
+            r.device,
+            r.mdc,
+            opt(r.device_time.map(|t| t.to_string())),
+            opt(r.sequence.map(|s| s.to_string())),
+        ),
+        Record::Alarm(a) => format!(
+            "alarm {} ({} {} from {}, at {}, sequence {})",
+            a.id,
+            a.kind,
+            a.state.as_str(),
+            a.device,
+            a.at,
+            opt(a.sequence.map(|s| s.to_string())),
+        ),
+        Record::Technical(t) => format!(
+            "technical alarm {} ({} {} from {:?})",
+            t.id,
+            t.kind.as_str(),
+            t.state.as_str(),
+            t.source
+        ),
+    }
+}

@@ -1,0 +1,65 @@
+//! # hearth-test-kit
+//!
+//! What hearth's own tests and a vendor's driver tests use: a [`Harness`] (a throw-away real
+//! outbox with an `Ingest`, `TechnicalAlarms` and a shutdown switch, which can also pretend
+//! the disk is full), the driver [`conformance`] kit (four checks a new `Driver` must pass
+//! before it joins hearth), and [`golden`]-file helpers for the protocol crates. It is a test
+//! dependency only: nothing in hearth's binary links it, and it never fakes the outbox — the
+//! driver under test commits through the same writer thread and SQLite file as in production.
+//!
+//! Where it sits: beside the data flow of DESIGN.md, at interface A — it plays the part of
+//! `ingest → outbox` (and of the supervisor that restarts drivers) for one driver under test.
+//!
+//! ## Invariants
+//! - Every conformance check fails on a driver that breaks its rule, and passes on the
+//!   reference driver (`hearth-driver-simulated`). Tests: `tests/conformance.rs`
+//!   (`simulated_driver_passes_every_check`, `nan_readings_fail_the_readings_check`,
+//!   `receipt_time_ids_fail_the_determinism_check`, `panicking_decoder_fails_with_the_input_in_hex`,
+//!   `cursor_advanced_before_submit_fails_the_ack_check`,
+//!   `cursor_committed_apart_from_its_records_fails_the_ack_check`).
+//! - A simulated full disk stores nothing and is reported as the transient "disk full" error,
+//!   and the harness's switch row never shows in `stats`. Test:
+//!   `tests/harness.rs::storage_full_stores_nothing_and_recovers`.
+//! - [`Harness::records`] leaves the outbox as it found it. Test:
+//!   `tests/harness.rs::records_are_read_without_being_consumed`.
+//! - A golden file is rewritten only in bless mode. Test: `tests/golden.rs`.
+//!
+//! ## Example
+//! ```
+//! use hearth_model::*;
+//! use hearth_test_kit::conformance::check_readings_valid;
+//!
+//! let device = DeviceId::new("ble", "0123456789abcdef").unwrap();
+//! let good = Reading::builder(device.clone(), Mdc(150364), Value::numeric(36.6))
+//!     .unit(Ucum::new("Cel"))
+//!     .device_time(Timestamp::from_unix_millis(1_700_000_000_000))
+//!     .sequence(1)
+//!     .build(Timestamp::now());
+//! assert!(check_readings_valid(&[Record::Reading(good)]).is_ok());
+//!
+//! let no_unit = Reading::builder(device, Mdc(150364), Value::numeric(f64::NAN))
+//!     .sequence(2)
+//!     .build(Timestamp::now());
+//! let err = check_readings_valid(&[Record::Reading(no_unit)]).unwrap_err();
+//! assert!(err.mentions("not a finite number"));
+//! assert!(err.mentions("no unit"));
+//! ```
+#![forbid(unsafe_code)]
+// This crate's job is to fail tests: its `assert_*` helpers panic with a clear message when a
+// check fails, as `assert!` does. Library paths that are not assertions still return errors.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod conformance;
+mod error;
+pub mod golden;
+mod harness;
+
+pub use conformance::{
+    Conformance, Summary, assert_ack_after_commit, assert_ids_deterministic,
+    assert_no_panic_on_input, assert_readings_valid, check_ack_after_commit,
+    check_driver_readings, check_ids_deterministic, check_no_panic_on_input,
+    check_readings_valid, run_all,
+};
+pub use error::{Check, ConformanceError, HarnessError};
+pub use golden::{assert_golden, check_golden};
+pub use harness::{Harness, ROUTE, RunEnd, RunLimit, RunReport, RunningDriver, STOP_GRACE};
