@@ -27,16 +27,30 @@ pub fn outbox_path(data_dir: &std::path::Path) -> PathBuf {
 }
 
 /// Build a BLE source's driver settings from its configuration.
-fn ble_settings(config: &Config, source: &hearth_config::SourceConfig) -> anyhow::Result<hearth_driver_ble::driver::BleSettings> {
+fn ble_settings(
+    config: &Config,
+    source: &hearth_config::SourceConfig,
+) -> anyhow::Result<hearth_driver_ble::driver::BleSettings> {
     use hearth_driver_ble::backend::Address;
     use hearth_driver_ble::driver::{BleSettings, DeviceEntry};
     let ble = source.ble_settings();
-    let time_zone = config.gateway.time_zone().map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?;
+    let time_zone = config
+        .gateway
+        .time_zone()
+        .map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?;
     let mut devices = Vec::new();
     for d in &ble.devices {
-        let address = Address::parse(&d.address).with_context(|| format!("source {:?}: device address {:?} is not AA:BB:CC:DD:EE:FF", source.name, d.address))?;
+        let address = Address::parse(&d.address).with_context(|| {
+            format!(
+                "source {:?}: device address {:?} is not AA:BB:CC:DD:EE:FF",
+                source.name, d.address
+            )
+        })?;
         // The stable id: the configured System ID (EUI-64) if given, else the address.
-        let id_value = d.system_id.as_ref().map_or_else(|| address.compact(), |s| s.to_ascii_lowercase());
+        let id_value = d
+            .system_id
+            .as_ref()
+            .map_or_else(|| address.compact(), |s| s.to_ascii_lowercase());
         devices.push(DeviceEntry {
             address,
             id: hearth_model::DeviceId::new("ble", &id_value)?,
@@ -217,6 +231,53 @@ pub async fn run(
                             result.map_err(TaskError::new)?;
                             // Sources stop before the rest (two-phase shutdown); stay "running"
                             // until the supervisor's own shutdown, so this is no unexpected exit.
+                            task.shutdown_requested().await;
+                            Ok(())
+                        }
+                    },
+                ))?;
+            }
+            SourceKind::Ble => {
+                let settings = ble_settings(&config, source)?;
+                let ble = source.ble_settings();
+                let ctx =
+                    DriverContext::new(ingest.clone(), technical.clone(), sources_stop.clone());
+                let running = sources_running.clone();
+                let simulated = matches!(ble.backend, hearth_config::BleBackendKind::Simulated);
+                let adapter = ble.adapter.clone();
+                let glucose_records = observers.simulated_glucose_records;
+                supervisor.add(TaskSpec::new(
+                    format!("source/{}", source.name),
+                    true,
+                    move |task| {
+                        let settings = settings.clone();
+                        let ctx = ctx.clone();
+                        let running = running.clone();
+                        let adapter = adapter.clone();
+                        async move {
+                            running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let result = if simulated {
+                                let backend = hearth_driver_ble::sim::SimBackend::new(
+                                    hearth_driver_ble::sim::scripted_devices(glucose_records),
+                                    Duration::from_millis(700),
+                                );
+                                hearth_driver_ble::driver::BleDriver::new(settings, backend)
+                                    .run(&ctx)
+                                    .await
+                            } else {
+                                match hearth_driver_ble::bluez::BluezBackend::open(&adapter).await {
+                                    Ok(backend) => {
+                                        hearth_driver_ble::driver::BleDriver::new(settings, backend)
+                                            .run(&ctx)
+                                            .await
+                                    }
+                                    Err(e) => {
+                                        Err(hearth_driver_api::DriverError::Link(e.to_string()))
+                                    }
+                                }
+                            };
+                            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            result.map_err(TaskError::new)?;
                             task.shutdown_requested().await;
                             Ok(())
                         }

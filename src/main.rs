@@ -142,6 +142,27 @@ fn main() -> ExitCode {
         Command::Outbox {
             command: OutboxCommand::Stats { data_dir, json },
         } => cli::outbox::stats(&data_dir, json).map(|()| true),
+        Command::Ble {
+            command:
+                BleCommand::Decode {
+                    characteristic,
+                    hex,
+                    format,
+                },
+        } => {
+            // Malformed input is exit 2 (DESIGN: the command line).
+            return match cli::ble::decode(&characteristic, &hex, &format) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(2),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Command::Ble {
+            command: BleCommand::Scan { adapter, seconds },
+        } => cli::ble::scan(&adapter, seconds),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

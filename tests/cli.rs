@@ -150,11 +150,23 @@ fn outbox_stats_on_a_wrong_directory_explains() {
 
 #[test]
 fn ble_decode_prints_readings_with_mdc_codes() {
-    let o = hearth(&["ble", "decode", "--characteristic", "2A35", "--hex", "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00"]);
+    let o = hearth(&[
+        "ble",
+        "decode",
+        "--characteristic",
+        "2A35",
+        "--hex",
+        "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let readings = json["readings"].as_array().unwrap();
-    let find = |mdc: u64| readings.iter().find(|r| r["mdc"] == mdc).unwrap_or_else(|| panic!("mdc {mdc} in {json}"));
+    let find = |mdc: u64| {
+        readings
+            .iter()
+            .find(|r| r["mdc"] == mdc)
+            .unwrap_or_else(|| panic!("mdc {mdc} in {json}"))
+    };
     assert_eq!(find(150021)["value"], 128.0);
     assert_eq!(find(150022)["value"], 84.0);
     assert_eq!(find(150023)["value"], 99.0);
@@ -167,7 +179,14 @@ fn ble_decode_prints_readings_with_mdc_codes() {
 #[test]
 fn ble_decode_reports_special_values_as_absent() {
     // Systolic NaN (0x07FF), diastolic NRes (0x0800), mean +INF (0x07FE).
-    let o = hearth(&["ble", "decode", "--characteristic", "0x2a35", "--hex", "00 FF 07 00 08 FE 07"]);
+    let o = hearth(&[
+        "ble",
+        "decode",
+        "--characteristic",
+        "0x2a35",
+        "--hex",
+        "00 FF 07 00 08 FE 07",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = &json["readings"];
@@ -179,7 +198,14 @@ fn ble_decode_reports_special_values_as_absent() {
 
 #[test]
 fn ble_decode_of_truncated_input_exits_2_naming_the_byte() {
-    let o = hearth(&["ble", "decode", "--characteristic", "2A35", "--hex", "02 80 00 54 00 63 00 E9 07"]);
+    let o = hearth(&[
+        "ble",
+        "decode",
+        "--characteristic",
+        "2A35",
+        "--hex",
+        "02 80 00 54 00 63 00 E9 07",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     assert!(err.contains("byte 9"), "{err}");
@@ -200,5 +226,9 @@ fn ble_scan_without_an_adapter_says_what_to_check() {
         eprintln!("this machine has a Bluetooth adapter; the no-adapter message is not checked");
         return;
     }
-    assert!(text(&o.stderr).contains("no Bluetooth adapter"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no Bluetooth adapter"),
+        "{}",
+        text(&o.stderr)
+    );
 }

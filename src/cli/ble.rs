@@ -8,17 +8,21 @@ use serde_json::{Value as Json, json};
 pub fn parse_uuid(s: &str) -> Result<u16, String> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_prefix("0x").unwrap_or(&t);
-    let short = if t.len() == 36 && t.ends_with("-0000-1000-8000-00805f9b34fb") && t.starts_with("0000") {
-        &t[4..8]
-    } else {
-        t
-    };
+    let short =
+        if t.len() == 36 && t.ends_with("-0000-1000-8000-00805f9b34fb") && t.starts_with("0000") {
+            &t[4..8]
+        } else {
+            t
+        };
     u16::from_str_radix(short, 16).map_err(|_| format!("{s:?} is not a 16-bit characteristic UUID; use e.g. 2A35 or 00002a35-0000-1000-8000-00805f9b34fb"))
 }
 
 /// Parse hex bytes, allowing spaces, colons and dashes between them.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits: String = s.chars().filter(|c| !matches!(c, ' ' | ':' | '-' | '_')).collect();
+    let digits: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | ':' | '-' | '_'))
+        .collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
     if digits.len() % 2 != 0 {
         return Err(format!("{s:?} has an odd number of hex digits"));
@@ -26,8 +30,13 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     (0..digits.len())
         .step_by(2)
         .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16)
-                .map_err(|_| format!("{:?} at hex digit {} is not a hex byte", &digits[i..i + 2], i))
+            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| {
+                format!(
+                    "{:?} at hex digit {} is not a hex byte",
+                    &digits[i..i + 2],
+                    i
+                )
+            })
         })
         .collect()
 }
@@ -35,7 +44,9 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 fn time_json(t: &Option<DeviceTime>) -> Json {
     match t {
         Some(DeviceTime::Local(l)) => json!(l.to_string()),
-        Some(DeviceTime::Utc(ms)) => json!(hearth_model::Timestamp::from_unix_millis(*ms).to_rfc3339()),
+        Some(DeviceTime::Utc(ms)) => {
+            json!(hearth_model::Timestamp::from_unix_millis(*ms).to_rfc3339())
+        }
         Some(DeviceTime::Relative(ms)) => json!({ "relative_ms": ms }),
         None => Json::Null,
     }
@@ -61,7 +72,13 @@ fn entry(mdc: u32, value: &Value, o: &Observation, compound: Option<u32>) -> Jso
         "time": time_json(&o.time),
         "absent": absent,
     });
-    if let (Some(map), Value::Numeric { decimals: Some(d), .. }) = (e.as_object_mut(), value) {
+    if let (
+        Some(map),
+        Value::Numeric {
+            decimals: Some(d), ..
+        },
+    ) = (e.as_object_mut(), value)
+    {
         map.insert("decimals".into(), json!(d));
     }
     if let Some(map) = e.as_object_mut() {
@@ -128,7 +145,9 @@ pub fn decode(characteristic: &str, hex: &str, format: &str) -> anyhow::Result<b
         Ok(d) => {
             match format {
                 "json" => println!("{}", serde_json::to_string_pretty(&to_json(uuid, &d))?),
-                other => anyhow::bail!("--format {other} is not available yet (fhir and pcd01 arrive with issue 4); use json"),
+                other => anyhow::bail!(
+                    "--format {other} is not available yet (fhir and pcd01 arrive with issue 4); use json"
+                ),
             }
             Ok(true)
         }
@@ -141,12 +160,24 @@ pub fn decode(characteristic: &str, hex: &str, format: &str) -> anyhow::Result<b
 
 /// Scan with the real adapter.
 pub fn scan(adapter: &str, seconds: u64) -> anyhow::Result<bool> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
-        match hearth_driver_ble::bluez::scan(adapter, std::time::Duration::from_secs(seconds)).await {
+        match hearth_driver_ble::bluez::scan(adapter, std::time::Duration::from_secs(seconds)).await
+        {
             Ok(found) => {
                 for (address, name, services, rssi) in found {
-                    println!("{address}  {:<24} rssi {:>4}  services {}", name.unwrap_or_default(), rssi.map_or("?".into(), |r| r.to_string()), services.iter().map(|s| format!("{s:04X}")).collect::<Vec<_>>().join(","));
+                    println!(
+                        "{address}  {:<24} rssi {:>4}  services {}",
+                        name.unwrap_or_default(),
+                        rssi.map_or("?".into(), |r| r.to_string()),
+                        services
+                            .iter()
+                            .map(|s| format!("{s:04X}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
                 }
                 Ok(true)
             }
@@ -166,7 +197,10 @@ mod tests {
     fn uuids_and_hex_parse_in_the_usual_spellings() {
         assert_eq!(parse_uuid("2A35"), Ok(0x2A35));
         assert_eq!(parse_uuid("0x2a35"), Ok(0x2A35));
-        assert_eq!(parse_uuid("00002a35-0000-1000-8000-00805f9b34fb"), Ok(0x2A35));
+        assert_eq!(
+            parse_uuid("00002a35-0000-1000-8000-00805f9b34fb"),
+            Ok(0x2A35)
+        );
         assert!(parse_uuid("zz").is_err());
         assert_eq!(parse_hex("06 80:00-54"), Ok(vec![6, 0x80, 0, 0x54]));
         assert!(parse_hex("068").is_err());

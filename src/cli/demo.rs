@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hearth_config::{BleBackendKind, BleSourceConfig, 
-    Config, ConfigDuration, LoopbackConfig, RouteConfig, SimulatedConfig, SourceConfig, SourceKind,
-    UplinkKind,
+use hearth_config::{
+    BleBackendKind, BleSourceConfig, Config, ConfigDuration, LoopbackConfig, RouteConfig,
+    SimulatedConfig, SourceConfig, SourceKind, UplinkKind,
 };
 use hearth_model::Category;
 use hearth_uplink::SenderEvent;
@@ -44,7 +44,11 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
             kind: SourceKind::Simulated,
             category: Category::Health,
             enabled: true,
-            simulated: Some(SimulatedConfig { devices: 4, interval: ConfigDuration::from_millis(500), alarm_every: 6 }),
+            simulated: Some(SimulatedConfig {
+                devices: 4,
+                interval: ConfigDuration::from_millis(500),
+                alarm_every: 6,
+            }),
             ble: None,
         },
         SourceConfig {
@@ -53,7 +57,11 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
             category: Category::Health,
             enabled: true,
             simulated: None,
-            ble: Some(BleSourceConfig { backend: BleBackendKind::Simulated, idle_timeout: ConfigDuration::from_secs(2), ..BleSourceConfig::default() }),
+            ble: Some(BleSourceConfig {
+                backend: BleBackendKind::Simulated,
+                idle_timeout: ConfigDuration::from_secs(2),
+                ..BleSourceConfig::default()
+            }),
         },
     ];
     c
@@ -63,7 +71,10 @@ fn describe(r: &hearth_uplink::loopback::Received) -> String {
     let what = match (r.kind, r.source.rsplit('-').next()) {
         ("alarm", _) => "ALARM emergency button pressed".to_owned(),
         ("reading", _) if r.source.starts_with("ble:") => {
-            let name = r.mdc.and_then(hearth_ieee11073::mdc::lookup).map_or("?", |t| t.reference_id);
+            let name = r
+                .mdc
+                .and_then(hearth_ieee11073::mdc::lookup)
+                .map_or("?", |t| t.reference_id);
             format!("BLE {name} ({})", r.mdc.unwrap_or(0))
         }
         ("technical", _) => format!("technical alarm from {}", r.source),
@@ -115,8 +126,12 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
             " (removed at exit; --keep keeps it)"
         }
     );
-    println!("sources: 4 simulated devices every 0.5 s with an alarm button every 6th round; simulated BLE devices");
-    println!("  (blood pressure, thermometer, scale, pulse oximeter; a glucose meter with 30 stored records over RACP,");
+    println!(
+        "sources: 4 simulated devices every 0.5 s with an alarm button every 6th round; simulated BLE devices"
+    );
+    println!(
+        "  (blood pressure, thermometer, scale, pulse oximeter; a glucose meter with 30 stored records over RACP,"
+    );
     println!("   a failing first bond, a low battery and a dropped link mid-transfer)");
     println!("routes: hub ← health + welfare, operations ← technical alarms");
     match duration {

@@ -144,7 +144,10 @@ mod tests {
             (0..25).map(|i| format!("problem {i}")).collect(),
         );
         let s = e.to_string();
-        assert!(s.contains("\"readings are valid\" failed (25 problems)"), "{s}");
+        assert!(
+            s.contains("\"readings are valid\" failed (25 problems)"),
+            "{s}"
+        );
         assert!(s.contains("problem 19"), "{s}");
         assert!(!s.contains("problem 20"), "{s}");
         assert!(s.contains("… and 5 more"), "{s}");

@@ -162,7 +162,10 @@ fn diff(expected: &str, actual: &str) -> (usize, String) {
     for line in &e[prefix.saturating_sub(CONTEXT)..prefix] {
         let _ = write!(out, "\n  {line}");
     }
-    for (sign, side) in [('-', &e[prefix..e.len() - suffix]), ('+', &a[prefix..a.len() - suffix])] {
+    for (sign, side) in [
+        ('-', &e[prefix..e.len() - suffix]),
+        ('+', &a[prefix..a.len() - suffix]),
+    ] {
         for line in side.iter().take(SHOWN) {
             let _ = write!(out, "\n{sign} {line}");
         }

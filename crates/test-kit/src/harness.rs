@@ -87,6 +87,15 @@ impl Default for RunLimit {
     }
 }
 
+impl std::fmt::Display for RunLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.quiet {
+            Some(q) => write!(f, "{:?} (or {q:?} without a commit)", self.max),
+            None => write!(f, "{:?}", self.max),
+        }
+    }
+}
+
 impl From<Duration> for RunLimit {
     fn from(max: Duration) -> Self {
         Self::at_most(max)
@@ -347,6 +356,8 @@ impl Harness {
         Progress {
             commits,
             last: Instant::now(),
+            writer: self.writer.clone(),
+            route: self.route,
         }
     }
 
@@ -385,6 +396,27 @@ pub(crate) struct Progress {
     commits: watch::Receiver<u64>,
     /// When the last commit (or the start) was seen.
     last: Instant,
+    /// For the probe that tells a quiet driver from a slow disk.
+    writer: OutboxWriter,
+    /// The route the probe settles nothing on.
+    route: RouteId,
+}
+
+impl Progress {
+    /// Whether the outbox is really quiet: a submission may be waiting behind a slow fsync
+    /// (a loaded CI machine). An empty settlement is a write, so the writer answers it only
+    /// after committing everything queued before it; if that committed records, it was not
+    /// quiet. (It stores nothing and does not itself count as a commit of records.)
+    async fn confirm_quiet(&mut self) -> bool {
+        let _ = self.writer.settle(self.route, Vec::new()).await;
+        if self.commits.has_changed().unwrap_or(false) {
+            self.commits.borrow_and_update();
+            self.last = Instant::now();
+            false
+        } else {
+            true
+        }
+    }
 }
 
 /// Why a driver task ended on its own.
@@ -454,7 +486,11 @@ impl RunningDriver {
                     return Wait::Finished(exit_of(joined));
                 }
                 _ = tokio::time::sleep_until(deadline) => return Wait::Deadline,
-                _ = quiet_timer => return Wait::Quiet,
+                _ = quiet_timer => {
+                    if progress.confirm_quiet().await {
+                        return Wait::Quiet;
+                    }
+                }
                 changed = progress.commits.changed() => {
                     if changed.is_err() {
                         // The writer is gone: no commit will ever come again.

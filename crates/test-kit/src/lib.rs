@@ -16,7 +16,10 @@
 //!   (`simulated_driver_passes_every_check`, `nan_readings_fail_the_readings_check`,
 //!   `receipt_time_ids_fail_the_determinism_check`, `panicking_decoder_fails_with_the_input_in_hex`,
 //!   `cursor_advanced_before_submit_fails_the_ack_check`,
-//!   `cursor_committed_apart_from_its_records_fails_the_ack_check`).
+//!   `cursor_committed_apart_from_its_records_fails_the_ack_check`,
+//!   `device_told_before_the_commit_fails_the_ack_check`).
+//! - The worked example of `docs/drivers.md` passes the kit. Test:
+//!   `tests/guide_example.rs::acme_driver_passes_the_conformance_kit`.
 //! - A simulated full disk stores nothing and is reported as the transient "disk full" error,
 //!   and the harness's switch row never shows in `stats`. Test:
 //!   `tests/harness.rs::storage_full_stores_nothing_and_recovers`.
@@ -55,10 +58,10 @@ pub mod golden;
 mod harness;
 
 pub use conformance::{
-    Conformance, Summary, assert_ack_after_commit, assert_ids_deterministic,
-    assert_no_panic_on_input, assert_readings_valid, check_ack_after_commit,
-    check_driver_readings, check_ids_deterministic, check_no_panic_on_input,
-    check_readings_valid, run_all,
+    Conformance, DriverFactory, OnDevice, Summary, assert_ack_after_commit, assert_driver_readings,
+    assert_ids_deterministic, assert_no_panic_on_input, assert_readings_valid,
+    check_ack_after_commit, check_driver_readings, check_ids_deterministic,
+    check_no_panic_on_input, check_readings_valid, run_all,
 };
 pub use error::{Check, ConformanceError, HarnessError};
 pub use golden::{assert_golden, check_golden};

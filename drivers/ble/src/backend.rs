@@ -18,10 +18,19 @@ impl Address {
     /// Parse `AA:BB:CC:DD:EE:FF` (any case).
     pub fn parse(s: &str) -> Option<Self> {
         let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() != 6 || parts.iter().any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit())) {
+        if parts.len() != 6
+            || parts
+                .iter()
+                .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             return None;
         }
         Some(Self(s.to_ascii_uppercase()))
+    }
+
+    /// An address known to be well-formed (scripts in this crate).
+    pub(crate) fn trusted(s: &str) -> Self {
+        Self(s.to_ascii_uppercase())
     }
 
     /// The address text.
@@ -75,7 +84,9 @@ pub enum BleEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// No adapter (no Bluetooth hardware, BlueZ not running, no permission).
-    #[error("no Bluetooth adapter: {0}; check `bluetoothctl list`, that bluetoothd runs, and that hearth may use D-Bus (group bluetooth)")]
+    #[error(
+        "no Bluetooth adapter: {0}; check `bluetoothctl list`, that bluetoothd runs, and that hearth may use D-Bus (group bluetooth)"
+    )]
     NoAdapter(String),
     /// The device is not connected or went away.
     #[error("device {0} is not connected")]
@@ -114,7 +125,7 @@ pub enum BackendError {
 }
 
 /// The radio.
-pub trait BleBackend: Send {
+pub trait BleBackend: Send + Sync {
     /// Start scanning for advertisements.
     fn start_scan(&mut self) -> BoxFuture<'_, Result<(), BackendError>>;
     /// The next event.
@@ -124,13 +135,32 @@ pub trait BleBackend: Send {
     /// Bond (pair and encrypt) with a connected device.
     fn bond<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<(), BackendError>>;
     /// Disconnect.
-    fn disconnect<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<(), BackendError>>;
+    fn disconnect<'a>(
+        &'a mut self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
     /// 16-bit UUIDs of the characteristics the connected device offers.
-    fn characteristics<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<Vec<u16>, BackendError>>;
+    fn characteristics<'a>(
+        &'a mut self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<Vec<u16>, BackendError>>;
     /// Read a characteristic.
-    fn read<'a>(&'a mut self, address: &'a Address, characteristic: u16) -> BoxFuture<'a, Result<Vec<u8>, BackendError>>;
+    fn read<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+    ) -> BoxFuture<'a, Result<Vec<u8>, BackendError>>;
     /// Write a characteristic (with response).
-    fn write<'a>(&'a mut self, address: &'a Address, characteristic: u16, value: &'a [u8]) -> BoxFuture<'a, Result<(), BackendError>>;
+    fn write<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
     /// Enable notifications or indications (the backend picks what the characteristic offers).
-    fn subscribe<'a>(&'a mut self, address: &'a Address, characteristic: u16) -> BoxFuture<'a, Result<(), BackendError>>;
+    fn subscribe<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 }

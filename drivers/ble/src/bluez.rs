@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use btleplug::api::bleuuid::{BleUuid, uuid_from_u16};
-use btleplug::api::{Central, CentralEvent, Characteristic, Manager as _, Peripheral as _, ScanFilter, WriteType};
+use btleplug::api::{
+    Central, CentralEvent, Characteristic, Manager as _, Peripheral as _, ScanFilter, WriteType,
+};
 use btleplug::platform::{Adapter, Manager, Peripheral, PeripheralId};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -23,7 +25,7 @@ pub struct BluezBackend {
     events_tx: mpsc::Sender<BleEvent>,
     events_rx: mpsc::Receiver<BleEvent>,
     peripherals: HashMap<Address, Peripheral>,
-    central_events: Option<std::pin::Pin<Box<dyn futures_util::Stream<Item = CentralEvent> + Send>>>,
+    central_events: Option<mpsc::Receiver<CentralEvent>>,
 }
 
 impl std::fmt::Debug for BluezBackend {
@@ -42,7 +44,9 @@ fn address_of(text: &str) -> Option<Address> {
 }
 
 async fn open_adapter(name: &str) -> Result<Adapter, BackendError> {
-    let manager = Manager::new().await.map_err(|e| no_adapter(format!("cannot reach BlueZ on the system D-Bus ({e})")))?;
+    let manager = Manager::new()
+        .await
+        .map_err(|e| no_adapter(format!("cannot reach BlueZ on the system D-Bus ({e})")))?;
     let adapters = manager.adapters().await.map_err(no_adapter)?;
     let mut first = None;
     for a in adapters {
@@ -56,9 +60,15 @@ async fn open_adapter(name: &str) -> Result<Adapter, BackendError> {
 }
 
 /// Scan for `duration` and list what advertised: address, name, 16-bit services, RSSI.
-pub async fn scan(adapter: &str, duration: Duration) -> Result<Vec<(Address, Option<String>, Vec<u16>, Option<i16>)>, BackendError> {
+pub async fn scan(
+    adapter: &str,
+    duration: Duration,
+) -> Result<Vec<(Address, Option<String>, Vec<u16>, Option<i16>)>, BackendError> {
     let adapter = open_adapter(adapter).await?;
-    adapter.start_scan(ScanFilter::default()).await.map_err(no_adapter)?;
+    adapter
+        .start_scan(ScanFilter::default())
+        .await
+        .map_err(no_adapter)?;
     tokio::time::sleep(duration).await;
     let _ = adapter.stop_scan().await;
     let mut out = Vec::new();
@@ -66,7 +76,11 @@ pub async fn scan(adapter: &str, duration: Duration) -> Result<Vec<(Address, Opt
         if let Ok(Some(props)) = p.properties().await
             && let Some(address) = address_of(&props.address.to_string())
         {
-            let services = props.services.iter().filter_map(|u| u.to_ble_u16()).collect();
+            let services = props
+                .services
+                .iter()
+                .filter_map(|u| u.to_ble_u16())
+                .collect();
             out.push((address, props.local_name, services, props.rssi));
         }
     }
@@ -79,19 +93,34 @@ impl BluezBackend {
     pub async fn open(adapter: &str) -> Result<Self, BackendError> {
         let adapter = open_adapter(adapter).await?;
         let (events_tx, events_rx) = mpsc::channel(1024);
-        Ok(Self { adapter, events_tx, events_rx, peripherals: HashMap::new(), central_events: None })
+        Ok(Self {
+            adapter,
+            events_tx,
+            events_rx,
+            peripherals: HashMap::new(),
+            central_events: None,
+        })
     }
 
-    async fn peripheral_by_id(&self, id: &PeripheralId) -> Option<(Address, Peripheral, Option<String>, Vec<u16>, Option<i16>)> {
+    async fn peripheral_by_id(
+        &self,
+        id: &PeripheralId,
+    ) -> Option<(Address, Peripheral, Option<String>, Vec<u16>, Option<i16>)> {
         let p = self.adapter.peripheral(id).await.ok()?;
         let props = p.properties().await.ok()??;
         let address = address_of(&props.address.to_string())?;
-        let services = props.services.iter().filter_map(|u| u.to_ble_u16()).collect();
+        let services = props
+            .services
+            .iter()
+            .filter_map(|u| u.to_ble_u16())
+            .collect();
         Some((address, p, props.local_name, services, props.rssi))
     }
 
     fn peripheral(&self, address: &Address) -> Result<&Peripheral, BackendError> {
-        self.peripherals.get(address).ok_or_else(|| BackendError::NotConnected(address.clone()))
+        self.peripherals
+            .get(address)
+            .ok_or_else(|| BackendError::NotConnected(address.clone()))
     }
 
     fn characteristic(&self, address: &Address, uuid: u16) -> Result<Characteristic, BackendError> {
@@ -100,19 +129,47 @@ impl BluezBackend {
             .characteristics()
             .into_iter()
             .find(|c| c.uuid == full)
-            .ok_or_else(|| BackendError::Gatt { op: "find", address: address.clone(), characteristic: uuid, reason: "the device does not offer it".into() })
+            .ok_or_else(|| BackendError::Gatt {
+                op: "find",
+                address: address.clone(),
+                characteristic: uuid,
+                reason: "the device does not offer it".into(),
+            })
     }
 }
 
-fn gatt(op: &'static str, address: &Address, characteristic: u16) -> impl FnOnce(btleplug::Error) -> BackendError + '_ {
-    move |e| BackendError::Gatt { op, address: address.clone(), characteristic, reason: e.to_string() }
+fn gatt<'a>(
+    op: &'static str,
+    address: &'a Address,
+    characteristic: u16,
+) -> impl FnOnce(btleplug::Error) -> BackendError + 'a {
+    move |e| BackendError::Gatt {
+        op,
+        address: address.clone(),
+        characteristic,
+        reason: e.to_string(),
+    }
 }
 
 impl BleBackend for BluezBackend {
     fn start_scan(&mut self) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
-            self.central_events = Some(self.adapter.events().await.map_err(no_adapter)?);
-            self.adapter.start_scan(ScanFilter::default()).await.map_err(no_adapter)
+            // The adapter's event stream is forwarded through a channel, so this backend stays
+            // Sync and a slow consumer never blocks BlueZ's D-Bus signal handling for long.
+            let mut stream = self.adapter.events().await.map_err(no_adapter)?;
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(async move {
+                while let Some(e) = stream.next().await {
+                    if tx.send(e).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            self.central_events = Some(rx);
+            self.adapter
+                .start_scan(ScanFilter::default())
+                .await
+                .map_err(no_adapter)
         })
     }
 
@@ -121,7 +178,7 @@ impl BleBackend for BluezBackend {
             loop {
                 let central = async {
                     match self.central_events.as_mut() {
-                        Some(s) => s.next().await,
+                        Some(rx) => rx.recv().await,
                         None => std::future::pending().await,
                     }
                 };
@@ -150,7 +207,10 @@ impl BleBackend for BluezBackend {
     fn connect<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let p = self.peripheral(address)?.clone();
-            let fail = |e: btleplug::Error| BackendError::Connect { address: address.clone(), reason: e.to_string() };
+            let fail = |e: btleplug::Error| BackendError::Connect {
+                address: address.clone(),
+                reason: e.to_string(),
+            };
             p.connect().await.map_err(fail)?;
             p.discover_services().await.map_err(fail)?;
             // Forward this device's notifications into the event queue.
@@ -159,8 +219,18 @@ impl BleBackend for BluezBackend {
             let addr = address.clone();
             tokio::spawn(async move {
                 while let Some(n) = stream.next().await {
-                    let Some(characteristic) = n.uuid.to_ble_u16() else { continue };
-                    if tx.send(BleEvent::Notification { address: addr.clone(), characteristic, value: n.value }).await.is_err() {
+                    let Some(characteristic) = n.uuid.to_ble_u16() else {
+                        continue;
+                    };
+                    if tx
+                        .send(BleEvent::Notification {
+                            address: addr.clone(),
+                            characteristic,
+                            value: n.value,
+                        })
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -175,12 +245,18 @@ impl BleBackend for BluezBackend {
             match p.is_connected().await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(BackendError::NotConnected(address.clone())),
-                Err(e) => Err(BackendError::Bond { address: address.clone(), reason: e.to_string() }),
+                Err(e) => Err(BackendError::Bond {
+                    address: address.clone(),
+                    reason: e.to_string(),
+                }),
             }
         })
     }
 
-    fn disconnect<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn disconnect<'a>(
+        &'a mut self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             if let Ok(p) = self.peripheral(address) {
                 let _ = p.disconnect().await;
@@ -189,33 +265,64 @@ impl BleBackend for BluezBackend {
         })
     }
 
-    fn characteristics<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<Vec<u16>, BackendError>> {
+    fn characteristics<'a>(
+        &'a mut self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<Vec<u16>, BackendError>> {
         Box::pin(async move {
-            let mut v: Vec<u16> = self.peripheral(address)?.characteristics().iter().filter_map(|c| c.uuid.to_ble_u16()).collect();
+            let mut v: Vec<u16> = self
+                .peripheral(address)?
+                .characteristics()
+                .iter()
+                .filter_map(|c| c.uuid.to_ble_u16())
+                .collect();
             v.sort_unstable();
             v.dedup();
             Ok(v)
         })
     }
 
-    fn read<'a>(&'a mut self, address: &'a Address, characteristic: u16) -> BoxFuture<'a, Result<Vec<u8>, BackendError>> {
+    fn read<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+    ) -> BoxFuture<'a, Result<Vec<u8>, BackendError>> {
         Box::pin(async move {
             let c = self.characteristic(address, characteristic)?;
-            self.peripheral(address)?.read(&c).await.map_err(gatt("read", address, characteristic))
+            self.peripheral(address)?
+                .read(&c)
+                .await
+                .map_err(gatt("read", address, characteristic))
         })
     }
 
-    fn write<'a>(&'a mut self, address: &'a Address, characteristic: u16, value: &'a [u8]) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn write<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let c = self.characteristic(address, characteristic)?;
-            self.peripheral(address)?.write(&c, value, WriteType::WithResponse).await.map_err(gatt("write", address, characteristic))
+            self.peripheral(address)?
+                .write(&c, value, WriteType::WithResponse)
+                .await
+                .map_err(gatt("write", address, characteristic))
         })
     }
 
-    fn subscribe<'a>(&'a mut self, address: &'a Address, characteristic: u16) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn subscribe<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let c = self.characteristic(address, characteristic)?;
-            self.peripheral(address)?.subscribe(&c).await.map_err(gatt("subscribe", address, characteristic))
+            self.peripheral(address)?.subscribe(&c).await.map_err(gatt(
+                "subscribe",
+                address,
+                characteristic,
+            ))
         })
     }
 }
@@ -226,7 +333,10 @@ mod tests {
 
     #[test]
     fn bluez_addresses_parse() {
-        assert_eq!(address_of("a4:c1:38:00:00:01").map(|a| a.to_string()), Some("A4:C1:38:00:00:01".into()));
+        assert_eq!(
+            address_of("a4:c1:38:00:00:01").map(|a| a.to_string()),
+            Some("A4:C1:38:00:00:01".into())
+        );
         assert_eq!(address_of("nonsense"), None);
         assert_eq!(uuid_from_u16(0x2A35).to_ble_u16(), Some(0x2A35));
     }
@@ -239,7 +349,9 @@ mod tests {
                 let text = e.to_string();
                 assert!(text.contains("no Bluetooth adapter"), "{text}");
             }
-            Ok(_) => eprintln!("a BlueZ adapter is present on this machine; skipping the no-adapter check"),
+            Ok(_) => eprintln!(
+                "a BlueZ adapter is present on this machine; skipping the no-adapter check"
+            ),
         }
     }
 }

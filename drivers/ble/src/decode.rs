@@ -37,7 +37,11 @@ impl LocalDateTime {
 
     /// This time plus `minutes` (Glucose time offset), if the date is complete.
     pub fn plus_minutes(&self, minutes: i64) -> Option<LocalDateTime> {
-        let (y, mo, d) = (i64::from(self.year?), i64::from(self.month?), i64::from(self.day?));
+        let (y, mo, d) = (
+            i64::from(self.year?),
+            i64::from(self.month?),
+            i64::from(self.day?),
+        );
         let days = days_from_civil(y, mo, d);
         let mut total = days * 1440 + i64::from(self.hour) * 60 + i64::from(self.minute) + minutes;
         let day = total.div_euclid(1440);
@@ -56,7 +60,8 @@ impl LocalDateTime {
 
 impl fmt::Display for LocalDateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let opt = |v: Option<u16>, w: usize| v.map_or_else(|| "?".repeat(w), |v| format!("{v:0w$}"));
+        let opt =
+            |v: Option<u16>, w: usize| v.map_or_else(|| "?".repeat(w), |v| format!("{v:0w$}"));
         write!(
             f,
             "{}-{}-{}T{:02}:{:02}:{:02}",
@@ -213,7 +218,11 @@ impl fmt::Display for DecodeError {
                 self.characteristic, self.at
             ),
             DecodeErrorKind::Malformed { what } => {
-                write!(f, "{name} (0x{:04X}): byte {}: {what}", self.characteristic, self.at)
+                write!(
+                    f,
+                    "{name} (0x{:04X}): byte {}: {what}",
+                    self.characteristic, self.at
+                )
             }
             DecodeErrorKind::Unsupported => write!(
                 f,
@@ -235,7 +244,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Read `bytes` of characteristic `characteristic`.
     pub fn new(characteristic: u16, bytes: &'a [u8]) -> Self {
-        Self { bytes, pos: 0, characteristic }
+        Self {
+            bytes,
+            pos: 0,
+            characteristic,
+        }
     }
 
     /// Current offset.
@@ -260,7 +273,11 @@ impl<'a> Reader<'a> {
 
     /// An error at a given offset.
     pub fn malformed_at(&self, at: usize, what: impl Into<String>) -> DecodeError {
-        DecodeError { characteristic: self.characteristic, at, kind: DecodeErrorKind::Malformed { what: what.into() } }
+        DecodeError {
+            characteristic: self.characteristic,
+            at,
+            kind: DecodeErrorKind::Malformed { what: what.into() },
+        }
     }
 
     /// Fail unless `n` more bytes are there.
@@ -269,7 +286,9 @@ impl<'a> Reader<'a> {
             return Err(DecodeError {
                 characteristic: self.characteristic,
                 at: self.bytes.len(),
-                kind: DecodeErrorKind::Incomplete { needed: self.pos + n },
+                kind: DecodeErrorKind::Incomplete {
+                    needed: self.pos + n,
+                },
             });
         }
         Ok(())
@@ -314,7 +333,9 @@ impl<'a> Reader<'a> {
     /// Little-endian u48.
     pub fn u48(&mut self) -> Result<u64, DecodeError> {
         let b = self.take(6)?;
-        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]))
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], 0, 0,
+        ]))
     }
 
     /// An SFLOAT as number or special value.
@@ -346,16 +367,28 @@ impl<'a> Reader<'a> {
         let day = self.u8()?;
         let (hour, minute, second) = (self.u8()?, self.u8()?, self.u8()?);
         if year != 0 && !(1582..=9999).contains(&year) {
-            return Err(self.malformed_at(start, format!("year {year} is outside 1582…9999 (0 = unknown)")));
+            return Err(self.malformed_at(
+                start,
+                format!("year {year} is outside 1582…9999 (0 = unknown)"),
+            ));
         }
         if month > 12 {
-            return Err(self.malformed_at(start + 2, format!("month {month} is outside 1…12 (0 = unknown)")));
+            return Err(self.malformed_at(
+                start + 2,
+                format!("month {month} is outside 1…12 (0 = unknown)"),
+            ));
         }
         if day > 31 {
-            return Err(self.malformed_at(start + 3, format!("day {day} is outside 1…31 (0 = unknown)")));
+            return Err(self.malformed_at(
+                start + 3,
+                format!("day {day} is outside 1…31 (0 = unknown)"),
+            ));
         }
         if hour > 23 || minute > 59 || second > 59 {
-            return Err(self.malformed_at(start + 4, format!("time {hour:02}:{minute:02}:{second:02} is not a valid time of day")));
+            return Err(self.malformed_at(
+                start + 4,
+                format!("time {hour:02}:{minute:02}:{second:02} is not a valid time of day"),
+            ));
         }
         Ok(LocalDateTime {
             year: (year != 0).then_some(year),
@@ -398,13 +431,22 @@ mod tests {
         let mut r = Reader::new(0x2A08, &[0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09]);
         let t = r.date_time().unwrap();
         assert_eq!(t.to_string(), "2025-03-14T07:05:09");
-        let bad = Reader::new(0x2A08, &[0xE9, 0x07, 13, 1, 0, 0, 0]).date_time().unwrap_err();
+        let bad = Reader::new(0x2A08, &[0xE9, 0x07, 13, 1, 0, 0, 0])
+            .date_time()
+            .unwrap_err();
         assert_eq!(bad.at, 2);
     }
 
     #[test]
     fn minutes_offset_crosses_days_and_years() {
-        let t = LocalDateTime { year: Some(2025), month: Some(12), day: Some(31), hour: 23, minute: 50, second: 7 };
+        let t = LocalDateTime {
+            year: Some(2025),
+            month: Some(12),
+            day: Some(31),
+            hour: 23,
+            minute: 50,
+            second: 7,
+        };
         let u = t.plus_minutes(15).unwrap();
         assert_eq!(u.to_string(), "2026-01-01T00:05:07");
         assert_eq!(u.plus_minutes(-15).unwrap(), t);

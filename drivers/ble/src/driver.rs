@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hearth_driver_api::{BoxFuture as DriverFuture, Driver, DriverContext, DriverError};
-use hearth_model::{Category, DeviceId, PersonRef, Reading, ReadingFlags, Record, Severity, TechnicalKind, Timestamp};
+use hearth_model::{
+    Category, DeviceId, PersonRef, Reading, ReadingFlags, Record, Severity, TechnicalKind,
+    Timestamp,
+};
 use tokio::time::Instant;
 
 use crate::backend::{Address, BackendError, BleBackend, BleEvent};
@@ -65,11 +68,16 @@ pub struct BleDriver<B> {
     settings: BleSettings,
     backend: B,
     state: HashMap<Address, DeviceState>,
+    /// Allow-listed devices that advertised while another session was running: served next,
+    /// so one chatty device cannot starve the others.
+    waiting: std::collections::VecDeque<Address>,
 }
 
 impl<B> std::fmt::Debug for BleDriver<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BleDriver").field("name", &self.settings.name).finish_non_exhaustive()
+        f.debug_struct("BleDriver")
+            .field("name", &self.settings.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,7 +134,18 @@ pub fn current_time_value(tz: &jiff::tz::TimeZone) -> Option<[u8; 10]> {
     let now = box_local_now(tz)?;
     let [ylo, yhi] = (now.year() as u16).to_le_bytes();
     let dow = now.weekday().to_monday_one_offset() as u8;
-    Some([ylo, yhi, now.month() as u8, now.day() as u8, now.hour() as u8, now.minute() as u8, now.second() as u8, dow, 0, 0x02])
+    Some([
+        ylo,
+        yhi,
+        now.month() as u8,
+        now.day() as u8,
+        now.hour() as u8,
+        now.minute() as u8,
+        now.second() as u8,
+        dow,
+        0,
+        0x02,
+    ])
 }
 
 impl<B: BleBackend> BleDriver<B> {
@@ -136,9 +155,24 @@ impl<B: BleBackend> BleDriver<B> {
         let state = settings
             .devices
             .iter()
-            .map(|d| (d.address.clone(), DeviceState { last_seen: now, failures: 0, not_before: now, offline: false }))
+            .map(|d| {
+                (
+                    d.address.clone(),
+                    DeviceState {
+                        last_seen: now,
+                        failures: 0,
+                        not_before: now,
+                        offline: false,
+                    },
+                )
+            })
             .collect();
-        Self { settings, backend, state }
+        Self {
+            settings,
+            backend,
+            state,
+            waiting: std::collections::VecDeque::new(),
+        }
     }
 
     /// The backend (tests inspect the simulated radio).
@@ -147,7 +181,11 @@ impl<B: BleBackend> BleDriver<B> {
     }
 
     fn entry(&self, address: &Address) -> Option<DeviceEntry> {
-        self.settings.devices.iter().find(|d| &d.address == address).cloned()
+        self.settings
+            .devices
+            .iter()
+            .find(|d| &d.address == address)
+            .cloned()
     }
 
     /// Cursor key of a device's stored records.
@@ -155,16 +193,29 @@ impl<B: BleBackend> BleDriver<B> {
         format!("ble:{}:seq", entry.id)
     }
 
-    fn readings(&self, entry: &DeviceEntry, observations: Vec<Observation>, facts: &DeviceFacts, stored: bool) -> Vec<Record> {
+    fn readings(
+        &self,
+        entry: &DeviceEntry,
+        observations: Vec<Observation>,
+        facts: &DeviceFacts,
+        stored: bool,
+    ) -> Vec<Record> {
         let now = Timestamp::now();
         observations
             .into_iter()
             .map(|o| {
-                let time = o.time.as_ref().and_then(|t| to_utc(t, &self.settings.time_zone));
-                let clock_unset = facts.clock_unset || matches!(&o.time, Some(DeviceTime::Local(l)) if !l.is_complete());
+                let time = o
+                    .time
+                    .as_ref()
+                    .and_then(|t| to_utc(t, &self.settings.time_zone));
+                let clock_unset = facts.clock_unset
+                    || matches!(&o.time, Some(DeviceTime::Local(l)) if !l.is_complete());
                 let mut b = Reading::builder(entry.id.clone(), o.mdc, o.value)
                     .category(entry.category)
-                    .flags(ReadingFlags { device_clock_unset: clock_unset, stored_record: stored });
+                    .flags(ReadingFlags {
+                        device_clock_unset: clock_unset,
+                        stored_record: stored,
+                    });
                 if let Some(u) = o.unit {
                     b = b.unit(u);
                 }
@@ -182,9 +233,24 @@ impl<B: BleBackend> BleDriver<B> {
             .collect()
     }
 
-    async fn dead_letter(&self, ctx: &DriverContext, entry: &DeviceEntry, characteristic: u16, value: &[u8], error: String) {
+    async fn dead_letter(
+        &self,
+        ctx: &DriverContext,
+        entry: &DeviceEntry,
+        characteristic: u16,
+        value: &[u8],
+        error: String,
+    ) {
         tracing::warn!(source = %self.settings.name, device = %entry.id, characteristic = format!("0x{characteristic:04X}"), %error, "malformed characteristic value dead-lettered");
-        if let Err(e) = ctx.ingest.dead_letter(&format!("ble:{}", entry.id), value.to_vec(), format!("0x{characteristic:04X}: {error}")).await {
+        if let Err(e) = ctx
+            .ingest
+            .dead_letter(
+                &format!("ble:{}", entry.id),
+                value.to_vec(),
+                format!("0x{characteristic:04X}: {error}"),
+            )
+            .await
+        {
             tracing::error!(error = %e, "cannot store a dead letter");
         }
     }
@@ -192,7 +258,11 @@ impl<B: BleBackend> BleDriver<B> {
     /// One connection: connect, bond if needed, read device facts, set the clock, subscribe,
     /// fetch stored records after the committed cursor, collect live values until the device
     /// disconnects or goes idle.
-    async fn session(&mut self, ctx: &DriverContext, entry: &DeviceEntry) -> Result<usize, SessionError> {
+    async fn session(
+        &mut self,
+        ctx: &DriverContext,
+        entry: &DeviceEntry,
+    ) -> Result<usize, SessionError> {
         let address = entry.address.clone();
         self.backend.connect(&address).await?;
         let chars = self.backend.characteristics(&address).await?;
@@ -206,7 +276,9 @@ impl<B: BleBackend> BleDriver<B> {
             if !chars.contains(&c) {
                 continue;
             }
-            let Ok(value) = self.backend.read(&address, c).await else { continue };
+            let Ok(value) = self.backend.read(&address, c).await else {
+                continue;
+            };
             match crate::decode_characteristic(c, &value) {
                 Ok(d) => merge_facts(&mut facts, d.facts),
                 Err(e) => self.dead_letter(ctx, entry, c, &value, e.to_string()).await,
@@ -214,8 +286,13 @@ impl<B: BleBackend> BleDriver<B> {
         }
         self.check_battery(ctx, entry, &facts).await;
         if let Some(device_now) = facts.current_time {
-            let off = match (local_to_utc(&device_now, &self.settings.time_zone), Timestamp::now().unix_millis()) {
-                (Some(dev), now) => (dev - now).unsigned_abs() > self.settings.clock_tolerance.as_millis() as u64,
+            let off = match (
+                local_to_utc(&device_now, &self.settings.time_zone),
+                Timestamp::now().unix_millis(),
+            ) {
+                (Some(dev), now) => {
+                    (dev - now).unsigned_abs() > self.settings.clock_tolerance.as_millis() as u64
+                }
                 (None, _) => true,
             };
             if !device_now.is_complete() {
@@ -223,12 +300,28 @@ impl<B: BleBackend> BleDriver<B> {
             }
             if off && let Some(value) = current_time_value(&self.settings.time_zone) {
                 match self.backend.write(&address, 0x2A2B, &value).await {
-                    Ok(()) => tracing::info!(device = %entry.id, "device clock set via Current Time Service"),
-                    Err(e) => tracing::debug!(device = %entry.id, error = %e, "device clock not writable"),
+                    Ok(()) => {
+                        tracing::info!(device = %entry.id, "device clock set via Current Time Service")
+                    }
+                    Err(e) => {
+                        tracing::debug!(device = %entry.id, error = %e, "device clock not writable")
+                    }
                 }
             }
         }
-        let measurement_chars: Vec<u16> = chars.iter().copied().filter(|c| is_measurement(*c)).collect();
+        // A thermometer may state its site once in Temperature Type (0x2A1D) instead of in
+        // every measurement.
+        let mut site = None;
+        if chars.contains(&0x2A1D)
+            && let Ok(value) = self.backend.read(&address, 0x2A1D).await
+        {
+            site = crate::profiles::hts::temperature_type(&value).ok();
+        }
+        let measurement_chars: Vec<u16> = chars
+            .iter()
+            .copied()
+            .filter(|c| is_measurement(*c))
+            .collect();
         let mut committed = 0;
         if stored_profile {
             self.backend.subscribe(&address, 0x2A18).await?;
@@ -242,20 +335,30 @@ impl<B: BleBackend> BleDriver<B> {
                 None => racp::report_all(),
             };
             self.backend.write(&address, racp::UUID, &request).await?;
-            committed += self.collect(ctx, entry, &facts, Some(key)).await?;
+            committed += self.collect(ctx, entry, &facts, Some(key), site).await?;
         } else {
             for c in &measurement_chars {
                 self.backend.subscribe(&address, *c).await?;
             }
-            committed += self.collect(ctx, entry, &facts, None).await?;
+            committed += self.collect(ctx, entry, &facts, None, site).await?;
         }
         let _ = self.backend.disconnect(&address).await;
         Ok(committed)
     }
 
     /// Receive notifications until the procedure ends; commit in chunks with the cursor.
-    async fn collect(&mut self, ctx: &DriverContext, entry: &DeviceEntry, facts: &DeviceFacts, cursor_key: Option<String>) -> Result<usize, SessionError> {
+    async fn collect(
+        &mut self,
+        ctx: &DriverContext,
+        entry: &DeviceEntry,
+        facts: &DeviceFacts,
+        cursor_key: Option<String>,
+        site: Option<u8>,
+    ) -> Result<usize, SessionError> {
         let stored = cursor_key.is_some();
+        // Body Composition measurements may span two packets; the assembler joins them and is
+        // dropped (reset) with the connection.
+        let mut bcs = crate::profiles::bcs::BcsAssembler::new();
         let mut buffer: Vec<Record> = Vec::new();
         let mut max_seq: Option<u64> = None;
         let mut committed = 0usize;
@@ -269,9 +372,25 @@ impl<B: BleBackend> BleDriver<B> {
                 _ = ctx.stopping() => break,
             };
             match event {
-                BleEvent::Notification { address, characteristic, value } if address == entry.address => {
-                    match crate::decode_characteristic(characteristic, &value) {
-                        Ok(d) => {
+                BleEvent::Notification {
+                    address,
+                    characteristic,
+                    value,
+                } if address == entry.address => {
+                    let decoded = match characteristic {
+                        0x2A1C => {
+                            crate::profiles::hts::measurement_with_site(&value, site).map(Some)
+                        }
+                        0x2A1E => {
+                            crate::profiles::hts::intermediate_temperature_with_site(&value, site)
+                                .map(Some)
+                        }
+                        0x2A9C => bcs.feed(&value),
+                        _ => crate::decode_characteristic(characteristic, &value).map(Some),
+                    };
+                    match decoded {
+                        Ok(None) => {}
+                        Ok(Some(d)) => {
                             if let Some(RacpResponse::Response { code, .. }) = d.control {
                                 if !code.is_complete() {
                                     tracing::warn!(device = %entry.id, ?code, "stored-record transfer ended with an error");
@@ -283,10 +402,15 @@ impl<B: BleBackend> BleDriver<B> {
                             }
                             buffer.extend(self.readings(entry, d.observations, facts, stored));
                         }
-                        Err(e) => self.dead_letter(ctx, entry, characteristic, &value, e.to_string()).await,
+                        Err(e) => {
+                            self.dead_letter(ctx, entry, characteristic, &value, e.to_string())
+                                .await
+                        }
                     }
                     if buffer.len() >= self.settings.commit_chunk {
-                        committed += self.commit(ctx, &mut buffer, cursor_key.as_deref(), max_seq).await?;
+                        committed += self
+                            .commit(ctx, &mut buffer, cursor_key.as_deref(), max_seq)
+                            .await?;
                     }
                     if !stored && !buffer.is_empty() {
                         // Live values are committed as they come (alarms and readings must not wait).
@@ -294,35 +418,59 @@ impl<B: BleBackend> BleDriver<B> {
                     }
                 }
                 BleEvent::Disconnected { address } if address == entry.address => break,
+                BleEvent::Advertisement { address, .. } => self.remember(address),
                 _ => {}
             }
         }
         // Everything received completely is committed, with the cursor of the last record:
         // after a disconnect mid-transfer the next session resumes after it.
-        committed += self.commit(ctx, &mut buffer, cursor_key.as_deref(), max_seq).await?;
+        committed += self
+            .commit(ctx, &mut buffer, cursor_key.as_deref(), max_seq)
+            .await?;
         Ok(committed)
     }
 
-    async fn commit(&self, ctx: &DriverContext, buffer: &mut Vec<Record>, cursor_key: Option<&str>, max_seq: Option<u64>) -> Result<usize, SessionError> {
+    async fn commit(
+        &self,
+        ctx: &DriverContext,
+        buffer: &mut Vec<Record>,
+        cursor_key: Option<&str>,
+        max_seq: Option<u64>,
+    ) -> Result<usize, SessionError> {
         if buffer.is_empty() {
             return Ok(0);
         }
         let records = std::mem::take(buffer);
         let n = records.len();
-        let cursor = cursor_key.zip(max_seq).map(|(k, s)| (k.to_owned(), s as i64));
+        let cursor = cursor_key
+            .zip(max_seq)
+            .map(|(k, s)| (k.to_owned(), s as i64));
         ctx.ingest.submit(records, cursor).await?;
         Ok(n)
     }
 
     async fn check_battery(&self, ctx: &DriverContext, entry: &DeviceEntry, facts: &DeviceFacts) {
-        let Some(level) = facts.battery_percent else { return };
+        let Some(level) = facts.battery_percent else {
+            return;
+        };
         let source = entry.id.to_string();
         let result = if level < self.settings.low_battery_percent {
             ctx.technical
-                .raise(&source, TechnicalKind::LowBattery, Severity::Minor, format!("battery at {level} %: replace or charge it (A3)"))
+                .raise(
+                    &source,
+                    TechnicalKind::LowBattery,
+                    Severity::Minor,
+                    format!("battery at {level} %: replace or charge it (A3)"),
+                )
                 .await
         } else if level >= self.settings.low_battery_percent.saturating_add(5) {
-            ctx.technical.clear(&source, TechnicalKind::LowBattery, format!("battery at {level} %")).await
+            ctx.technical
+                .clear(
+                    &source,
+                    TechnicalKind::LowBattery,
+                    format!("battery at {level} %"),
+                )
+                .await
         } else {
             Ok(false)
         };
@@ -336,11 +484,25 @@ impl<B: BleBackend> BleDriver<B> {
         let after = self.settings.offline_after;
         let entries = self.settings.devices.clone();
         for entry in entries {
-            let Some(st) = self.state.get_mut(&entry.address) else { continue };
+            let Some(st) = self.state.get_mut(&entry.address) else {
+                continue;
+            };
             if !st.offline && now.duration_since(st.last_seen) > after {
                 st.offline = true;
-                let msg = format!("not seen for more than {}: check its battery and that it is in range of the gateway", humanize(after));
-                if let Err(e) = ctx.technical.raise(&entry.id.to_string(), TechnicalKind::DeviceOffline, Severity::Minor, msg).await {
+                let msg = format!(
+                    "not seen for more than {}: check its battery and that it is in range of the gateway",
+                    humanize(after)
+                );
+                if let Err(e) = ctx
+                    .technical
+                    .raise(
+                        &entry.id.to_string(),
+                        TechnicalKind::DeviceOffline,
+                        Severity::Minor,
+                        msg,
+                    )
+                    .await
+                {
                     tracing::error!(error = %e, "cannot store a device-offline technical alarm");
                 }
             }
@@ -348,7 +510,9 @@ impl<B: BleBackend> BleDriver<B> {
     }
 
     async fn on_advertisement(&mut self, ctx: &DriverContext, address: Address) {
-        let Some(entry) = self.entry(&address) else { return };
+        let Some(entry) = self.entry(&address) else {
+            return;
+        };
         let now = Instant::now();
         let was_offline = self.state.get(&address).is_some_and(|s| s.offline);
         if let Some(st) = self.state.get_mut(&address) {
@@ -358,7 +522,16 @@ impl<B: BleBackend> BleDriver<B> {
                 return;
             }
         }
-        if was_offline && let Err(e) = ctx.technical.clear(&entry.id.to_string(), TechnicalKind::DeviceOffline, "seen again").await {
+        if was_offline
+            && let Err(e) = ctx
+                .technical
+                .clear(
+                    &entry.id.to_string(),
+                    TechnicalKind::DeviceOffline,
+                    "seen again",
+                )
+                .await
+        {
             tracing::error!(error = %e, "cannot clear a device-offline technical alarm");
         }
         match self.session(ctx, &entry).await {
@@ -382,11 +555,19 @@ impl<B: BleBackend> BleDriver<B> {
         }
     }
 
+    fn remember(&mut self, address: Address) {
+        if self.state.contains_key(&address) && !self.waiting.contains(&address) {
+            self.waiting.push_back(address);
+        }
+    }
+
     fn back_off(&mut self, address: &Address) {
         let (initial, max) = (self.settings.reconnect_initial, self.settings.reconnect_max);
         if let Some(st) = self.state.get_mut(address) {
             st.failures = st.failures.saturating_add(1);
-            let delay = initial.saturating_mul(1u32 << st.failures.min(16).saturating_sub(1)).min(max);
+            let delay = initial
+                .saturating_mul(1u32 << st.failures.min(16).saturating_sub(1))
+                .min(max);
             st.not_before = Instant::now() + delay;
         }
     }
@@ -394,18 +575,47 @@ impl<B: BleBackend> BleDriver<B> {
 
 fn humanize(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 { format!("{} h", s / 3600) } else if s >= 60 { format!("{} min", s / 60) } else { format!("{s} s") }
+    if s >= 3600 {
+        format!("{} h", s / 3600)
+    } else if s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
 }
 
 fn is_measurement(c: u16) -> bool {
-    matches!(c, 0x2A35 | 0x2A36 | 0x2A1C | 0x2A1E | 0x2A9D | 0x2A9C | 0x2A5E | 0x2A5F | 0x2A37 | 0x2AA7 | 0x2B8B)
+    matches!(
+        c,
+        0x2A35
+            | 0x2A36
+            | 0x2A1C
+            | 0x2A1E
+            | 0x2A9D
+            | 0x2A9C
+            | 0x2A5E
+            | 0x2A5F
+            | 0x2A37
+            | 0x2AA7
+            | 0x2B8B
+    )
 }
 
 fn merge_facts(into: &mut DeviceFacts, from: DeviceFacts) {
     macro_rules! take {
         ($($f:ident),*) => { $( if from.$f.is_some() { into.$f = from.$f; } )* };
     }
-    take!(manufacturer, model, serial, firmware, hardware, software, eui64, battery_percent, current_time);
+    take!(
+        manufacturer,
+        model,
+        serial,
+        firmware,
+        hardware,
+        software,
+        eui64,
+        battery_percent,
+        current_time
+    );
     into.clock_unset |= from.clock_unset;
 }
 
@@ -416,10 +626,21 @@ impl<B: BleBackend> Driver for BleDriver<B> {
 
     fn run<'a>(&'a mut self, ctx: &'a DriverContext) -> DriverFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            self.backend.start_scan().await.map_err(|e| DriverError::Link(e.to_string()))?;
+            self.backend
+                .start_scan()
+                .await
+                .map_err(|e| DriverError::Link(e.to_string()))?;
             tracing::info!(source = %self.settings.name, devices = self.settings.devices.len(), "BLE source scanning");
-            let mut offline_tick = tokio::time::interval(Duration::from_secs(60).min(self.settings.offline_after));
+            let mut offline_tick =
+                tokio::time::interval(Duration::from_secs(60).min(self.settings.offline_after));
             loop {
+                if let Some(address) = self.waiting.pop_front() {
+                    if ctx.is_stopping() {
+                        return Ok(());
+                    }
+                    self.on_advertisement(ctx, address).await;
+                    continue;
+                }
                 tokio::select! {
                     _ = ctx.stopping() => return Ok(()),
                     _ = offline_tick.tick() => self.check_offline(ctx).await,
@@ -432,5 +653,70 @@ impl<B: BleBackend> Driver for BleDriver<B> {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oslo() -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get("Europe/Oslo").unwrap()
+    }
+
+    fn local(y: u16, mo: u8, d: u8, h: u8, mi: u8) -> DeviceTime {
+        DeviceTime::Local(LocalDateTime {
+            year: Some(y),
+            month: Some(mo),
+            day: Some(d),
+            hour: h,
+            minute: mi,
+            second: 9,
+        })
+    }
+
+    #[test]
+    fn device_local_time_is_converted_with_the_box_zone() {
+        // Winter: CET = UTC+1.
+        let t = to_utc(&local(2025, 3, 14, 7, 5), &oslo()).unwrap();
+        assert_eq!(
+            Timestamp::from_unix_millis(t).to_rfc3339(),
+            "2025-03-14T06:05:09.000Z"
+        );
+        // Summer: CEST = UTC+2.
+        let t = to_utc(&local(2025, 7, 1, 12, 0), &oslo()).unwrap();
+        assert_eq!(
+            Timestamp::from_unix_millis(t).to_rfc3339(),
+            "2025-07-01T10:00:09.000Z"
+        );
+        // 02:30 on 2025-03-30 does not exist in Oslo (clocks jump to 03:00): moved forward.
+        let t = to_utc(&local(2025, 3, 30, 2, 30), &oslo()).unwrap();
+        assert_eq!(
+            Timestamp::from_unix_millis(t).to_rfc3339(),
+            "2025-03-30T01:30:09.000Z"
+        );
+    }
+
+    #[test]
+    fn an_unset_device_clock_gives_no_time() {
+        let unset = DeviceTime::Local(LocalDateTime {
+            year: None,
+            month: None,
+            day: None,
+            hour: 0,
+            minute: 12,
+            second: 0,
+        });
+        assert_eq!(to_utc(&unset, &oslo()), None);
+        assert_eq!(to_utc(&DeviceTime::Relative(5), &oslo()), None);
+        assert_eq!(to_utc(&DeviceTime::Utc(5), &oslo()), Some(5));
+    }
+
+    #[test]
+    fn current_time_value_is_ten_octets_of_local_time() {
+        let v = current_time_value(&oslo()).unwrap();
+        assert!(u16::from_le_bytes([v[0], v[1]]) >= 2026);
+        assert!((1..=7).contains(&v[7]), "day of week 1 (Monday) … 7");
+        assert_eq!(v[9], 0x02, "adjust reason: external reference");
     }
 }

@@ -16,7 +16,10 @@ pub mod driver;
 pub mod profiles;
 pub mod sim;
 
-pub use decode::{DecodeError, DecodeErrorKind, Decoded, DeviceFacts, DeviceTime, LocalDateTime, Observation, Reader};
+pub use decode::{
+    DecodeError, DecodeErrorKind, Decoded, DeviceFacts, DeviceTime, LocalDateTime, Observation,
+    Reader,
+};
 
 /// A human name for a 16-bit characteristic UUID (for error messages).
 pub fn characteristic_name(uuid: u16) -> &'static str {
@@ -85,6 +88,10 @@ pub fn decode_characteristic(uuid: u16, bytes: &[u8]) -> Result<Decoded, DecodeE
         0x2A24..=0x2A29 => dis::string(uuid, bytes),
         0x2A19 => bas::level(bytes),
         0x2A2B => cts::current_time(bytes),
-        _ => Err(DecodeError { characteristic: uuid, at: 0, kind: DecodeErrorKind::Unsupported }),
+        _ => Err(DecodeError {
+            characteristic: uuid,
+            at: 0,
+            kind: DecodeErrorKind::Unsupported,
+        }),
     }
 }

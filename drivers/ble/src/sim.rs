@@ -115,12 +115,18 @@ impl SimBackend {
     }
 
     fn require_connected(&self, address: &Address) -> Result<(), BackendError> {
-        if self.connected.contains(address) { Ok(()) } else { Err(BackendError::NotConnected(address.clone())) }
+        if self.connected.contains(address) {
+            Ok(())
+        } else {
+            Err(BackendError::NotConnected(address.clone()))
+        }
     }
 
     fn drop_link(&mut self, address: &Address) {
         if self.connected.remove(address) {
-            self.queue.push_back(BleEvent::Disconnected { address: address.clone() });
+            self.queue.push_back(BleEvent::Disconnected {
+                address: address.clone(),
+            });
         }
     }
 
@@ -131,17 +137,29 @@ impl SimBackend {
             [0x04, 0x01] => {
                 let n = self.device(address)?.stored.len() as u16;
                 let [a, b] = n.to_le_bytes();
-                self.queue.push_back(BleEvent::Notification { address: address.clone(), characteristic: racp::UUID, value: vec![0x05, 0x00, a, b] });
+                self.queue.push_back(BleEvent::Notification {
+                    address: address.clone(),
+                    characteristic: racp::UUID,
+                    value: vec![0x05, 0x00, a, b],
+                });
                 return Ok(());
             }
             [0x02, 0x01] => {
                 self.device(address)?.stored.clear();
-                self.queue.push_back(BleEvent::Notification { address: address.clone(), characteristic: racp::UUID, value: vec![0x06, 0x00, 0x02, 0x01] });
+                self.queue.push_back(BleEvent::Notification {
+                    address: address.clone(),
+                    characteristic: racp::UUID,
+                    value: vec![0x06, 0x00, 0x02, 0x01],
+                });
                 return Ok(());
             }
             other => {
                 let op = other.first().copied().unwrap_or(0);
-                self.queue.push_back(BleEvent::Notification { address: address.clone(), characteristic: racp::UUID, value: vec![0x06, 0x00, op, 0x02] });
+                self.queue.push_back(BleEvent::Notification {
+                    address: address.clone(),
+                    characteristic: racp::UUID,
+                    value: vec![0x06, 0x00, op, 0x02],
+                });
                 return Ok(());
             }
         };
@@ -150,17 +168,29 @@ impl SimBackend {
         let dev = self.device(address)?;
         let characteristic = dev.stored_characteristic;
         let records: Vec<Vec<u8>> = dev.stored.range(from..).map(|(_, v)| v.clone()).collect();
-        let cut = if first_transfer { dev.faults.disconnect_after_records } else { None };
+        let cut = if first_transfer {
+            dev.faults.disconnect_after_records
+        } else {
+            None
+        };
         let found = !records.is_empty();
         for (i, value) in records.into_iter().enumerate() {
             if cut == Some(i) {
                 self.drop_link(address);
                 return Ok(());
             }
-            self.queue.push_back(BleEvent::Notification { address: address.clone(), characteristic, value });
+            self.queue.push_back(BleEvent::Notification {
+                address: address.clone(),
+                characteristic,
+                value,
+            });
         }
         let code = if found { 0x01 } else { 0x06 };
-        self.queue.push_back(BleEvent::Notification { address: address.clone(), characteristic: racp::UUID, value: vec![0x06, 0x00, 0x01, code] });
+        self.queue.push_back(BleEvent::Notification {
+            address: address.clone(),
+            characteristic: racp::UUID,
+            value: vec![0x06, 0x00, 0x01, code],
+        });
         Ok(())
     }
 }
@@ -211,50 +241,80 @@ impl BleBackend for SimBackend {
             let dev = self.device(address)?;
             if dev.faults.bond_failures > 0 {
                 dev.faults.bond_failures -= 1;
-                return Err(BackendError::Bond { address: address.clone(), reason: "authentication failed (simulated)".into() });
+                return Err(BackendError::Bond {
+                    address: address.clone(),
+                    reason: "authentication failed (simulated)".into(),
+                });
             }
             self.bonded.insert(address.clone());
             Ok(())
         })
     }
 
-    fn disconnect<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn disconnect<'a>(
+        &'a mut self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             self.connected.remove(address);
             Ok(())
         })
     }
 
-    fn characteristics<'a>(&'a mut self, address: &'a Address) -> BoxFuture<'a, Result<Vec<u16>, BackendError>> {
+    fn characteristics<'a>(
+        &'a mut self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<Vec<u16>, BackendError>> {
         Box::pin(async move {
             self.require_connected(address)?;
             Ok(self.device(address)?.characteristics())
         })
     }
 
-    fn read<'a>(&'a mut self, address: &'a Address, characteristic: u16) -> BoxFuture<'a, Result<Vec<u8>, BackendError>> {
+    fn read<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+    ) -> BoxFuture<'a, Result<Vec<u8>, BackendError>> {
         Box::pin(async move {
             self.require_connected(address)?;
-            self.device(address)?.readable.get(&characteristic).cloned().ok_or_else(|| BackendError::Gatt {
-                op: "read",
-                address: address.clone(),
-                characteristic,
-                reason: "not readable".into(),
-            })
+            self.device(address)?
+                .readable
+                .get(&characteristic)
+                .cloned()
+                .ok_or_else(|| BackendError::Gatt {
+                    op: "read",
+                    address: address.clone(),
+                    characteristic,
+                    reason: "not readable".into(),
+                })
         })
     }
 
-    fn write<'a>(&'a mut self, address: &'a Address, characteristic: u16, value: &'a [u8]) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn write<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             self.require_connected(address)?;
             if self.device(address)?.requires_bond && !self.bonded.contains(address) {
-                return Err(BackendError::Gatt { op: "write", address: address.clone(), characteristic, reason: "insufficient authentication".into() });
+                return Err(BackendError::Gatt {
+                    op: "write",
+                    address: address.clone(),
+                    characteristic,
+                    reason: "insufficient authentication".into(),
+                });
             }
-            self.writes.push((address.clone(), characteristic, value.to_vec()));
+            self.writes
+                .push((address.clone(), characteristic, value.to_vec()));
             match characteristic {
                 racp::UUID => self.start_transfer(address, value),
                 0x2A2B => {
-                    self.device(address)?.readable.insert(0x2A2B, value.to_vec());
+                    self.device(address)?
+                        .readable
+                        .insert(0x2A2B, value.to_vec());
                     Ok(())
                 }
                 _ => Ok(()),
@@ -262,16 +322,27 @@ impl BleBackend for SimBackend {
         })
     }
 
-    fn subscribe<'a>(&'a mut self, address: &'a Address, characteristic: u16) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn subscribe<'a>(
+        &'a mut self,
+        address: &'a Address,
+        characteristic: u16,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             self.require_connected(address)?;
             let dev = self.device(address)?;
             // A live device sends its next round once its measurement characteristic is
             // subscribed, then ends the connection (as a blood-pressure monitor does).
-            let sends_round = dev.live_rounds.front().is_some_and(|r| r.first().is_some_and(|(u, _)| *u == characteristic));
+            let sends_round = dev
+                .live_rounds
+                .front()
+                .is_some_and(|r| r.first().is_some_and(|(u, _)| *u == characteristic));
             if sends_round && let Some(round) = dev.live_rounds.pop_front() {
                 for (u, value) in round {
-                    self.queue.push_back(BleEvent::Notification { address: address.clone(), characteristic: u, value });
+                    self.queue.push_back(BleEvent::Notification {
+                        address: address.clone(),
+                        characteristic: u,
+                        value,
+                    });
                 }
                 self.drop_link(address);
             }
@@ -303,7 +374,14 @@ fn time_of(i: u32) -> [u8; 7] {
     date_time_bytes(2026, 11, day.min(30), (m / 60) as u8, (m % 60) as u8, 0)
 }
 
-fn device_info(d: &mut SimDevice, manufacturer: &str, model: &str, serial: &str, system_id: [u8; 8], battery: u8) {
+fn device_info(
+    d: &mut SimDevice,
+    manufacturer: &str,
+    model: &str,
+    serial: &str,
+    system_id: [u8; 8],
+    battery: u8,
+) {
     d.readable.insert(0x2A29, manufacturer.as_bytes().to_vec());
     d.readable.insert(0x2A24, model.as_bytes().to_vec());
     d.readable.insert(0x2A25, serial.as_bytes().to_vec());
@@ -339,18 +417,46 @@ pub fn glucose_measurement(seq: u16, time: [u8; 7], mmol_tenths: i16) -> Vec<u8>
 /// records that needs bonding (which fails once), has a low battery, and drops the link
 /// during the first transfer.
 pub fn scripted_devices(glucose_records: u16) -> Vec<SimDevice> {
-    let addr = |s: &str| Address::parse(s).unwrap_or_else(|| Address(s.to_owned()));
-    let mut bp = SimDevice::new(addr("A4:C1:38:00:00:01"), "BP7000-sim", vec![0x1810, 0x180A, 0x180F, 0x1805]);
-    device_info(&mut bp, "Acme Medical", "BP7000", "BP-000123", [0x01, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4], 85);
+    let addr = |s: &str| Address::parse(s).unwrap_or_else(|| Address::trusted(s));
+    let mut bp = SimDevice::new(
+        addr("A4:C1:38:00:00:01"),
+        "BP7000-sim",
+        vec![0x1810, 0x180A, 0x180F, 0x1805],
+    );
+    device_info(
+        &mut bp,
+        "Acme Medical",
+        "BP7000",
+        "BP-000123",
+        [0x01, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4],
+        85,
+    );
     // A reset clock reports an unknown date; hearth flags it and sets the clock.
-    bp.readable.insert(0x2A2B, [date_time_bytes(0, 0, 0, 0, 12, 0).as_slice(), &[0, 0, 0]].concat());
+    bp.readable.insert(
+        0x2A2B,
+        [date_time_bytes(0, 0, 0, 0, 12, 0).as_slice(), &[0, 0, 0]].concat(),
+    );
     for i in 0..600u32 {
         let w = (i * 7 % 11) as i16;
-        bp.live_rounds.push_back(vec![(0x2A35, bp_measurement(118 + w, 76 + w / 2, 90 + w / 2, 64 + w, time_of(i)))]);
+        bp.live_rounds.push_back(vec![(
+            0x2A35,
+            bp_measurement(118 + w, 76 + w / 2, 90 + w / 2, 64 + w, time_of(i)),
+        )]);
     }
 
-    let mut thermo = SimDevice::new(addr("A4:C1:38:00:00:02"), "Thermo-sim", vec![0x1809, 0x180A]);
-    device_info(&mut thermo, "Acme Medical", "TH20", "TH-000777", [0x02, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4], 64);
+    let mut thermo = SimDevice::new(
+        addr("A4:C1:38:00:00:02"),
+        "Thermo-sim",
+        vec![0x1809, 0x180A],
+    );
+    device_info(
+        &mut thermo,
+        "Acme Medical",
+        "TH20",
+        "TH-000777",
+        [0x02, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4],
+        64,
+    );
     for i in 0..600u32 {
         let mut v = vec![0x06];
         v.extend(float32(365 + (i % 6) as i32, -1));
@@ -360,7 +466,14 @@ pub fn scripted_devices(glucose_records: u16) -> Vec<SimDevice> {
     }
 
     let mut scale = SimDevice::new(addr("A4:C1:38:00:00:03"), "Scale-sim", vec![0x181D, 0x180A]);
-    device_info(&mut scale, "Acme Medical", "WS50", "WS-004242", [0x03, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4], 90);
+    device_info(
+        &mut scale,
+        "Acme Medical",
+        "WS50",
+        "WS-004242",
+        [0x03, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4],
+        90,
+    );
     for i in 0..600u32 {
         let mut v = vec![0x02];
         v.extend((14_490u16 + (i % 20) as u16).to_le_bytes()); // 72.45 kg + i × 5 g
@@ -369,7 +482,14 @@ pub fn scripted_devices(glucose_records: u16) -> Vec<SimDevice> {
     }
 
     let mut oxi = SimDevice::new(addr("A4:C1:38:00:00:04"), "Oxi-sim", vec![0x1822, 0x180A]);
-    device_info(&mut oxi, "Acme Medical", "PO3", "PO-000042", [0x04, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4], 70);
+    device_info(
+        &mut oxi,
+        "Acme Medical",
+        "PO3",
+        "PO-000042",
+        [0x04, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4],
+        70,
+    );
     for i in 0..600u32 {
         let mut v = vec![0x01];
         v.extend(sfloat(95 + (i % 4) as i16, 0));
@@ -378,13 +498,29 @@ pub fn scripted_devices(glucose_records: u16) -> Vec<SimDevice> {
         oxi.live_rounds.push_back(vec![(0x2A5E, v)]);
     }
 
-    let mut gluco = SimDevice::new(addr("A4:C1:38:00:00:05"), "Gluco-sim", vec![0x1808, 0x180A, 0x180F]);
-    device_info(&mut gluco, "Acme Medical", "GL10", "GL-000099", [0x05, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4], 15);
+    let mut gluco = SimDevice::new(
+        addr("A4:C1:38:00:00:05"),
+        "Gluco-sim",
+        vec![0x1808, 0x180A, 0x180F],
+    );
+    device_info(
+        &mut gluco,
+        "Acme Medical",
+        "GL10",
+        "GL-000099",
+        [0x05, 0x00, 0x00, 0x00, 0x00, 0x38, 0xC1, 0xA4],
+        15,
+    );
     gluco.requires_bond = true;
-    gluco.faults = SimFaults { bond_failures: 1, disconnect_after_records: Some(usize::from(glucose_records / 3)) };
+    gluco.faults = SimFaults {
+        bond_failures: 1,
+        disconnect_after_records: Some(usize::from(glucose_records / 3)),
+    };
     for seq in 1..=glucose_records {
         let mmol = 48 + (seq % 30) as i16;
-        gluco.stored.insert(seq, glucose_measurement(seq, time_of(u32::from(seq)), mmol));
+        gluco
+            .stored
+            .insert(seq, glucose_measurement(seq, time_of(u32::from(seq)), mmol));
     }
     vec![bp, thermo, scale, oxi, gluco]
 }
@@ -396,7 +532,12 @@ pub fn scripted_allow_list(category: hearth_model::Category) -> Vec<crate::drive
         .into_iter()
         .filter_map(|d| {
             let id = hearth_model::DeviceId::new("ble", &d.address.compact()).ok()?;
-            Some(crate::driver::DeviceEntry { address: d.address, id, person: None, category })
+            Some(crate::driver::DeviceEntry {
+                address: d.address,
+                id,
+                person: None,
+                category,
+            })
         })
         .collect()
 }

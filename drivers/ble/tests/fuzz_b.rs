@@ -363,7 +363,8 @@ proptest! {
         prop_assert_eq!(d.observations[0].value.as_f64(), Some(f64::from(hr)));
         for (o, r) in d.observations.iter().rev().zip(rr.iter().rev()) {
             prop_assert_eq!(o.mdc, Mdc(147_240));
-            prop_assert_eq!(o.value.as_f64(), Some(f64::from(*r) / 1024.0));
+            prop_assert_eq!(o.value.as_f64(), Some(f64::from(*r) * 1000.0 / 1024.0));
+            prop_assert_eq!(o.unit.as_ref().unwrap().as_str(), "ms");
         }
     }
 

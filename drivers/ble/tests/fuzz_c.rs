@@ -9,7 +9,10 @@ use hearth_model::Value;
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 256, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 256,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Every byte-slice decoder of the three modules; the results are ignored, only panics count.
@@ -278,18 +281,35 @@ fn reference_vectors_from_the_brief() {
     assert_eq!(cgm::crc16_mcrf4xx(b"123456789"), 0x6F91);
     let rec = [0x08, 0x00, 0x70, 0x00, 0x4B, 0x00, 0xA3, 0xD1];
     let d = cgm::measurement_with_crc_required(&rec, true).unwrap();
-    assert_eq!(d.observations[0].value, Value::numeric_with_decimals(112.0, 0));
+    assert_eq!(
+        d.observations[0].value,
+        Value::numeric_with_decimals(112.0, 0)
+    );
     assert_eq!(d.observations[0].sequence, Some(75));
     let e = cgm::measurement(&[0x08, 0x00, 0x70, 0x00, 0x4B, 0x00, 0xA3, 0xD0]).unwrap_err();
     assert_eq!(e.at, 6);
-    assert_eq!(sfloat::decode(u16::from_le_bytes([0x38, 0xC0])), Ok(Number { mantissa: 56, exponent: -4 }));
-    let mut g = vec![0x06u8, 0x01, 0x00, 0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 0x38, 0xC0, 0x11];
+    assert_eq!(
+        sfloat::decode(u16::from_le_bytes([0x38, 0xC0])),
+        Ok(Number {
+            mantissa: 56,
+            exponent: -4
+        })
+    );
+    let mut g = vec![
+        0x06u8, 0x01, 0x00, 0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 0x38, 0xC0, 0x11,
+    ];
     let d = gls::measurement(&g).unwrap();
-    assert_eq!(d.observations[0].value, Value::numeric_with_decimals(5.6, 1));
+    assert_eq!(
+        d.observations[0].value,
+        Value::numeric_with_decimals(5.6, 1)
+    );
     g[0] = 0x02;
     g[10] = 0x64;
     g[11] = 0xB0;
     let d = gls::measurement(&g).unwrap();
-    assert_eq!(d.observations[0].value, Value::numeric_with_decimals(100.0, 0));
+    assert_eq!(
+        d.observations[0].value,
+        Value::numeric_with_decimals(100.0, 0)
+    );
     assert_eq!(d.observations[0].unit.as_ref().unwrap().as_str(), "mg/dL");
 }

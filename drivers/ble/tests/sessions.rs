@@ -28,17 +28,34 @@ fn settings(devices: Vec<DeviceEntry>) -> BleSettings {
 }
 
 fn writer(dir: &std::path::Path) -> OutboxWriter {
-    let route = RouteSpec { name: "hub".into(), categories: Category::ALL.to_vec(), retry: RetryPolicy::default() };
+    let route = RouteSpec {
+        name: "hub".into(),
+        categories: Category::ALL.to_vec(),
+        retry: RetryPolicy::default(),
+    };
     let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
     OutboxWriter::spawn(ob, 1000).unwrap().0
 }
 
 /// Run the driver until `done` says so (checked on the outbox stats) or 30 s pass.
-async fn run_until(devices: Vec<SimDevice>, allow: Vec<DeviceEntry>, dir: &std::path::Path, done: impl Fn(&hearth_outbox::Stats) -> bool) -> hearth_outbox::Stats {
+async fn run_until(
+    devices: Vec<SimDevice>,
+    allow: Vec<DeviceEntry>,
+    dir: &std::path::Path,
+    done: impl Fn(&hearth_outbox::Stats) -> bool,
+) -> (
+    hearth_outbox::Stats,
+    Vec<(Address, u16, Vec<u8>)>,
+    Vec<hearth_model::Record>,
+) {
     let w = writer(dir);
     let ingest = Ingest::new(w.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let ctx = DriverContext::new(ingest.clone(), TechnicalAlarms::new(ingest.clone()), stop_rx);
+    let ctx = DriverContext::new(
+        ingest.clone(),
+        TechnicalAlarms::new(ingest.clone()),
+        stop_rx,
+    );
     let backend = SimBackend::new(devices, Duration::from_millis(20));
     let mut driver = BleDriver::new(settings(allow), backend);
     let task = tokio::spawn(async move { driver.run(&ctx).await.map(|()| driver) });
@@ -51,8 +68,16 @@ async fn run_until(devices: Vec<SimDevice>, allow: Vec<DeviceEntry>, dir: &std::
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop_tx.send(true).unwrap();
-    let _driver = task.await.unwrap().unwrap();
-    w.stats().await.unwrap()
+    let driver = task.await.unwrap().unwrap();
+    let stats = w.stats().await.unwrap();
+    let records = w
+        .claim(w.route("hub").unwrap(), 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.record)
+        .collect();
+    (stats, driver.backend().writes.clone(), records)
 }
 
 fn only(devices: Vec<SimDevice>, name: &str) -> Vec<SimDevice> {
@@ -64,32 +89,96 @@ async fn stored_glucose_records_arrive_once_despite_a_failed_bond_and_a_dropped_
     let dir = tempfile::tempdir().unwrap();
     let devices = only(scripted_devices(90), "Gluco-sim");
     let allow = scripted_allow_list(Category::Health);
-    let s = run_until(devices, allow, dir.path(), |s| s.cursors.values().any(|v| *v == 90)).await;
-    assert_eq!(s.cursors.get("ble:ble:a4c138000005:seq"), Some(&90), "cursor at the last record: {:?}", s.cursors);
-    assert_eq!(s.lanes[2].records, 90, "90 glucose readings, each once");
-    assert_eq!(s.counter("duplicates"), 0, "the resumed transfer fetched only newer records");
-    assert!(s.lanes[1].records >= 1, "low battery (15 %) raised a technical alarm");
+    let (s, _, _) = run_until(devices, allow, dir.path(), |s| {
+        s.cursors.values().any(|v| *v == 90)
+    })
+    .await;
+    assert_eq!(
+        s.cursors.get("ble:ble:a4c138000005:seq"),
+        Some(&90),
+        "cursor at the last record: {:?}",
+        s.cursors
+    );
+    // Each record is two readings: the concentration and the sample location.
+    assert_eq!(s.lanes[2].records, 2 * 90, "90 glucose records, each once");
+    assert_eq!(
+        s.counter("duplicates"),
+        0,
+        "the resumed transfer fetched only newer records"
+    );
+    assert!(
+        s.lanes[1].records >= 1,
+        "low battery (15 %) raised a technical alarm"
+    );
 }
 
 #[tokio::test]
 async fn a_restart_fetches_only_records_newer_than_the_committed_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let allow = scripted_allow_list(Category::Health);
-    run_until(only(scripted_devices(40), "Gluco-sim"), allow.clone(), dir.path(), |s| s.cursors.values().any(|v| *v == 40)).await;
+    run_until(
+        only(scripted_devices(40), "Gluco-sim"),
+        allow.clone(),
+        dir.path(),
+        |s| s.cursors.values().any(|v| *v == 40),
+    )
+    .await;
     // The meter took 10 more readings while hearth was stopped.
-    let s = run_until(only(scripted_devices(50), "Gluco-sim"), allow, dir.path(), |s| s.cursors.values().any(|v| *v == 50)).await;
-    assert_eq!(s.counter("ingested") - s.lanes[1].records as i64, 50);
+    let (s, _, _) = run_until(
+        only(scripted_devices(50), "Gluco-sim"),
+        allow,
+        dir.path(),
+        |s| s.cursors.values().any(|v| *v == 50),
+    )
+    .await;
+    assert_eq!(
+        s.counter("ingested") - s.lanes[1].records as i64,
+        2 * 50,
+        "50 records of two readings each"
+    );
     assert_eq!(s.counter("duplicates"), 0);
 }
 
 #[tokio::test]
 async fn live_devices_are_collected_and_a_reset_clock_is_flagged_and_set() {
     let dir = tempfile::tempdir().unwrap();
-    let devices: Vec<SimDevice> = scripted_devices(0).into_iter().filter(|d| d.name != "Gluco-sim").collect();
+    let devices: Vec<SimDevice> = scripted_devices(0)
+        .into_iter()
+        .filter(|d| d.name != "Gluco-sim")
+        .collect();
     let allow = scripted_allow_list(Category::Health);
-    let s = run_until(devices, allow, dir.path(), |s| s.lanes[2].records >= 8).await;
-    assert!(s.lanes[2].records >= 8, "readings from the live devices: {:?}", s.lanes);
-    assert!(s.dead_letters.is_empty(), "every scripted value decoded: {:?}", s.dead_letters);
+    let (s, writes, records) =
+        run_until(devices, allow, dir.path(), |s| s.lanes[2].records >= 8).await;
+    assert!(
+        s.lanes[2].records >= 8,
+        "readings from the live devices: {:?}",
+        s.lanes
+    );
+    let bp = Address::parse("A4:C1:38:00:00:01").unwrap();
+    let set = writes
+        .iter()
+        .find(|(a, c, _)| *a == bp && *c == 0x2A2B)
+        .expect("the reset clock was set via Current Time");
+    assert_eq!(set.2.len(), 10);
+    assert!(
+        u16::from_le_bytes([set.2[0], set.2[1]]) >= 2026,
+        "a real year was written"
+    );
+    let flagged = records.iter().any(|r| matches!(r, hearth_model::Record::Reading(x) if x.device.as_str() == "ble:a4c138000001" && x.flags.device_clock_unset));
+    assert!(
+        flagged,
+        "readings taken while the monitor's clock was unset are flagged"
+    );
+    let converted = records.iter().any(|r| matches!(r, hearth_model::Record::Reading(x) if x.device.as_str() == "ble:a4c138000002" && x.device_time.is_some()));
+    assert!(
+        converted,
+        "device local times are converted with the box's zone"
+    );
+    assert!(
+        s.dead_letters.is_empty(),
+        "every scripted value decoded: {:?}",
+        s.dead_letters
+    );
 }
 
 #[tokio::test]
@@ -98,10 +187,29 @@ async fn a_malformed_notification_is_dead_lettered_not_fatal() {
     let address = Address::parse("A4:C1:38:00:00:09").unwrap();
     let mut bad = SimDevice::new(address.clone(), "Broken-sim", vec![0x1810]);
     // Flags announce a time stamp, but the value ends after the three pressures.
-    bad.live_rounds.push_back(vec![(0x2A35, vec![0x02, 0x80, 0x00, 0x54, 0x00, 0x63, 0x00])]);
-    bad.live_rounds.push_back(vec![(0x2A35, vec![0x00, 0x80, 0x00, 0x54, 0x00, 0x63, 0x00])]);
-    let allow = vec![DeviceEntry { address, id: hearth_model::DeviceId::new("ble", "broken").unwrap(), person: None, category: Category::Health }];
-    let s = run_until(vec![bad], allow, dir.path(), |s| s.lanes[2].records >= 1).await;
-    assert_eq!(s.dead_letters.get("input:ble:ble:broken"), Some(&1), "{:?}", s.dead_letters);
-    assert_eq!(s.lanes[2].records, 1, "the next, valid measurement was stored");
+    bad.live_rounds.push_back(vec![(
+        0x2A35,
+        vec![0x02, 0x80, 0x00, 0x54, 0x00, 0x63, 0x00],
+    )]);
+    bad.live_rounds.push_back(vec![(
+        0x2A35,
+        vec![0x00, 0x80, 0x00, 0x54, 0x00, 0x63, 0x00],
+    )]);
+    let allow = vec![DeviceEntry {
+        address,
+        id: hearth_model::DeviceId::new("ble", "broken").unwrap(),
+        person: None,
+        category: Category::Health,
+    }];
+    let (s, _, _) = run_until(vec![bad], allow, dir.path(), |s| s.lanes[2].records >= 1).await;
+    assert_eq!(
+        s.dead_letters.get("input:ble:ble:broken"),
+        Some(&1),
+        "{:?}",
+        s.dead_letters
+    );
+    assert_eq!(
+        s.lanes[2].records, 1,
+        "the next, valid measurement was stored"
+    );
 }

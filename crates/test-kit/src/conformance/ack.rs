@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use hearth_driver_api::Driver;
+use super::DriverFactory;
 use hearth_model::Record;
 use tokio::time::Instant;
 
@@ -37,13 +37,12 @@ const EXAMPLES: usize = 5;
 /// drivers that retry the same records until `submit` succeeds. `limit` bounds each phase;
 /// its `quiet` period also sets how long storage stays full, so it must be longer than the
 /// pause between two of the driver's submissions.
-pub async fn check_ack_after_commit<F, D>(
+pub async fn check_ack_after_commit<F>(
     mut make: F,
     limit: impl Into<RunLimit>,
 ) -> Result<(), ConformanceError>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let limit = limit.into();
     let reference = observe(&mut make, limit)
@@ -57,10 +56,9 @@ where
 }
 
 /// [`check_ack_after_commit`], panicking with the problems (for tests).
-pub async fn assert_ack_after_commit<F, D>(make: F, limit: impl Into<RunLimit>)
+pub async fn assert_ack_after_commit<F>(make: F, limit: impl Into<RunLimit>)
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     if let Err(e) = check_ack_after_commit(make, limit).await {
         panic!("{e}");
@@ -68,14 +66,13 @@ where
 }
 
 /// The check against an already observed reference run (shared with `run_all`).
-pub(crate) async fn ack_against<F, D>(
+pub(crate) async fn ack_against<F>(
     make: &mut F,
     reference: &Observed,
     limit: RunLimit,
 ) -> Result<(), ConformanceError>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let problems = match scenario(make, reference, limit).await {
         Ok(problems) => problems,
@@ -107,15 +104,16 @@ struct Log {
 }
 
 /// Run (and restart) the driver until it returns `Ok`, the outbox is quiet, or the limit.
-async fn supervise<F, D>(
+/// The first driver of a scenario is a fresh one (a new device); every later one is a restart.
+async fn supervise<F>(
     harness: &Harness,
     make: &mut F,
     slot: &mut Slot,
+    started: &mut bool,
     limit: RunLimit,
     log: &mut Log,
 ) where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let deadline = Instant::now() + limit.max;
     let mut progress = harness.progress();
@@ -124,7 +122,13 @@ async fn supervise<F, D>(
             Slot::Returned => return,
             Slot::Running(running) => running,
             Slot::Idle => {
-                *slot = Slot::Running(harness.spawn(make()));
+                let driver = if *started {
+                    make.restart()
+                } else {
+                    make.fresh()
+                };
+                *started = true;
+                *slot = Slot::Running(harness.spawn(driver));
                 match slot {
                     Slot::Running(running) => running,
                     Slot::Idle | Slot::Returned => return,
@@ -161,28 +165,28 @@ async fn stop(slot: &mut Slot, log: &mut Log) {
     }
 }
 
-async fn scenario<F, D>(
+async fn scenario<F>(
     make: &mut F,
     reference: &Observed,
     limit: RunLimit,
 ) -> Result<Vec<String>, HarnessError>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let mut problems = Vec::new();
     let expected = data_ids(&reference.records);
     if expected.is_empty() {
-        problems.push(no_data(limit));
+        problems.push(no_data(limit, reference.stats.counter("invalid")));
         return Ok(problems);
     }
     let harness = Harness::new()?;
     let mut log = Log::default();
     let mut slot = Slot::Idle;
+    let mut started = false;
 
     // Phase 1: the disk is full.
     harness.set_storage_full(true).await?;
-    supervise(&harness, make, &mut slot, limit, &mut log).await;
+    supervise(&harness, make, &mut slot, &mut started, limit, &mut log).await;
     let during = harness.stats()?;
     let returned_while_full = matches!(slot, Slot::Returned);
     let stored_while_full = during.records();
@@ -210,10 +214,10 @@ where
 
     // Phase 2: space is back; the running driver (or its restart) carries on.
     harness.set_storage_full(false).await?;
-    supervise(&harness, make, &mut slot, limit, &mut log).await;
+    supervise(&harness, make, &mut slot, &mut started, limit, &mut log).await;
     let after = harness.records().await?;
     gaps(
-        &expected,
+        &reference.records,
         &after,
         "after storage recovered",
         "the driver dropped or acknowledged them when Ingest::submit failed; keep them (and the \
@@ -224,7 +228,7 @@ where
     // Phase 3: a fresh driver, as after a restart of hearth.
     stop(&mut slot, &mut log).await;
     slot = Slot::Idle;
-    supervise(&harness, make, &mut slot, limit, &mut log).await;
+    supervise(&harness, make, &mut slot, &mut started, limit, &mut log).await;
     stop(&mut slot, &mut log).await;
     let restarted = harness.records().await?;
     let stats = harness.stats()?;
@@ -237,7 +241,7 @@ where
         ));
     }
     gaps(
-        &expected,
+        &reference.records,
         &restarted,
         "after a restart",
         "a restarted driver must resume from Ingest::cursor, and the device may only forget \
@@ -250,6 +254,16 @@ where
         .map(|(_, r)| r)
         .collect();
     if !unexpected.is_empty() {
+        // Nothing below can be trusted when ids change between runs: say so first.
+        problems.insert(
+            0,
+            format!(
+                "records cannot be matched with an undisturbed run because their ids differ \
+                 between runs; fix the \"{}\" check first (the gaps reported here may be the \
+                 same records under other ids)",
+                Check::IdsDeterministic
+            ),
+        );
         problems.push(format!(
             "{} record(s) were stored that an undisturbed run did not produce; ids must not \
              depend on timing or restarts (see the \"{}\" check), and the factory's driver must \
@@ -271,16 +285,11 @@ where
     Ok(problems)
 }
 
-/// Report records of the reference run missing from `got`.
-fn gaps(
-    expected: &std::collections::BTreeMap<hearth_model::RecordId, &Record>,
-    got: &[Record],
-    when: &str,
-    fix: &str,
-    problems: &mut Vec<String>,
-) {
+/// Report records of the reference run missing from `got`, in the order they were stored.
+fn gaps(reference: &[Record], got: &[Record], when: &str, fix: &str, problems: &mut Vec<String>) {
+    let expected = data_ids(reference);
     let got = data_ids(got);
-    let missing: Vec<&Record> = expected
+    let mut missing: Vec<&Record> = expected
         .iter()
         .filter(|(id, _)| !got.contains_key(id))
         .map(|(_, r)| *r)
@@ -288,6 +297,7 @@ fn gaps(
     if missing.is_empty() {
         return;
     }
+    missing.sort_by_key(|r| reference.iter().position(|x| x.id() == r.id()));
     problems.push(format!(
         "{} of {} record(s) of an undisturbed run never arrived {when}; {fix}",
         missing.len(),

@@ -116,8 +116,9 @@ pub fn check_no_panic_on_input_with<T, E>(
                 }
                 mutated[pos] = value;
                 if let Err(m) = attempt(&mutated) {
-                    let origin =
-                        format!("sample #{n} with byte {pos} changed from {original:#04x} to {value:#04x}");
+                    let origin = format!(
+                        "sample #{n} with byte {pos} changed from {original:#04x} to {value:#04x}"
+                    );
                     return fail(&mutated, &origin, &m);
                 }
             }
@@ -173,7 +174,9 @@ pub fn check_no_panic_on_input_with<T, E>(
         }
         Err(TestError::Abort(reason)) => Err(ConformanceError::new(
             Check::NoPanicOnInput,
-            vec![format!("the conformance kit could not run the fuzz cases: {reason}")],
+            vec![format!(
+                "the conformance kit could not run the fuzz cases: {reason}"
+            )],
         )),
     }
 }
@@ -181,10 +184,12 @@ pub fn check_no_panic_on_input_with<T, E>(
 /// Lowercase hex without separators (what `hearth ble decode --hex` takes).
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 thread_local! {

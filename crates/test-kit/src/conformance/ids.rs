@@ -1,6 +1,6 @@
 //! Check: the same input gives the same record ids.
 
-use hearth_driver_api::Driver;
+use super::DriverFactory;
 use hearth_model::Record;
 
 use super::readings::no_data;
@@ -14,13 +14,12 @@ const EXAMPLES: usize = 5;
 /// the limit), and compare the ids of the readings and alarms they stored: they must be
 /// equal, so that a re-sent record is recognised by the outbox and by every receiver (DESIGN
 /// invariant 2). Fails, too, when the driver stored nothing or a run broke the contract.
-pub async fn check_ids_deterministic<F, D>(
+pub async fn check_ids_deterministic<F>(
     mut make: F,
     limit: impl Into<RunLimit>,
 ) -> Result<(), ConformanceError>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let limit = limit.into();
     let fail = |p| ConformanceError::new(Check::IdsDeterministic, vec![p]);
@@ -30,10 +29,9 @@ where
 }
 
 /// [`check_ids_deterministic`], panicking with the problems (for tests).
-pub async fn assert_ids_deterministic<F, D>(make: F, limit: impl Into<RunLimit>)
+pub async fn assert_ids_deterministic<F>(make: F, limit: impl Into<RunLimit>)
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     if let Err(e) = check_ids_deterministic(make, limit).await {
         panic!("{e}");
@@ -51,7 +49,7 @@ pub(crate) fn compare_runs(
     let a = data_ids(&first.records);
     let b = data_ids(&second.records);
     if a.is_empty() && b.is_empty() {
-        problems.push(no_data(limit));
+        problems.push(no_data(limit, first.stats.counter("invalid")));
     }
     let only_first: Vec<&Record> = a
         .iter()

@@ -1,5 +1,5 @@
-//! The driver conformance kit: what a vendor runs against a new [`Driver`] before it joins
-//! hearth.
+//! The driver conformance kit: what a vendor runs against a new
+//! [`Driver`](hearth_driver_api::Driver) before it joins hearth.
 //!
 //! Four checks, each returning `Result<(), ConformanceError>` (with a thin `assert_*` wrapper
 //! that panics with the problems):
@@ -17,13 +17,15 @@
 //! [`run_all`] (or the [`Conformance`] builder for several decoders) runs them all and prints
 //! a summary.
 //!
-//! Drivers are given as a factory (`FnMut() -> D`) because the checks start several fresh
-//! instances, as hearth's supervisor does after a failure. A driver that talks to a device
-//! should get a simulated one from the factory; a device's state that must survive a driver
-//! restart (what it has not yet been told to delete) belongs outside the driver, shared
-//! through the factory, as it is on real hardware.
+//! Drivers are given as a [`DriverFactory`] (any `FnMut() -> D` closure is one) because the
+//! checks start several instances: fresh ones on fresh outboxes, and restarted ones, as
+//! hearth's supervisor restarts a failed driver. A driver that talks to a device should get a
+//! simulated one from the factory; a device's state that must survive a driver restart (what
+//! it has not yet been told to delete) belongs outside the driver, as it is on real hardware:
+//! use [`OnDevice`] for that.
 
 mod ack;
+mod factory;
 mod fuzz;
 mod ids;
 mod readings;
@@ -31,16 +33,20 @@ mod suite;
 
 use std::collections::BTreeMap;
 
-use hearth_driver_api::Driver;
 use hearth_model::{Record, RecordId};
 use hearth_outbox::Stats;
 
 use crate::{Harness, HarnessError, RunLimit, RunReport};
 
 pub use ack::{assert_ack_after_commit, check_ack_after_commit};
-pub use fuzz::{FuzzOptions, assert_no_panic_on_input, check_no_panic_on_input, check_no_panic_on_input_with};
+pub use factory::{DriverFactory, OnDevice};
+pub use fuzz::{
+    FuzzOptions, assert_no_panic_on_input, check_no_panic_on_input, check_no_panic_on_input_with,
+};
 pub use ids::{assert_ids_deterministic, check_ids_deterministic};
-pub use readings::{assert_readings_valid, check_driver_readings, check_readings_valid};
+pub use readings::{
+    assert_driver_readings, assert_readings_valid, check_driver_readings, check_readings_valid,
+};
 pub use suite::{CheckOutcome, Conformance, Summary, run_all};
 
 /// What one run of a fresh driver on a fresh harness stored.
@@ -56,13 +62,12 @@ pub(crate) struct Observed {
 
 /// Run a fresh driver on a fresh harness and collect what it stored. `Err` is a problem text:
 /// the kit itself could not work.
-pub(crate) async fn observe<F, D>(make: &mut F, limit: RunLimit) -> Result<Observed, String>
+pub(crate) async fn observe<F>(make: &mut F, limit: RunLimit) -> Result<Observed, String>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let harness = Harness::new().map_err(|e| kit_problem(&e))?;
-    let run = harness.run(make(), limit).await;
+    let run = harness.run(make.fresh(), limit).await;
     let records = harness.records().await.map_err(|e| kit_problem(&e))?;
     let stats = harness.stats().map_err(|e| kit_problem(&e))?;
     harness.close().await.map_err(|e| kit_problem(&e))?;

@@ -1,6 +1,6 @@
 //! Check: readings and alarms follow the model rules.
 
-use hearth_driver_api::Driver;
+use super::DriverFactory;
 use hearth_model::{Record, Timestamp, Value};
 
 use super::{Observed, describe, observe};
@@ -44,13 +44,12 @@ pub fn assert_readings_valid(records: &[Record]) {
 /// [`check_readings_valid`]. Also fails when the outbox refused records as invalid (they never
 /// reach the route, so only its counter shows them), when the driver stored nothing, and when
 /// the run itself broke the contract (panic, error on a healthy outbox, not stopping).
-pub async fn check_driver_readings<F, D>(
+pub async fn check_driver_readings<F>(
     mut make: F,
     limit: impl Into<RunLimit>,
 ) -> Result<(), ConformanceError>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     let limit = limit.into();
     let observed = observe(&mut make, limit)
@@ -59,8 +58,21 @@ where
     readings_of_run(&observed, limit)
 }
 
+/// [`check_driver_readings`], panicking with the problems (for tests).
+pub async fn assert_driver_readings<F>(make: F, limit: impl Into<RunLimit>)
+where
+    F: DriverFactory,
+{
+    if let Err(e) = check_driver_readings(make, limit).await {
+        panic!("{e}");
+    }
+}
+
 /// The readings check on a run that was already observed (shared with `run_all`).
-pub(crate) fn readings_of_run(observed: &Observed, limit: RunLimit) -> Result<(), ConformanceError> {
+pub(crate) fn readings_of_run(
+    observed: &Observed,
+    limit: RunLimit,
+) -> Result<(), ConformanceError> {
     let mut problems = observed.run.problems();
     let invalid = observed.stats.counter("invalid");
     if invalid > 0 {
@@ -71,7 +83,7 @@ pub(crate) fn readings_of_run(observed: &Observed, limit: RunLimit) -> Result<()
         ));
     }
     if observed.records.is_empty() && invalid == 0 {
-        problems.push(no_data(limit));
+        problems.push(no_data(limit, 0));
     }
     if let Err(e) = check_readings_valid(&observed.records) {
         problems.extend(e.problems);
@@ -79,11 +91,19 @@ pub(crate) fn readings_of_run(observed: &Observed, limit: RunLimit) -> Result<()
     ConformanceError::from_problems(Check::ReadingsValid, problems)
 }
 
-/// The problem text when a run stored nothing to check.
-pub(crate) fn no_data(limit: RunLimit) -> String {
+/// The problem text when a run stored nothing to check; `invalid` records were refused.
+pub(crate) fn no_data(limit: RunLimit, invalid: i64) -> String {
+    let refused = if invalid > 0 {
+        format!(
+            " ({invalid} were refused as invalid: see the \"{}\" check)",
+            Check::ReadingsValid
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "the driver stored no readings or alarms within {limit:?}; give the check a factory \
-         whose driver produces data from a simulated device, or a longer limit"
+        "the driver stored no readings or alarms within {limit}{refused}; give the check a \
+         factory whose driver produces data from a simulated device, or a longer limit"
     )
 }
 
@@ -188,7 +208,13 @@ fn finite(v: f64, what: &str, out: &mut Vec<String>) {
     }
 }
 
-fn time_problems(t: Timestamp, now: Timestamp, clock_unset: bool, what: &str, out: &mut Vec<String>) {
+fn time_problems(
+    t: Timestamp,
+    now: Timestamp,
+    clock_unset: bool,
+    what: &str,
+    out: &mut Vec<String>,
+) {
     let ms = t.unix_millis();
     if ms < EARLIEST_MS && !clock_unset {
         out.push(format!(

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use hearth_driver_api::Driver;
+use super::DriverFactory;
 
 use super::ack::ack_against;
 use super::fuzz::{FuzzOptions, check_no_panic_on_input_with};
@@ -107,10 +107,9 @@ impl<F> Conformance<F> {
     }
 }
 
-impl<F, D> Conformance<F>
+impl<F> Conformance<F>
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     /// Run every check. Two driver runs are shared by the readings, ids and ack checks; the
     /// ack check adds three phases of its own.
@@ -143,14 +142,13 @@ where
         }
         for d in &self.decoders {
             let samples: Vec<&[u8]> = d.samples.iter().map(Vec::as_slice).collect();
-            let result = check_no_panic_on_input_with(&d.decode, &samples, self.fuzz).map_err(
-                |mut e| {
+            let result =
+                check_no_panic_on_input_with(&d.decode, &samples, self.fuzz).map_err(|mut e| {
                     for p in &mut e.problems {
                         *p = format!("decoder {:?}: {p}", d.name);
                     }
                     e
-                },
-            );
+                });
             summary.push(Check::NoPanicOnInput, Some(d.name.clone()), result);
         }
         summary.push(Check::AckAfterCommit, None, ack);
@@ -160,15 +158,14 @@ where
 
 /// Run all four checks on the drivers `make` builds and on one decoder with its valid samples.
 /// For several decoders, or none, use [`Conformance`].
-pub async fn run_all<F, D, T, E>(
+pub async fn run_all<F, T, E>(
     make: F,
     limit: impl Into<RunLimit>,
     decode: impl Fn(&[u8]) -> Result<T, E> + Send + Sync + 'static,
     samples: &[&[u8]],
 ) -> Summary
 where
-    F: FnMut() -> D,
-    D: Driver + 'static,
+    F: DriverFactory,
 {
     Conformance::new(make)
         .limit(limit)
@@ -198,7 +195,12 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn push(&mut self, check: Check, subject: Option<String>, result: Result<(), ConformanceError>) {
+    fn push(
+        &mut self,
+        check: Check,
+        subject: Option<String>,
+        result: Result<(), ConformanceError>,
+    ) {
         self.outcomes.push(CheckOutcome {
             check,
             subject,
@@ -226,7 +228,11 @@ impl Summary {
 
     /// `Ok` if every check passed, else every failure.
     pub fn into_result(self) -> Result<(), Vec<ConformanceError>> {
-        let failures: Vec<_> = self.outcomes.into_iter().filter_map(|o| o.result.err()).collect();
+        let failures: Vec<_> = self
+            .outcomes
+            .into_iter()
+            .filter_map(|o| o.result.err())
+            .collect();
         if failures.is_empty() {
             Ok(())
         } else {

@@ -35,7 +35,8 @@ use hearth_ieee11073::{Number, Special};
 use hearth_model::{Enumerated, Value};
 
 use crate::decode::{
-    DecodeError, DecodeErrorKind, Decoded, DeviceTime, LocalDateTime, Observation, Reader, days_from_civil,
+    DecodeError, DecodeErrorKind, Decoded, DeviceTime, LocalDateTime, Observation, Reader,
+    days_from_civil,
 };
 
 /// Continuous Glucose Monitoring service.
@@ -73,7 +74,11 @@ pub fn crc16_mcrf4xx(bytes: &[u8]) -> u16 {
     for &b in bytes {
         crc ^= u16::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x8408 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x8408
+            } else {
+                crc >> 1
+            };
         }
     }
     crc
@@ -84,7 +89,9 @@ fn crc_mismatch(characteristic: u16, at: usize, expected: u16, found: u16) -> De
         characteristic,
         at,
         kind: DecodeErrorKind::Malformed {
-            what: format!("E2E-CRC mismatch: expected 0x{expected:04X} (computed), found 0x{found:04X}"),
+            what: format!(
+                "E2E-CRC mismatch: expected 0x{expected:04X} (computed), found 0x{found:04X}"
+            ),
         },
     }
 }
@@ -148,7 +155,11 @@ impl CgmRecord {
             Some("mg/dL"),
         ))];
         if let Some(trend) = self.trend {
-            out.push(stamp(Observation::new(MDC_GLU_TREND, hearth_ieee11073::value_of(trend), Some("mg/dL/min"))));
+            out.push(stamp(Observation::new(
+                MDC_GLU_TREND,
+                hearth_ieee11073::value_of(trend),
+                Some("mg/dL/min"),
+            )));
         }
         if let Some(bits) = self.annunciation() {
             out.push(stamp(Observation::new(
@@ -172,7 +183,10 @@ pub fn records(bytes: &[u8], crc_required: bool) -> Result<Vec<CgmRecord>, Decod
         head.take(start)?;
         let size = head.u8()?;
         if usize::from(size) < MIN_RECORD {
-            return Err(head.malformed_at(start, format!("record size {size} is below the minimum of {MIN_RECORD}")));
+            return Err(head.malformed_at(
+                start,
+                format!("record size {size} is below the minimum of {MIN_RECORD}"),
+            ));
         }
         let end = start + usize::from(size);
         head.need(usize::from(size) - 1)?;
@@ -217,11 +231,31 @@ fn record(bytes: &[u8], start: usize, crc_required: bool) -> Result<CgmRecord, D
     }
     let glucose = r.sfloat()?;
     let time_offset = r.u16()?;
-    let warning = if flags & 0x20 != 0 { Some(r.u8()?) } else { None };
-    let cal_temp = if flags & 0x40 != 0 { Some(r.u8()?) } else { None };
-    let status = if flags & 0x80 != 0 { Some(r.u8()?) } else { None };
-    let trend = if flags & 0x01 != 0 { Some(r.sfloat()?) } else { None };
-    let quality = if flags & 0x02 != 0 { Some(r.sfloat()?) } else { None };
+    let warning = if flags & 0x20 != 0 {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let cal_temp = if flags & 0x40 != 0 {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let status = if flags & 0x80 != 0 {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let trend = if flags & 0x01 != 0 {
+        Some(r.sfloat()?)
+    } else {
+        None
+    };
+    let quality = if flags & 0x02 != 0 {
+        Some(r.sfloat()?)
+    } else {
+        None
+    };
     let crc = if has_crc {
         let at = r.pos();
         let found = r.u16()?;
@@ -234,7 +268,19 @@ fn record(bytes: &[u8], start: usize, crc_required: bool) -> Result<CgmRecord, D
     } else {
         None
     };
-    Ok(CgmRecord { offset: start, size, flags, glucose, time_offset, warning, cal_temp, status, trend, quality, crc })
+    Ok(CgmRecord {
+        offset: start,
+        size,
+        flags,
+        glucose,
+        time_offset,
+        warning,
+        cal_temp,
+        status,
+        trend,
+        quality,
+        crc,
+    })
 }
 
 /// Decode a CGM Measurement notification (E2E-CRC verified when present, not required).
@@ -245,9 +291,18 @@ pub fn measurement(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 /// Decode a CGM Measurement notification; with `crc_required` (CGM Feature bit 12) every record
 /// must carry a valid E2E-CRC. One set of observations per record, see
 /// [`CgmRecord::observations`].
-pub fn measurement_with_crc_required(bytes: &[u8], crc_required: bool) -> Result<Decoded, DecodeError> {
-    let observations = records(bytes, crc_required)?.iter().flat_map(CgmRecord::observations).collect();
-    Ok(Decoded { observations, ..Decoded::default() })
+pub fn measurement_with_crc_required(
+    bytes: &[u8],
+    crc_required: bool,
+) -> Result<Decoded, DecodeError> {
+    let observations = records(bytes, crc_required)?
+        .iter()
+        .flat_map(CgmRecord::observations)
+        .collect();
+    Ok(Decoded {
+        observations,
+        ..Decoded::default()
+    })
 }
 
 /// CGM Feature (0x2AA8).
@@ -309,7 +364,12 @@ pub fn feature(bytes: &[u8]) -> Result<CgmFeature, DecodeError> {
             )
         });
     }
-    Ok(CgmFeature { bits, sample_type: type_location & 0x0F, sample_location: type_location >> 4, crc })
+    Ok(CgmFeature {
+        bits,
+        sample_type: type_location & 0x0F,
+        sample_location: type_location >> 4,
+        crc,
+    })
 }
 
 /// The CGM Feature as a [`Decoded`] (no observations).
@@ -318,11 +378,19 @@ pub fn feature_decoded(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 }
 
 /// Reads an optional trailing E2E-CRC over `bytes[..at]`.
-fn trailing_crc(r: &mut Reader<'_>, bytes: &[u8], characteristic: u16, crc_required: bool) -> Result<Option<u16>, DecodeError> {
+fn trailing_crc(
+    r: &mut Reader<'_>,
+    bytes: &[u8],
+    characteristic: u16,
+    crc_required: bool,
+) -> Result<Option<u16>, DecodeError> {
     let at = r.pos();
     if r.remaining() == 0 {
         if crc_required {
-            return Err(r.malformed_at(at, "E2E-CRC missing although the CGM Feature announces E2E-CRC support"));
+            return Err(r.malformed_at(
+                at,
+                "E2E-CRC missing although the CGM Feature announces E2E-CRC support",
+            ));
         }
         return Ok(None);
     }
@@ -351,7 +419,11 @@ pub fn status(bytes: &[u8], crc_required: bool) -> Result<CgmStatus, DecodeError
     let time_offset = r.u16()?;
     let annunciation = r.u24()?;
     let crc = trailing_crc(&mut r, bytes, STATUS, crc_required)?;
-    Ok(CgmStatus { time_offset, annunciation, crc })
+    Ok(CgmStatus {
+        time_offset,
+        annunciation,
+        crc,
+    })
 }
 
 /// CGM Session Start Time (0x2AAA).
@@ -378,7 +450,10 @@ impl SessionStartTime {
     pub fn start_utc_ms(&self) -> Option<i64> {
         let s = self.start;
         let days = days_from_civil(i64::from(s.year?), i64::from(s.month?), i64::from(s.day?));
-        let local_s = days * 86_400 + i64::from(s.hour) * 3600 + i64::from(s.minute) * 60 + i64::from(s.second);
+        let local_s = days * 86_400
+            + i64::from(s.hour) * 3600
+            + i64::from(s.minute) * 60
+            + i64::from(s.second);
         Some((local_s - self.utc_offset_minutes()? * 60) * 1000)
     }
 
@@ -394,7 +469,10 @@ pub fn session_start_time(bytes: &[u8]) -> Result<SessionStartTime, DecodeError>
 }
 
 /// Decode the CGM Session Start Time; with `crc_required` the E2E-CRC must be present.
-pub fn session_start_time_with_crc_required(bytes: &[u8], crc_required: bool) -> Result<SessionStartTime, DecodeError> {
+pub fn session_start_time_with_crc_required(
+    bytes: &[u8],
+    crc_required: bool,
+) -> Result<SessionStartTime, DecodeError> {
     let mut r = Reader::new(SESSION_START_TIME, bytes);
     let start = r.date_time()?;
     let tz_at = r.pos();
@@ -405,19 +483,30 @@ pub fn session_start_time_with_crc_required(bytes: &[u8], crc_required: bool) ->
         -128 => None,
         -48..=56 => Some(tz),
         other => {
-            return Err(r.malformed_at(tz_at, format!("time zone {other} is outside −48…56 (×15 min; −128 = unknown)")));
+            return Err(r.malformed_at(
+                tz_at,
+                format!("time zone {other} is outside −48…56 (×15 min; −128 = unknown)"),
+            ));
         }
     };
     let dst = match dst {
         255 => None,
         0 | 2 | 4 | 8 => Some(dst),
         other => {
-            return Err(r.malformed_at(dst_at, format!("DST offset {other} is reserved (0, 2, 4, 8 ×15 min; 255 = unknown)")));
+            return Err(r.malformed_at(
+                dst_at,
+                format!("DST offset {other} is reserved (0, 2, 4, 8 ×15 min; 255 = unknown)"),
+            ));
         }
     };
     let crc = trailing_crc(&mut r, bytes, SESSION_START_TIME, crc_required)?;
     r.finish()?;
-    Ok(SessionStartTime { start, time_zone, dst, crc })
+    Ok(SessionStartTime {
+        start,
+        time_zone,
+        dst,
+        crc,
+    })
 }
 
 #[cfg(test)]
@@ -478,7 +567,8 @@ mod tests {
     fn several_records_with_all_fields() {
         // record 1: all optional fields, with CRC
         let r1 = with_crc(vec![
-            15, 0xE3, 0x70, 0x00, 0x4B, 0x00, // size 15, flags trend|quality|warning|caltemp|status
+            15, 0xE3, 0x70, 0x00, 0x4B,
+            0x00, // size 15, flags trend|quality|warning|caltemp|status
             0x01, // warning: below patient low (bit 16)
             0x04, // cal/temp: calibration recommended (bit 10)
             0x02, // status: battery low (bit 1)
@@ -496,14 +586,26 @@ mod tests {
         let d = measurement(&bytes).unwrap();
         assert_eq!(d.observations.len(), 4);
         assert_eq!(d.observations[1].mdc.0, MDC_GLU_TREND);
-        assert_eq!(d.observations[1].value, Value::numeric_with_decimals(-0.5, 1));
-        assert_eq!(d.observations[1].unit.as_ref().unwrap().as_str(), "mg/dL/min");
+        assert_eq!(
+            d.observations[1].value,
+            Value::numeric_with_decimals(-0.5, 1)
+        );
+        assert_eq!(
+            d.observations[1].unit.as_ref().unwrap().as_str(),
+            "mg/dL/min"
+        );
         assert_eq!(
             d.observations[2].value,
-            Value::Enumerated(Enumerated::Bits { bits: 0x01_04_02, width: 24 })
+            Value::Enumerated(Enumerated::Bits {
+                bits: 0x01_04_02,
+                width: 24
+            })
         );
         assert_eq!(d.observations[3].sequence, Some(80));
-        assert_eq!(d.observations[3].value, Value::numeric_with_decimals(110.0, 0));
+        assert_eq!(
+            d.observations[3].value,
+            Value::numeric_with_decimals(110.0, 0)
+        );
         // with CRC required the second record fails at its end
         let e = measurement_with_crc_required(&bytes, true).unwrap_err();
         assert_eq!(e.at, 21);
@@ -522,12 +624,17 @@ mod tests {
         assert_eq!(measurement(&[0x05, 0, 0, 0, 0]).unwrap_err().at, 0);
         // size 7 matches neither 6 nor 8
         assert!(matches!(
-            measurement(&[0x07, 0, 0x70, 0, 0x4B, 0, 0]).unwrap_err().kind,
+            measurement(&[0x07, 0, 0x70, 0, 0x4B, 0, 0])
+                .unwrap_err()
+                .kind,
             DecodeErrorKind::Malformed { .. }
         ));
         // second record truncated: error at the end with the right need
         let e = measurement(&[0x06, 0, 0x70, 0, 0x4B, 0, 0x06, 0]).unwrap_err();
-        assert_eq!((e.at, e.kind), (8, DecodeErrorKind::Incomplete { needed: 12 }));
+        assert_eq!(
+            (e.at, e.kind),
+            (8, DecodeErrorKind::Incomplete { needed: 12 })
+        );
     }
 
     #[test]
@@ -545,7 +652,10 @@ mod tests {
         assert!(!feature(&ok).unwrap().e2e_crc());
         let bad = [0x00, 0x80, 0x00, 0x59, 0x12, 0x34];
         assert_eq!(feature(&bad).unwrap_err().at, 4);
-        assert_eq!(feature(&ok[..5]).unwrap_err().kind, DecodeErrorKind::Incomplete { needed: 6 });
+        assert_eq!(
+            feature(&ok[..5]).unwrap_err().kind,
+            DecodeErrorKind::Incomplete { needed: 6 }
+        );
     }
 
     #[test]
@@ -560,7 +670,12 @@ mod tests {
         assert_eq!(s.start_utc_ms(), Some(1_741_928_709_000));
         assert_eq!(s.record_utc_ms(75), Some(1_741_928_709_000 + 75 * 60_000));
         let with = with_crc(base.clone());
-        assert!(session_start_time_with_crc_required(&with, true).unwrap().crc.is_some());
+        assert!(
+            session_start_time_with_crc_required(&with, true)
+                .unwrap()
+                .crc
+                .is_some()
+        );
         assert!(session_start_time_with_crc_required(&base, true).is_err());
         let mut bad = with.clone();
         bad[9] ^= 0xFF;
@@ -568,9 +683,22 @@ mod tests {
         let unknown = [0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 0x80, 0xFF];
         let s = session_start_time(&unknown).unwrap();
         assert_eq!((s.time_zone, s.dst, s.start_utc_ms()), (None, None, None));
-        assert_eq!(session_start_time(&[0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 57, 0]).unwrap_err().at, 7);
-        assert_eq!(session_start_time(&[0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 0, 3]).unwrap_err().at, 8);
-        assert_eq!(session_start_time(&base[..8]).unwrap_err().kind, DecodeErrorKind::Incomplete { needed: 9 });
+        assert_eq!(
+            session_start_time(&[0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 57, 0])
+                .unwrap_err()
+                .at,
+            7
+        );
+        assert_eq!(
+            session_start_time(&[0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09, 0, 3])
+                .unwrap_err()
+                .at,
+            8
+        );
+        assert_eq!(
+            session_start_time(&base[..8]).unwrap_err().kind,
+            DecodeErrorKind::Incomplete { needed: 9 }
+        );
     }
 
     #[test]

@@ -38,10 +38,11 @@
 //! time [`DeviceTime::Local`] (sub-second part dropped). [`GhsTimeStamp`] keeps the raw fields,
 //! including the TZ/DST offset, for callers that want more.
 
-use hearth_model::{AbsentReason, Component, Enumerated, Mdc, Ucum, Value};
+use hearth_model::{AbsentReason, Component, Enumerated, Mdc, Value};
 
 use crate::decode::{
-    DecodeError, DecodeErrorKind, Decoded, DeviceTime, LocalDateTime, Observation, Reader, civil_from_days,
+    DecodeError, DecodeErrorKind, Decoded, DeviceTime, LocalDateTime, Observation, Reader,
+    civil_from_days,
 };
 
 /// Generic Health Sensor service.
@@ -90,7 +91,11 @@ pub struct SegmentHeader {
 impl SegmentHeader {
     /// Split the header octet.
     pub fn parse(octet: u8) -> Self {
-        Self { first: octet & 0x01 != 0, last: octet & 0x02 != 0, counter: octet >> 2 }
+        Self {
+            first: octet & 0x01 != 0,
+            last: octet & 0x02 != 0,
+            counter: octet >> 2,
+        }
     }
 
     /// The header octet.
@@ -135,7 +140,14 @@ impl Reassembler {
 
     /// A reassembler whose errors name `characteristic` (0x2B8B or 0x2BDD).
     pub fn for_characteristic(characteristic: u16) -> Self {
-        Self { characteristic, buf: Vec::new(), active: false, next_counter: None, gaps: 0, dropped: 0 }
+        Self {
+            characteristic,
+            buf: Vec::new(),
+            active: false,
+            next_counter: None,
+            gaps: 0,
+            dropped: 0,
+        }
     }
 
     /// Forget any partial observation and the counter (e.g. after a reconnection).
@@ -166,7 +178,11 @@ impl Reassembler {
 
     fn error(&mut self, what: String) -> DecodeError {
         self.abort();
-        DecodeError { characteristic: self.characteristic, at: 0, kind: DecodeErrorKind::Malformed { what } }
+        DecodeError {
+            characteristic: self.characteristic,
+            at: 0,
+            kind: DecodeErrorKind::Malformed { what },
+        }
     }
 
     /// Feed one PDU (header octet + payload). Returns the complete observation bytes (without
@@ -297,7 +313,15 @@ fn read_time_stamp(r: &mut Reader<'_>) -> Result<(usize, GhsTimeStamp), DecodeEr
     let value = r.u48()?;
     let sync_source = r.u8()?;
     let tz_dst = r.u8()? as i8;
-    Ok((at, GhsTimeStamp { flags, value, sync_source, tz_dst }))
+    Ok((
+        at,
+        GhsTimeStamp {
+            flags,
+            value,
+            sync_source,
+            tz_dst,
+        },
+    ))
 }
 
 /// Decode an Elapsed Time value (e.g. Current Elapsed Time 0x2BF2, 9 octets).
@@ -312,59 +336,66 @@ pub fn elapsed_time(bytes: &[u8]) -> Result<GhsTimeStamp, DecodeError> {
 /// 262 144 + term). Codes from mdc-codes.md (PCD/PH-verified) and the Philips `UnitCode` list.
 pub fn ucum_for_dim(term: u16) -> Option<&'static str> {
     Some(match term {
-        512 => "1",           // MDC_DIM_DIMLESS 262656
-        544 => "%",           // MDC_DIM_PERCENT 262688
-        1280 => "m",          // MDC_DIM_X_M 263424
-        1297 => "cm",         // MDC_DIM_CENTI_M 263441
-        1298 => "mm",         // MDC_DIM_MILLI_M 263442
-        1376 => "[in_i]",     // MDC_DIM_INCH 263520
-        1600 => "L",          // MDC_DIM_X_L 263744
-        1618 => "mL",         // MDC_DIM_MILLI_L 263762
-        1728 => "g",          // MDC_DIM_X_G 263872
-        1731 => "kg",         // MDC_DIM_KILO_G 263875
-        1746 => "mg",         // MDC_DIM_MILLI_G 263890
-        1760 => "[lb_av]",    // MDC_DIM_LB 263904
-        1952 => "kg/m2",      // MDC_DIM_KG_PER_M_SQ 264096
-        2112 => "g/dL",       // MDC_DIM_X_G_PER_DL 264256
-        2130 => "mg/dL",      // MDC_DIM_MILLI_G_PER_DL 264274
-        2176 => "s",          // MDC_DIM_SEC 264320
-        2194 => "ms",         // MDC_DIM_MILLI_SEC 264338
-        2208 => "min",        // MDC_DIM_MIN 264352
-        2240 => "h",          // MDC_DIM_HR 264384
-        2272 => "d",          // MDC_DIM_DAY 264416
-        2528 => "/min",       // MDC_DIM_PER_MIN 264672
-        2720 => "/min",       // MDC_DIM_BEAT_PER_MIN 264864
-        2752 => "/min",       // MDC_DIM_PULS_PER_MIN 264896
-        2784 => "/min",       // MDC_DIM_RESP_PER_MIN 264928
-        2816 => "m/s",        // MDC_DIM_X_M_PER_SEC 264960
-        3072 => "L/min",      // MDC_DIM_X_L_PER_MIN 265216
-        3840 => "Pa",         // MDC_DIM_X_PASCAL 265984
-        3842 => "hPa",        // MDC_DIM_HECTO_PASCAL 265986
-        3843 => "kPa",        // MDC_DIM_KILO_PASCAL 265987
-        3872 => "mm[Hg]",     // MDC_DIM_MMHG 266016
-        3904 => "cm[H2O]",    // MDC_DIM_CM_H2O 266048
-        3968 => "J",          // MDC_DIM_X_JOULES 266112
-        3971 => "kJ",         // MDC_DIM_KILO_JOULES 266115 (computed)
-        4032 => "W",          // MDC_DIM_X_WATT 266176
-        4288 => "Ohm",        // MDC_DIM_X_OHM 266432
-        4384 => "K",          // MDC_DIM_KELVIN 266528
-        4416 => "[degF]",     // MDC_DIM_FAHR 266560
-        4704 => "mol/L",      // MDC_DIM_X_MOLE_PER_L 266848
-        4722 => "mmol/L",     // MDC_DIM_MILLI_MOLE_PER_L 266866
-        4724 => "mg/dL/min",  // MDC_DIM_MILLI_G_PER_DL_PER_MIN 266868 (T1)
-        6048 => "Cel",        // MDC_DIM_DEGC 268192
-        8355 => "kcal",       // MDC_DIM_KILO_CAL 270499
+        512 => "1",          // MDC_DIM_DIMLESS 262656
+        544 => "%",          // MDC_DIM_PERCENT 262688
+        1280 => "m",         // MDC_DIM_X_M 263424
+        1297 => "cm",        // MDC_DIM_CENTI_M 263441
+        1298 => "mm",        // MDC_DIM_MILLI_M 263442
+        1376 => "[in_i]",    // MDC_DIM_INCH 263520
+        1600 => "L",         // MDC_DIM_X_L 263744
+        1618 => "mL",        // MDC_DIM_MILLI_L 263762
+        1728 => "g",         // MDC_DIM_X_G 263872
+        1731 => "kg",        // MDC_DIM_KILO_G 263875
+        1746 => "mg",        // MDC_DIM_MILLI_G 263890
+        1760 => "[lb_av]",   // MDC_DIM_LB 263904
+        1952 => "kg/m2",     // MDC_DIM_KG_PER_M_SQ 264096
+        2112 => "g/dL",      // MDC_DIM_X_G_PER_DL 264256
+        2130 => "mg/dL",     // MDC_DIM_MILLI_G_PER_DL 264274
+        2176 => "s",         // MDC_DIM_SEC 264320
+        2194 => "ms",        // MDC_DIM_MILLI_SEC 264338
+        2208 => "min",       // MDC_DIM_MIN 264352
+        2240 => "h",         // MDC_DIM_HR 264384
+        2272 => "d",         // MDC_DIM_DAY 264416
+        2528 => "/min",      // MDC_DIM_PER_MIN 264672
+        2720 => "/min",      // MDC_DIM_BEAT_PER_MIN 264864
+        2752 => "/min",      // MDC_DIM_PULS_PER_MIN 264896
+        2784 => "/min",      // MDC_DIM_RESP_PER_MIN 264928
+        2816 => "m/s",       // MDC_DIM_X_M_PER_SEC 264960
+        3072 => "L/min",     // MDC_DIM_X_L_PER_MIN 265216
+        3840 => "Pa",        // MDC_DIM_X_PASCAL 265984
+        3842 => "hPa",       // MDC_DIM_HECTO_PASCAL 265986
+        3843 => "kPa",       // MDC_DIM_KILO_PASCAL 265987
+        3872 => "mm[Hg]",    // MDC_DIM_MMHG 266016
+        3904 => "cm[H2O]",   // MDC_DIM_CM_H2O 266048
+        3968 => "J",         // MDC_DIM_X_JOULES 266112
+        3971 => "kJ",        // MDC_DIM_KILO_JOULES 266115 (computed)
+        4032 => "W",         // MDC_DIM_X_WATT 266176
+        4288 => "Ohm",       // MDC_DIM_X_OHM 266432
+        4384 => "K",         // MDC_DIM_KELVIN 266528
+        4416 => "[degF]",    // MDC_DIM_FAHR 266560
+        4704 => "mol/L",     // MDC_DIM_X_MOLE_PER_L 266848
+        4722 => "mmol/L",    // MDC_DIM_MILLI_MOLE_PER_L 266866
+        4724 => "mg/dL/min", // MDC_DIM_MILLI_G_PER_DL_PER_MIN 266868 (T1)
+        6048 => "Cel",       // MDC_DIM_DEGC 268192
+        8355 => "kcal",      // MDC_DIM_KILO_CAL 270499
         _ => return None,
     })
 }
 
 /// A decoded observation value, before it becomes [`Observation`]s.
 enum Val {
-    Numeric { unit_at: usize, unit: u16, value: Value },
+    Numeric {
+        unit_at: usize,
+        unit: u16,
+        value: Value,
+    },
     Code(u32),
     Text(String),
     Events(Vec<u32>),
-    Bits { bits: u32, width: u8 },
+    Bits {
+        bits: u32,
+        width: u8,
+    },
     /// Sample arrays, TLV values and wide state/event sets: parsed past, not modelled.
     Skipped,
     Compound(Vec<(u32, Val)>),
@@ -386,7 +417,11 @@ fn read_value(r: &mut Reader<'_>, class: u8, class_at: usize) -> Result<Val, Dec
         1 => {
             let unit_at = r.pos();
             let unit = r.u16()?;
-            Val::Numeric { unit_at, unit, value: r.float_value()? }
+            Val::Numeric {
+                unit_at,
+                unit,
+                value: r.float_value()?,
+            }
         }
         2 => Val::Code(r.u32()?),
         3 => {
@@ -403,7 +438,9 @@ fn read_value(r: &mut Reader<'_>, class: u8, class_at: usize) -> Result<Val, Dec
             let total = usize::try_from(count)
                 .ok()
                 .and_then(|c| c.checked_mul(usize::from(bytes_per_sample)))
-                .ok_or_else(|| r.malformed_at(count_at, format!("{count} samples do not fit in memory")))?;
+                .ok_or_else(|| {
+                    r.malformed_at(count_at, format!("{count} samples do not fit in memory"))
+                })?;
             r.take(total)?;
             Val::Skipped
         }
@@ -425,7 +462,10 @@ fn read_value(r: &mut Reader<'_>, class: u8, class_at: usize) -> Result<Val, Dec
                 for (dst, src) in le.iter_mut().zip(value) {
                     *dst = *src;
                 }
-                Val::Bits { bits: u32::from_le_bytes(le), width: (size * 8) as u8 }
+                Val::Bits {
+                    bits: u32::from_le_bytes(le),
+                    width: (size * 8) as u8,
+                }
             } else {
                 Val::Skipped
             }
@@ -438,7 +478,10 @@ fn read_value(r: &mut Reader<'_>, class: u8, class_at: usize) -> Result<Val, Dec
                 let at = r.pos();
                 let class = r.u8()?;
                 if !(1..=6).contains(&class) {
-                    return Err(r.malformed_at(at, format!("compound component class {class} is not a value class (1…6)")));
+                    return Err(r.malformed_at(
+                        at,
+                        format!("compound component class {class} is not a value class (1…6)"),
+                    ));
                 }
                 parts.push((mdc, read_value(r, class, at)?));
             }
@@ -448,31 +491,61 @@ fn read_value(r: &mut Reader<'_>, class: u8, class_at: usize) -> Result<Val, Dec
             skip_tlvs(r)?;
             Val::Skipped
         }
-        other => return Err(r.malformed_at(class_at, format!("observation class {other} is reserved"))),
+        other => {
+            return Err(r.malformed_at(class_at, format!("observation class {other} is reserved")));
+        }
     })
 }
 
 /// Turn a value into observations (all with `mdc` unless a compound component says otherwise).
-fn to_observations(r: &Reader<'_>, mdc: u32, val: Val, out: &mut Vec<Observation>) -> Result<(), DecodeError> {
+fn to_observations(
+    r: &Reader<'_>,
+    mdc: u32,
+    val: Val,
+    out: &mut Vec<Observation>,
+) -> Result<(), DecodeError> {
     let unit_of = |unit_at: usize, unit: u16| {
         ucum_for_dim(unit).ok_or_else(|| {
             r.malformed_at(
                 unit_at,
-                format!("unit code {unit} (MDC {}) has no UCUM mapping in hearth", 262_144 + u32::from(unit)),
+                format!(
+                    "unit code {unit} (MDC {}) has no UCUM mapping in hearth",
+                    262_144 + u32::from(unit)
+                ),
             )
         })
     };
     match val {
-        Val::Numeric { unit_at, unit, value } => out.push(Observation::new(mdc, value, Some(unit_of(unit_at, unit)?))),
-        Val::Code(c) => out.push(Observation::new(mdc, Value::Enumerated(Enumerated::Code(Mdc(c))), None)),
-        Val::Text(s) => out.push(Observation::new(mdc, Value::Enumerated(Enumerated::Text(s)), None)),
+        Val::Numeric {
+            unit_at,
+            unit,
+            value,
+        } => out.push(Observation::new(mdc, value, Some(unit_of(unit_at, unit)?))),
+        Val::Code(c) => out.push(Observation::new(
+            mdc,
+            Value::Enumerated(Enumerated::Code(Mdc(c))),
+            None,
+        )),
+        Val::Text(s) => out.push(Observation::new(
+            mdc,
+            Value::Enumerated(Enumerated::Text(s)),
+            None,
+        )),
         Val::Events(codes) => {
             for c in codes {
-                out.push(Observation::new(mdc, Value::Enumerated(Enumerated::Code(Mdc(c))), None));
+                out.push(Observation::new(
+                    mdc,
+                    Value::Enumerated(Enumerated::Code(Mdc(c))),
+                    None,
+                ));
             }
         }
         Val::Bits { bits, width } => {
-            out.push(Observation::new(mdc, Value::Enumerated(Enumerated::Bits { bits, width }), None));
+            out.push(Observation::new(
+                mdc,
+                Value::Enumerated(Enumerated::Bits { bits, width }),
+                None,
+            ));
         }
         Val::Skipped => {}
         Val::Compound(parts) => {
@@ -497,7 +570,11 @@ fn to_observations(r: &Reader<'_>, mdc: u32, val: Val, out: &mut Vec<Observation
                         _ => None,
                     })
                     .collect();
-                out.push(Observation::new(mdc, Value::Compound(components), Some(ucum)));
+                out.push(Observation::new(
+                    mdc,
+                    Value::Compound(components),
+                    Some(ucum),
+                ));
             } else {
                 for (m, v) in parts {
                     to_observations(r, m, v, out)?;
@@ -541,7 +618,9 @@ fn parse_observation(
             characteristic: e.characteristic,
             at: e.at,
             kind: DecodeErrorKind::Malformed {
-                what: format!("bundle member needs {needed} octets but the bundle ends at byte {limit}"),
+                what: format!(
+                    "bundle member needs {needed} octets but the bundle ends at byte {limit}"
+                ),
             },
         },
         _ => e,
@@ -554,15 +633,24 @@ fn parse_observation(
     if length < 5 {
         return Err(h.malformed_at(
             start + 1,
-            format!("observation length {length} is shorter than its class, length and flags fields (5)"),
+            format!(
+                "observation length {length} is shorter than its class, length and flags fields (5)"
+            ),
         ));
     }
     let end = start + length;
     if end > limit {
         return Err(if top {
-            DecodeError { characteristic: uuid, at: bytes.len(), kind: DecodeErrorKind::Incomplete { needed: end } }
+            DecodeError {
+                characteristic: uuid,
+                at: bytes.len(),
+                kind: DecodeErrorKind::Incomplete { needed: end },
+            }
         } else {
-            h.malformed_at(start + 1, format!("bundle member length {length} runs past the bundle end at byte {limit}"))
+            h.malformed_at(
+                start + 1,
+                format!("bundle member length {length} runs past the bundle end at byte {limit}"),
+            )
         });
     }
     let body = bytes.get(..end).unwrap_or(bytes);
@@ -574,7 +662,9 @@ fn parse_observation(
             characteristic: e.characteristic,
             at: e.at,
             kind: DecodeErrorKind::Malformed {
-                what: format!("observation fields need {needed} octets but its length {length} ends it at byte {end}"),
+                what: format!(
+                    "observation fields need {needed} octets but its length {length} ends it at byte {end}"
+                ),
             },
         },
         _ => e,
@@ -592,17 +682,29 @@ fn parse_body(
     depth: usize,
 ) -> Result<(), DecodeError> {
     let flags = r.u16()?;
-    let mdc = if flags & 0x0001 != 0 { Some(r.u32()?) } else { inherited.mdc };
+    let mdc = if flags & 0x0001 != 0 {
+        Some(r.u32()?)
+    } else {
+        inherited.mdc
+    };
     let time = if flags & 0x0002 != 0 {
         let (at, stamp) = read_time_stamp(r)?;
-        Some(stamp.to_device_time().ok_or_else(|| r.malformed_at(at, "time stamp lies beyond 9999-12-31"))?)
+        Some(
+            stamp
+                .to_device_time()
+                .ok_or_else(|| r.malformed_at(at, "time stamp lies beyond 9999-12-31"))?,
+        )
     } else {
         inherited.time
     };
     if flags & 0x0004 != 0 {
         let _duration = r.float()?;
     }
-    let status = if flags & 0x0008 != 0 { Some(r.u16()?) } else { None };
+    let status = if flags & 0x0008 != 0 {
+        Some(r.u16()?)
+    } else {
+        None
+    };
     if flags & 0x0010 != 0 {
         let _object_id = r.u32()?;
     }
@@ -625,10 +727,18 @@ fn parse_body(
 
     if class == 0xFF {
         if depth >= MAX_BUNDLE_DEPTH {
-            return Err(r.malformed_at(start, format!("observation bundles nested deeper than {MAX_BUNDLE_DEPTH}")));
+            return Err(r.malformed_at(
+                start,
+                format!("observation bundles nested deeper than {MAX_BUNDLE_DEPTH}"),
+            ));
         }
         let n = r.u8()?;
-        let inner = Inherited { mdc, time, user, sequence: inherited.sequence };
+        let inner = Inherited {
+            mdc,
+            time,
+            user,
+            sequence: inherited.sequence,
+        };
         let mut cur = r.pos();
         for _ in 0..n {
             cur = parse_observation(cx, cur, end, false, inner, depth + 1)?;
@@ -641,7 +751,10 @@ fn parse_body(
         return Ok(());
     }
     let Some(mdc) = mdc else {
-        return Err(r.malformed_at(start, "observation has no type (flag b0 clear and no bundle type)"));
+        return Err(r.malformed_at(
+            start,
+            "observation has no type (flag b0 clear and no bundle type)",
+        ));
     };
     let first = cx.out.len();
     to_observations(r, mdc, val, &mut cx.out)?;
@@ -662,9 +775,21 @@ fn parse_body(
     Ok(())
 }
 
-fn decode_top(uuid: u16, bytes: &[u8], start: usize, sequence: Option<u64>) -> Result<Decoded, DecodeError> {
-    let mut cx = Ctx { uuid, bytes, out: Vec::new() };
-    let inherited = Inherited { sequence, ..Inherited::default() };
+fn decode_top(
+    uuid: u16,
+    bytes: &[u8],
+    start: usize,
+    sequence: Option<u64>,
+) -> Result<Decoded, DecodeError> {
+    let mut cx = Ctx {
+        uuid,
+        bytes,
+        out: Vec::new(),
+    };
+    let inherited = Inherited {
+        sequence,
+        ..Inherited::default()
+    };
     let end = parse_observation(&mut cx, start, bytes.len(), true, inherited, 0)?;
     if end < bytes.len() {
         return Err(DecodeError {
@@ -678,7 +803,10 @@ fn decode_top(uuid: u16, bytes: &[u8], start: usize, sequence: Option<u64>) -> R
             },
         });
     }
-    Ok(Decoded { observations: cx.out, ..Decoded::default() })
+    Ok(Decoded {
+        observations: cx.out,
+        ..Decoded::default()
+    })
 }
 
 /// Decode one complete observation (reassembled Live Health Observation, without segment
@@ -750,7 +878,14 @@ mod tests {
         ((u32::from(exponent as u8) << 24) | (mantissa as u32 & 0x00FF_FFFF)).to_le_bytes()
     }
 
-    fn numeric(mdc: u32, unit: u16, mantissa: i32, exponent: i8, extra_flags: u16, extra: &[u8]) -> Vec<u8> {
+    fn numeric(
+        mdc: u32,
+        unit: u16,
+        mantissa: i32,
+        exponent: i8,
+        extra_flags: u16,
+        extra: &[u8],
+    ) -> Vec<u8> {
         let mut fields = mdc.to_le_bytes().to_vec();
         fields.extend_from_slice(extra);
         let mut value = unit.to_le_bytes().to_vec();
@@ -779,27 +914,55 @@ mod tests {
     #[test]
     fn local_and_tick_time_stamps() {
         // local, 1 s resolution: 2025-03-14T07:05:09 = 795_251_109 s after 2000-01-01
-        let t = GhsTimeStamp { flags: 0x20, value: 795_251_109, sync_source: 4, tz_dst: 0 };
+        let t = GhsTimeStamp {
+            flags: 0x20,
+            value: 795_251_109,
+            sync_source: 4,
+            tz_dst: 0,
+        };
         match t.to_device_time().unwrap() {
             DeviceTime::Local(l) => assert_eq!(l.to_string(), "2025-03-14T07:05:09"),
             other => panic!("{other:?}"),
         }
         // tick counter at 100 ms resolution
-        let t = GhsTimeStamp { flags: 0x01 | 0x04, value: 15, sync_source: 0, tz_dst: 0 };
+        let t = GhsTimeStamp {
+            flags: 0x01 | 0x04,
+            value: 15,
+            sync_source: 0,
+            tz_dst: 0,
+        };
         assert_eq!(t.to_device_time(), Some(DeviceTime::Relative(1500)));
         // 100 µs resolution truncates to ms
-        let t = GhsTimeStamp { flags: 0x02 | 0x0C, value: 25, sync_source: 0, tz_dst: 0 };
+        let t = GhsTimeStamp {
+            flags: 0x02 | 0x0C,
+            value: 25,
+            sync_source: 0,
+            tz_dst: 0,
+        };
         assert_eq!(t.to_device_time(), Some(DeviceTime::Utc(EPOCH_2000_MS + 2)));
         // beyond year 9999
-        let t = GhsTimeStamp { flags: 0x00, value: (1u64 << 48) - 1, sync_source: 0, tz_dst: 0 };
+        let t = GhsTimeStamp {
+            flags: 0x00,
+            value: (1u64 << 48) - 1,
+            sync_source: 0,
+            tz_dst: 0,
+        };
         assert_eq!(t.to_device_time(), None);
-        assert_eq!(elapsed_time(&[0x12, 1, 0, 0, 0, 0, 0, 1, 0xFC]).unwrap().tz_dst_minutes(), Some(-60));
+        assert_eq!(
+            elapsed_time(&[0x12, 1, 0, 0, 0, 0, 0, 1, 0xFC])
+                .unwrap()
+                .tz_dst_minutes(),
+            Some(-60)
+        );
     }
 
     #[test]
     fn length_counts_the_whole_observation() {
         let bytes = numeric(150_364, 6048, 367, -1, 0, &[]);
-        assert_eq!(usize::from(u16::from_le_bytes([bytes[1], bytes[2]])), bytes.len());
+        assert_eq!(
+            usize::from(u16::from_le_bytes([bytes[1], bytes[2]])),
+            bytes.len()
+        );
         // the "length excludes header" convention is rejected: trailing octets
         let mut short = bytes.clone();
         let l = (bytes.len() - 3) as u16;
@@ -810,21 +973,41 @@ mod tests {
         for cut in 0..bytes.len() {
             let e = observation(&bytes[..cut]).unwrap_err();
             assert_eq!(e.at, cut, "cut {cut}");
-            assert!(matches!(e.kind, DecodeErrorKind::Incomplete { .. }), "cut {cut}: {e:?}");
+            assert!(
+                matches!(e.kind, DecodeErrorKind::Incomplete { .. }),
+                "cut {cut}: {e:?}"
+            );
         }
         let e = observation(&bytes[..5]).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::Incomplete { needed: bytes.len() });
+        assert_eq!(
+            e.kind,
+            DecodeErrorKind::Incomplete {
+                needed: bytes.len()
+            }
+        );
     }
 
     #[test]
     fn discrete_string_and_patient() {
-        let d = observation(&obs(2, 0x0021, &[0x10, 0x00, 0x02, 0x00, 0x07], &8_417_872u32.to_le_bytes())).unwrap();
-        assert_eq!(d.observations[0].value, Value::Enumerated(Enumerated::Code(Mdc(8_417_872))));
+        let d = observation(&obs(
+            2,
+            0x0021,
+            &[0x10, 0x00, 0x02, 0x00, 0x07],
+            &8_417_872u32.to_le_bytes(),
+        ))
+        .unwrap();
+        assert_eq!(
+            d.observations[0].value,
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_872)))
+        );
         assert_eq!(d.observations[0].user, Some(7));
         let mut v = 5u16.to_le_bytes().to_vec();
         v.extend_from_slice(b"hello");
         let d = observation(&obs(3, 0x0001, &1u32.to_le_bytes(), &v)).unwrap();
-        assert_eq!(d.observations[0].value, Value::Enumerated(Enumerated::Text("hello".into())));
+        assert_eq!(
+            d.observations[0].value,
+            Value::Enumerated(Enumerated::Text("hello".into()))
+        );
     }
 
     #[test]
@@ -905,18 +1088,46 @@ mod tests {
         v.extend_from_slice(&[1, 2]);
         v.extend_from_slice(&3u32.to_le_bytes());
         v.extend_from_slice(&[0; 6]);
-        assert!(observation(&obs(4, 0x0001, &1u32.to_le_bytes(), &v)).unwrap().observations.is_empty());
+        assert!(
+            observation(&obs(4, 0x0001, &1u32.to_le_bytes(), &v))
+                .unwrap()
+                .observations
+                .is_empty()
+        );
         // compound discrete events
         let mut v = vec![2u8];
         v.extend_from_slice(&1u32.to_le_bytes());
         v.extend_from_slice(&2u32.to_le_bytes());
-        assert_eq!(observation(&obs(5, 0x0001, &9u32.to_le_bytes(), &v)).unwrap().observations.len(), 2);
+        assert_eq!(
+            observation(&obs(5, 0x0001, &9u32.to_le_bytes(), &v))
+                .unwrap()
+                .observations
+                .len(),
+            2
+        );
         // compound state/event, 2 octets
-        let d = observation(&obs(6, 0x0001, &9u32.to_le_bytes(), &[2, 0xFF, 0xFF, 0, 0, 0x01, 0x80])).unwrap();
-        assert_eq!(d.observations[0].value, Value::Enumerated(Enumerated::Bits { bits: 0x8001, width: 16 }));
+        let d = observation(&obs(
+            6,
+            0x0001,
+            &9u32.to_le_bytes(),
+            &[2, 0xFF, 0xFF, 0, 0, 0x01, 0x80],
+        ))
+        .unwrap();
+        assert_eq!(
+            d.observations[0].value,
+            Value::Enumerated(Enumerated::Bits {
+                bits: 0x8001,
+                width: 16
+            })
+        );
         // TLV observation
         let v = [1u8, 1, 0, 0, 0, 2, 0, 4, 0xAA, 0xBB];
-        assert!(observation(&obs(8, 0x0001, &9u32.to_le_bytes(), &v)).unwrap().observations.is_empty());
+        assert!(
+            observation(&obs(8, 0x0001, &9u32.to_le_bytes(), &v))
+                .unwrap()
+                .observations
+                .is_empty()
+        );
         // reserved class
         assert!(observation(&obs(9, 0x0001, &9u32.to_le_bytes(), &[])).is_err());
         // invalid measurement status → absent value
@@ -931,14 +1142,25 @@ mod tests {
     fn reassembler_single_and_multi() {
         let body = numeric(150_364, 6048, 367, -1, 0, &[]);
         let mut r = Reassembler::new();
-        let mut one = vec![SegmentHeader { first: true, last: true, counter: 0 }.to_octet()];
+        let mut one = vec![
+            SegmentHeader {
+                first: true,
+                last: true,
+                counter: 0,
+            }
+            .to_octet(),
+        ];
         one.extend_from_slice(&body);
         assert_eq!(r.feed(&one).unwrap(), Some(body.clone()));
         assert_eq!(live_observation(&one).unwrap().observations.len(), 1);
         // split into 3 segments, counters 1, 2, 3
         let parts = [&body[..4], &body[4..9], &body[9..]];
         for (i, p) in parts.iter().enumerate() {
-            let h = SegmentHeader { first: i == 0, last: i == 2, counter: (i + 1) as u8 };
+            let h = SegmentHeader {
+                first: i == 0,
+                last: i == 2,
+                counter: (i + 1) as u8,
+            };
             let mut seg = vec![h.to_octet()];
             seg.extend_from_slice(p);
             let got = r.feed(&seg).unwrap();
@@ -955,24 +1177,120 @@ mod tests {
     fn reassembler_errors_and_resets() {
         let mut r = Reassembler::new();
         // non-first without first
-        assert!(r.feed(&[SegmentHeader { first: false, last: true, counter: 5 }.to_octet(), 1]).is_err());
+        assert!(
+            r.feed(&[
+                SegmentHeader {
+                    first: false,
+                    last: true,
+                    counter: 5
+                }
+                .to_octet(),
+                1
+            ])
+            .is_err()
+        );
         // gap in the middle
-        assert_eq!(r.feed(&[SegmentHeader { first: true, last: false, counter: 6 }.to_octet(), 1]).unwrap(), None);
+        assert_eq!(
+            r.feed(&[
+                SegmentHeader {
+                    first: true,
+                    last: false,
+                    counter: 6
+                }
+                .to_octet(),
+                1
+            ])
+            .unwrap(),
+            None
+        );
         assert!(r.in_progress());
-        assert!(r.feed(&[SegmentHeader { first: false, last: false, counter: 8 }.to_octet(), 2]).is_err());
+        assert!(
+            r.feed(&[
+                SegmentHeader {
+                    first: false,
+                    last: false,
+                    counter: 8
+                }
+                .to_octet(),
+                2
+            ])
+            .is_err()
+        );
         assert!(!r.in_progress());
         // after the reset a continuation is rejected, a new first is accepted
-        assert!(r.feed(&[SegmentHeader { first: false, last: true, counter: 9 }.to_octet(), 3]).is_err());
-        let got = r.feed(&[SegmentHeader { first: true, last: true, counter: 10 }.to_octet(), 4]).unwrap();
+        assert!(
+            r.feed(&[
+                SegmentHeader {
+                    first: false,
+                    last: true,
+                    counter: 9
+                }
+                .to_octet(),
+                3
+            ])
+            .is_err()
+        );
+        let got = r
+            .feed(&[
+                SegmentHeader {
+                    first: true,
+                    last: true,
+                    counter: 10,
+                }
+                .to_octet(),
+                4,
+            ])
+            .unwrap();
         assert_eq!(got, Some(vec![4]));
         // counter wraps 63 → 0
-        assert_eq!(r.feed(&[SegmentHeader { first: true, last: false, counter: 63 }.to_octet(), 5]).unwrap(), None);
+        assert_eq!(
+            r.feed(&[
+                SegmentHeader {
+                    first: true,
+                    last: false,
+                    counter: 63
+                }
+                .to_octet(),
+                5
+            ])
+            .unwrap(),
+            None
+        );
         assert_eq!(r.gaps(), 1);
-        let got = r.feed(&[SegmentHeader { first: false, last: true, counter: 0 }.to_octet(), 6]).unwrap();
+        let got = r
+            .feed(&[
+                SegmentHeader {
+                    first: false,
+                    last: true,
+                    counter: 0,
+                }
+                .to_octet(),
+                6,
+            ])
+            .unwrap();
         assert_eq!(got, Some(vec![5, 6]));
         // a new first while one is in progress drops the old one
-        r.feed(&[SegmentHeader { first: true, last: false, counter: 1 }.to_octet(), 7]).unwrap();
-        let got = r.feed(&[SegmentHeader { first: true, last: true, counter: 2 }.to_octet(), 8]).unwrap();
+        r.feed(&[
+            SegmentHeader {
+                first: true,
+                last: false,
+                counter: 1,
+            }
+            .to_octet(),
+            7,
+        ])
+        .unwrap();
+        let got = r
+            .feed(&[
+                SegmentHeader {
+                    first: true,
+                    last: true,
+                    counter: 2,
+                }
+                .to_octet(),
+                8,
+            ])
+            .unwrap();
         assert_eq!((got, r.dropped()), (Some(vec![8]), 1));
         // empty segment
         assert!(r.feed(&[]).is_err());
@@ -985,7 +1303,12 @@ mod tests {
         let mut counter = 0u8;
         let mut failed = false;
         for i in 0..200 {
-            seg[0] = SegmentHeader { first: i == 0, last: false, counter }.to_octet();
+            seg[0] = SegmentHeader {
+                first: i == 0,
+                last: false,
+                counter,
+            }
+            .to_octet();
             counter = (counter + 1) % 64;
             if r.feed(&seg).is_err() {
                 failed = true;

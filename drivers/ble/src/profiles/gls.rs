@@ -188,7 +188,11 @@ pub fn sample_location_mdc(location: u8) -> Option<u32> {
 pub(crate) fn shifted(raw: Result<Number, Special>, shift: i8) -> Value {
     match raw {
         Ok(n) => match n.exponent.checked_add(shift) {
-            Some(exponent) => Number { mantissa: n.mantissa, exponent }.to_value(),
+            Some(exponent) => Number {
+                mantissa: n.mantissa,
+                exponent,
+            }
+            .to_value(),
             // Unreachable for SFLOAT/FLOAT exponents with the shifts used here; stay exact-ish.
             None => Value::numeric(n.to_f64() * 10f64.powi(i32::from(shift))),
         },
@@ -219,13 +223,21 @@ pub fn measurement_full(bytes: &[u8]) -> Result<GlucoseMeasurement, DecodeError>
     let flags = r.u8()?;
     let sequence = r.u16()?;
     let base_time = r.date_time()?;
-    let time_offset = if flags & 0x01 != 0 { Some(r.i16()?) } else { None };
+    let time_offset = if flags & 0x01 != 0 {
+        Some(r.i16()?)
+    } else {
+        None
+    };
     let (concentration, type_location) = if flags & 0x02 != 0 {
         (Some(r.sfloat()?), Some(r.u8()?))
     } else {
         (None, None)
     };
-    let status = if flags & 0x08 != 0 { Some(r.u16()?) } else { None };
+    let status = if flags & 0x08 != 0 {
+        Some(r.u16()?)
+    } else {
+        None
+    };
     r.finish()?;
 
     let context_follows = flags & 0x10 != 0;
@@ -252,8 +264,14 @@ pub fn measurement_full(bytes: &[u8]) -> Result<GlucoseMeasurement, DecodeError>
     let sample_type = type_location.map(|b| b & 0x0F);
     let sample_location = type_location.map(|b| b >> 4);
     if let (Some(raw), Some(unit), Some(kind)) = (concentration, unit, sample_type) {
-        let o = Observation::new(sample_type_mdc(kind), shifted(raw, unit.shift()), Some(unit.ucum()));
-        decoded.observations.push(with_context(o, sequence, device_time));
+        let o = Observation::new(
+            sample_type_mdc(kind),
+            shifted(raw, unit.shift()),
+            Some(unit.ucum()),
+        );
+        decoded
+            .observations
+            .push(with_context(o, sequence, device_time));
     }
     if let Some(code) = sample_location.and_then(sample_location_mdc) {
         let o = Observation::new(
@@ -261,12 +279,20 @@ pub fn measurement_full(bytes: &[u8]) -> Result<GlucoseMeasurement, DecodeError>
             Value::Enumerated(Enumerated::Code(Mdc(code))),
             None,
         );
-        decoded.observations.push(with_context(o, sequence, device_time));
+        decoded
+            .observations
+            .push(with_context(o, sequence, device_time));
     }
     if let Some(s) = status {
         let bits = u32::from(s & STATUS_MAPPED_BITS);
-        let o = Observation::new(MDC_GLU_METER_DEV_STATUS, Value::Enumerated(Enumerated::Bits { bits, width: 16 }), None);
-        decoded.observations.push(with_context(o, sequence, device_time));
+        let o = Observation::new(
+            MDC_GLU_METER_DEV_STATUS,
+            Value::Enumerated(Enumerated::Bits { bits, width: 16 }),
+            None,
+        );
+        decoded
+            .observations
+            .push(with_context(o, sequence, device_time));
     }
 
     Ok(GlucoseMeasurement {
@@ -397,14 +423,46 @@ pub fn context_full(bytes: &[u8]) -> Result<GlucoseContext, DecodeError> {
     let mut r = Reader::new(CONTEXT, bytes);
     let flags = r.u8()?;
     let sequence = r.u16()?;
-    let extended_flags = if flags & 0x80 != 0 { Some(r.u8()?) } else { None };
-    let carbohydrate = if flags & 0x01 != 0 { Some((r.u8()?, r.sfloat()?)) } else { None };
-    let meal = if flags & 0x02 != 0 { Some(r.u8()?) } else { None };
-    let tester_health = if flags & 0x04 != 0 { Some(r.u8()?) } else { None };
-    let exercise = if flags & 0x08 != 0 { Some((r.u16()?, r.u8()?)) } else { None };
-    let medication_unit = if flags & 0x20 != 0 { MedicationUnit::Litre } else { MedicationUnit::Kilogram };
-    let medication = if flags & 0x10 != 0 { Some((r.u8()?, r.sfloat()?, medication_unit)) } else { None };
-    let hba1c = if flags & 0x40 != 0 { Some(r.sfloat()?) } else { None };
+    let extended_flags = if flags & 0x80 != 0 {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let carbohydrate = if flags & 0x01 != 0 {
+        Some((r.u8()?, r.sfloat()?))
+    } else {
+        None
+    };
+    let meal = if flags & 0x02 != 0 {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let tester_health = if flags & 0x04 != 0 {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let exercise = if flags & 0x08 != 0 {
+        Some((r.u16()?, r.u8()?))
+    } else {
+        None
+    };
+    let medication_unit = if flags & 0x20 != 0 {
+        MedicationUnit::Litre
+    } else {
+        MedicationUnit::Kilogram
+    };
+    let medication = if flags & 0x10 != 0 {
+        Some((r.u8()?, r.sfloat()?, medication_unit))
+    } else {
+        None
+    };
+    let hba1c = if flags & 0x40 != 0 {
+        Some(r.sfloat()?)
+    } else {
+        None
+    };
     r.finish()?;
 
     let tester = tester_health.map(|b| b & 0x0F);
@@ -412,11 +470,19 @@ pub fn context_full(bytes: &[u8]) -> Result<GlucoseContext, DecodeError> {
     let mut observations = Vec::new();
     let mut push = |o: Observation| observations.push(with_context(o, sequence, None));
     let coded = |parent: u32, value: u32| {
-        Observation::new(parent, Value::Enumerated(Enumerated::Code(Mdc(value))), None)
+        Observation::new(
+            parent,
+            Value::Enumerated(Enumerated::Code(Mdc(value))),
+            None,
+        )
     };
 
     if let Some((id, amount)) = carbohydrate {
-        push(Observation::new(carbohydrate_mdc(id), shifted(amount, 3), Some("g")));
+        push(Observation::new(
+            carbohydrate_mdc(id),
+            shifted(amount, 3),
+            Some("g"),
+        ));
     }
     if let Some(code) = meal.and_then(meal_mdc) {
         push(coded(MDC_CTXT_GLU_MEAL, code));
@@ -439,7 +505,11 @@ pub fn context_full(bytes: &[u8]) -> Result<GlucoseContext, DecodeError> {
             MedicationUnit::Kilogram => (6, "mg"),
             MedicationUnit::Litre => (3, "mL"),
         };
-        push(Observation::new(medication_mdc(id), shifted(amount, shift), Some(ucum)));
+        push(Observation::new(
+            medication_mdc(id),
+            shifted(amount, shift),
+            Some(ucum),
+        ));
     }
     if let Some(value) = hba1c {
         push(Observation::new(MDC_HBA1C, shifted(value, 0), Some("%")));
@@ -456,7 +526,10 @@ pub fn context_full(bytes: &[u8]) -> Result<GlucoseContext, DecodeError> {
         exercise,
         medication,
         hba1c,
-        decoded: Decoded { observations, ..Decoded::default() },
+        decoded: Decoded {
+            observations,
+            ..Decoded::default()
+        },
     })
 }
 
@@ -570,7 +643,10 @@ mod tests {
         assert_eq!(o.time, Some(DeviceTime::Local(m.time.unwrap())));
         let loc = &m.decoded.observations[1];
         assert_eq!(loc.mdc, Mdc(MDC_CTXT_GLU_SAMPLELOCATION));
-        assert_eq!(loc.value, Value::Enumerated(Enumerated::Code(Mdc(8_417_848))));
+        assert_eq!(
+            loc.value,
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_848)))
+        );
         assert!(!m.decoded.facts.clock_unset);
     }
 
@@ -585,16 +661,28 @@ mod tests {
         assert_eq!(o.unit.as_ref().unwrap().as_str(), "mg/dL");
         // 0.00123 kg/L (123e-5) → 123 mg/dL; 1235e-6 kg/L → 123.5 mg/dL
         let d = measurement(&meas(0x02, 1, &[0x7B, 0xB0, 0x11])).unwrap();
-        assert_eq!(d.observations[0].value, Value::numeric_with_decimals(123.0, 0));
+        assert_eq!(
+            d.observations[0].value,
+            Value::numeric_with_decimals(123.0, 0)
+        );
         let d = measurement(&meas(0x02, 1, &[0xD3, 0xA4, 0x11])).unwrap();
-        assert_eq!(d.observations[0].value, Value::numeric_with_decimals(123.5, 1));
+        assert_eq!(
+            d.observations[0].value,
+            Value::numeric_with_decimals(123.5, 1)
+        );
         // location 15 → UNDETERMINED
-        assert_eq!(d.observations[1].value, Value::Enumerated(Enumerated::Code(Mdc(8_417_845))));
+        assert_eq!(
+            d.observations[1].value,
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_845)))
+        );
     }
 
     #[test]
     fn sample_types_map_to_their_codes() {
-        let want = [160_184, 160_188, 160_192, 160_196, 160_200, 160_204, 160_364, 160_368, 160_212, 160_208];
+        let want = [
+            160_184, 160_188, 160_192, 160_196, 160_200, 160_204, 160_364, 160_368, 160_212,
+            160_208,
+        ];
         for (i, code) in want.into_iter().enumerate() {
             let t = (i + 1) as u8;
             let d = measurement(&meas(0x02, 1, &[0x64, 0xB0, 0x10 | t])).unwrap();
@@ -613,18 +701,37 @@ mod tests {
         // b5 = result HIGHER than the device can process → 8417752.5; b11 time fault masked.
         let bytes = meas(0x0A, 3, &[0x64, 0xB0, 0x11, 0x20, 0x08]);
         let d = measurement(&bytes).unwrap();
-        let s = d.observations.iter().find(|o| o.mdc == Mdc(MDC_GLU_METER_DEV_STATUS)).unwrap();
-        assert_eq!(s.value, Value::Enumerated(Enumerated::Bits { bits: 0x20, width: 16 }));
+        let s = d
+            .observations
+            .iter()
+            .find(|o| o.mdc == Mdc(MDC_GLU_METER_DEV_STATUS))
+            .unwrap();
+        assert_eq!(
+            s.value,
+            Value::Enumerated(Enumerated::Bits {
+                bits: 0x20,
+                width: 16
+            })
+        );
         assert!(d.facts.clock_unset, "time fault is a clock problem");
         let low = measurement(&meas(0x08, 3, &[0x40, 0x00])).unwrap();
-        assert_eq!(low.observations[0].value, Value::Enumerated(Enumerated::Bits { bits: 0x40, width: 16 }));
+        assert_eq!(
+            low.observations[0].value,
+            Value::Enumerated(Enumerated::Bits {
+                bits: 0x40,
+                width: 16
+            })
+        );
     }
 
     #[test]
     fn context_follows_and_special_values() {
         let m = measurement_full(&meas(0x12, 9, &[0xFF, 0x07, 0x11])).unwrap();
         assert!(m.context_follows);
-        assert_eq!(m.decoded.observations[0].value, Value::Absent(AbsentReason::NotANumber));
+        assert_eq!(
+            m.decoded.observations[0].value,
+            Value::Absent(AbsentReason::NotANumber)
+        );
         assert_eq!(concentration_absent(&m), Some(AbsentReason::NotANumber));
     }
 
@@ -644,7 +751,10 @@ mod tests {
         for cut in 0..full.len() {
             let e = measurement(&full[..cut]).unwrap_err();
             assert_eq!(e.at, cut, "cut {cut}");
-            assert!(matches!(e.kind, DecodeErrorKind::Incomplete { .. }), "cut {cut}");
+            assert!(
+                matches!(e.kind, DecodeErrorKind::Incomplete { .. }),
+                "cut {cut}"
+            );
         }
         let e = measurement(&full[..13]).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::Incomplete { needed: 14 });
@@ -675,9 +785,15 @@ mod tests {
         assert_eq!(obs[0].mdc, Mdc(8_417_768));
         assert_eq!(obs[0].value, Value::numeric_with_decimals(50.0, 0));
         assert_eq!(obs[0].unit.as_ref().unwrap().as_str(), "g");
-        assert_eq!(obs[1].value, Value::Enumerated(Enumerated::Code(Mdc(8_417_868))));
+        assert_eq!(
+            obs[1].value,
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_868)))
+        );
         assert_eq!(obs[2].mdc, Mdc(MDC_CTXT_GLU_TESTER));
-        assert_eq!(obs[3].value, Value::Enumerated(Enumerated::Code(Mdc(8_417_828))));
+        assert_eq!(
+            obs[3].value,
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_828)))
+        );
         assert_eq!(obs[4].mdc, Mdc(MDC_CTXT_GLU_EXERCISE));
         assert_eq!(obs[4].value, Value::numeric_with_decimals(80.0, 0));
         assert_eq!(c.exercise, Some((300, 80)));
@@ -689,11 +805,17 @@ mod tests {
         // medication in kg: 2e-6 kg = 2 mg (SFLOAT mantissa 2, exponent -6 = 0xA002)
         let c = context(&[0x10, 0x01, 0x00, 0x04, 0x02, 0xA0]).unwrap();
         assert_eq!(c.observations[0].mdc, Mdc(8_417_812));
-        assert_eq!(c.observations[0].value, Value::numeric_with_decimals(2.0, 0));
+        assert_eq!(
+            c.observations[0].value,
+            Value::numeric_with_decimals(2.0, 0)
+        );
         assert_eq!(c.observations[0].unit.as_ref().unwrap().as_str(), "mg");
         // truncated: HbA1c announced but missing
         let e = context(&[0x40, 0x01, 0x00, 0x3A]).unwrap_err();
-        assert_eq!((e.at, e.kind), (4, DecodeErrorKind::Incomplete { needed: 5 }));
+        assert_eq!(
+            (e.at, e.kind),
+            (4, DecodeErrorKind::Incomplete { needed: 5 })
+        );
     }
 
     #[test]
@@ -701,6 +823,9 @@ mod tests {
         let f = feature(&[0x21, 0x04]).unwrap();
         assert!(f.low_battery_detection() && f.result_high_low_detection() && f.multiple_bond());
         assert!(!f.time_fault());
-        assert_eq!(feature(&[0x01]).unwrap_err().kind, DecodeErrorKind::Incomplete { needed: 2 });
+        assert_eq!(
+            feature(&[0x01]).unwrap_err().kind,
+            DecodeErrorKind::Incomplete { needed: 2 }
+        );
     }
 }

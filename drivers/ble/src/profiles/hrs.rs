@@ -17,8 +17,9 @@
 //! Observations: heart rate 147842 MDC_ECG_HEART_RATE `/min` (mdc-codes.md, PCD + DK);
 //! energy expended 8454263 MDC_HF_ENERGY `kJ` (term 119 in partition 129; found in several
 //! independent nomenclature headers — `mdc-codes.md` lists it as single-source); each
-//! RR-interval as 147240 MDC_ECG_TIME_PD_RR_GL in seconds (`s`): value = raw / 1024 (exact in
-//! binary), `decimals` 3 because the resolution 1/1024 s ≈ 0.98 ms resolves milliseconds. The
+//! RR-interval as 147240 MDC_ECG_TIME_PD_RR_GL in milliseconds (`ms`, MDC_DIM_MILLI_SEC, as in
+//! mdc-codes.md and docs/ble.md): value = raw × 1000 / 1024 (= raw × 125 / 128, exact in
+//! binary), `decimals` 0 because the resolution 1/1024 s ≈ 0.98 ms resolves milliseconds. The
 //! RR code's use for BLE RR-intervals is derived (mdc-codes.md: "BLE mapping derived").
 //! Energy expended saturates at 0xFFFF kJ (HRS: it then stays at 65535); it is not a special
 //! value. Sensor contact has no MDC code: it is available from [`parse_measurement`] only.
@@ -121,9 +122,9 @@ pub fn parse_measurement(bytes: &[u8]) -> Result<HeartRateMeasurement, DecodeErr
     })
 }
 
-/// An RR-interval in seconds: raw / 1024, 3 decimals.
-pub fn rr_seconds(raw: u16) -> Value {
-    Value::numeric_with_decimals(f64::from(raw) / 1024.0, 3)
+/// An RR-interval in milliseconds: raw × 1000 / 1024 (exact), 0 decimals.
+pub fn rr_millis(raw: u16) -> Value {
+    Value::numeric_with_decimals(f64::from(raw) * 125.0 / 128.0, 0)
 }
 
 /// Decode a Heart Rate Measurement (0x2A37).
@@ -144,8 +145,8 @@ pub fn measurement(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     for rr in &m.rr_intervals {
         observations.push(Observation::new(
             MDC_ECG_TIME_PD_RR_GL,
-            rr_seconds(*rr),
-            Some("s"),
+            rr_millis(*rr),
+            Some("ms"),
         ));
     }
     Ok(Decoded {
@@ -211,7 +212,7 @@ mod tests {
 
     #[test]
     fn uint16_energy_and_rr() {
-        // HR 300 (u16), contact detected, energy 1000 kJ, RR 1024 (1.000 s) and 820 (0.801 s).
+        // HR 300 (u16), contact detected, energy 1000 kJ, RR 1024 (1000 ms) and 820 (800.78125 ms).
         let bytes = [0x1F, 0x2C, 0x01, 0xE8, 0x03, 0x00, 0x04, 0x34, 0x03];
         let m = parse_measurement(&bytes).unwrap();
         assert_eq!(
@@ -233,13 +234,13 @@ mod tests {
         assert_eq!(d.observations[1].unit.as_ref().unwrap().as_str(), "kJ");
         assert_eq!(
             d.observations[2].value,
-            Value::numeric_with_decimals(1.0, 3)
+            Value::numeric_with_decimals(1000.0, 0)
         );
         assert_eq!(
             d.observations[3].value,
-            Value::numeric_with_decimals(820.0 / 1024.0, 3)
+            Value::numeric_with_decimals(800.781_25, 0)
         );
-        assert_eq!(d.observations[3].unit.as_ref().unwrap().as_str(), "s");
+        assert_eq!(d.observations[3].unit.as_ref().unwrap().as_str(), "ms");
     }
 
     #[test]

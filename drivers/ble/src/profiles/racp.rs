@@ -95,17 +95,34 @@ pub fn response(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let _operator = r.u8()?;
     let resp = match opcode {
         NUMBER_RESPONSE => {
-            let n = if r.remaining() >= 4 { r.u32()? } else { u32::from(r.u16()?) };
+            let n = if r.remaining() >= 4 {
+                r.u32()?
+            } else {
+                u32::from(r.u16()?)
+            };
             RacpResponse::NumberOfRecords(n)
         }
         RESPONSE_CODE => {
             let request = r.u8()?;
-            RacpResponse::Response { request, code: RacpCode::from_u8(r.u8()?) }
+            RacpResponse::Response {
+                request,
+                code: RacpCode::from_u8(r.u8()?),
+            }
         }
         COMBINED_REPORT_RESPONSE => RacpResponse::CombinedReport(r.u32()?),
-        other => return Err(r.malformed_at(0, format!("opcode 0x{other:02X} is not a RACP response (expected 0x05, 0x06 or 0x08)"))),
+        other => {
+            return Err(r.malformed_at(
+                0,
+                format!(
+                    "opcode 0x{other:02X} is not a RACP response (expected 0x05, 0x06 or 0x08)"
+                ),
+            ));
+        }
     };
-    Ok(Decoded { control: Some(resp), ..Decoded::default() })
+    Ok(Decoded {
+        control: Some(resp),
+        ..Decoded::default()
+    })
 }
 
 /// "Report all stored records".
@@ -156,11 +173,32 @@ mod tests {
 
     #[test]
     fn responses_decode() {
-        let ok = response(&[0x06, 0x00, 0x01, 0x01]).unwrap().control.unwrap();
-        assert_eq!(ok, RacpResponse::Response { request: 1, code: RacpCode::Success });
-        let none = response(&[0x06, 0x00, 0x01, 0x06]).unwrap().control.unwrap();
-        assert!(matches!(none, RacpResponse::Response { code: RacpCode::NoRecordsFound, .. }));
-        let n = response(&[0x05, 0x00, 0x2C, 0x01]).unwrap().control.unwrap();
+        let ok = response(&[0x06, 0x00, 0x01, 0x01])
+            .unwrap()
+            .control
+            .unwrap();
+        assert_eq!(
+            ok,
+            RacpResponse::Response {
+                request: 1,
+                code: RacpCode::Success
+            }
+        );
+        let none = response(&[0x06, 0x00, 0x01, 0x06])
+            .unwrap()
+            .control
+            .unwrap();
+        assert!(matches!(
+            none,
+            RacpResponse::Response {
+                code: RacpCode::NoRecordsFound,
+                ..
+            }
+        ));
+        let n = response(&[0x05, 0x00, 0x2C, 0x01])
+            .unwrap()
+            .control
+            .unwrap();
         assert_eq!(n, RacpResponse::NumberOfRecords(300));
         assert!(response(&[0x01, 0x01]).is_err());
         assert!(response(&[0x06]).is_err());
