@@ -60,6 +60,7 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
             ble: Some(BleSourceConfig {
                 backend: BleBackendKind::Simulated,
                 idle_timeout: ConfigDuration::from_secs(2),
+                reconnect_initial: ConfigDuration::from_secs(1),
                 ..BleSourceConfig::default()
             }),
         },

@@ -208,7 +208,8 @@ proptest! {
             bad[at] ^= 0x01;
             let e = cgm::measurement(&bad).unwrap_err();
             prop_assert_eq!(e.at, at - 1);
-            prop_assert!(matches!(e.kind, DecodeErrorKind::Malformed { .. }));
+            let matched = matches!(e.kind, DecodeErrorKind::Malformed { .. });
+            prop_assert!(matched);
         }
     }
 

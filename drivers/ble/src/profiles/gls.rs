@@ -655,6 +655,11 @@ mod tests {
         // 100 mg/dL = 0.001 kg/L = 64 B0; capillary whole blood, location n/a (0xF1).
         let bytes = meas(0x02, 1, &[0x64, 0xB0, 0xF1]);
         let d = measurement(&bytes).unwrap();
+        // location 15 (not available) → UNDETERMINED
+        assert_eq!(
+            d.observations[1].value,
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_845)))
+        );
         let o = &d.observations[0];
         assert_eq!(o.mdc, Mdc(MDC_GLU_CAPILLARY_WHOLE_BLOOD));
         assert_eq!(o.value, Value::numeric_with_decimals(100.0, 0));
@@ -670,10 +675,10 @@ mod tests {
             d.observations[0].value,
             Value::numeric_with_decimals(123.5, 1)
         );
-        // location 15 → UNDETERMINED
+        // location 1 → FINGER
         assert_eq!(
             d.observations[1].value,
-            Value::Enumerated(Enumerated::Code(Mdc(8_417_845)))
+            Value::Enumerated(Enumerated::Code(Mdc(8_417_848)))
         );
     }
 
