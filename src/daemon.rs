@@ -257,8 +257,11 @@ pub async fn run(
                         async move {
                             running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             let result = if simulated {
+                                let mut devices =
+                                    hearth_driver_ble::sim::scripted_devices(glucose_records);
+                                devices.extend(hearth_driver_ble::sim::more_scripted_devices(600));
                                 let backend = hearth_driver_ble::sim::SimBackend::new(
-                                    hearth_driver_ble::sim::scripted_devices(glucose_records),
+                                    devices,
                                     Duration::from_millis(700),
                                 );
                                 hearth_driver_ble::driver::BleDriver::new(settings, backend)

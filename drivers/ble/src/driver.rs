@@ -359,6 +359,9 @@ impl<B: BleBackend> BleDriver<B> {
         // Body Composition measurements may span two packets; the assembler joins them and is
         // dropped (reset) with the connection.
         let mut bcs = crate::profiles::bcs::BcsAssembler::new();
+        // GHS observations may be segmented; the reassembler joins them (bounded, resets on a
+        // gap) and is dropped with the connection.
+        let mut ghs_live = crate::profiles::ghs::Reassembler::new();
         let mut buffer: Vec<Record> = Vec::new();
         let mut max_seq: Option<u64> = None;
         let mut committed = 0usize;
@@ -386,6 +389,11 @@ impl<B: BleBackend> BleDriver<B> {
                                 .map(Some)
                         }
                         0x2A9C => bcs.feed(&value),
+                        0x2B8B => ghs_live.feed(&value).and_then(|whole| {
+                            whole
+                                .map(|b| crate::profiles::ghs::observation(&b))
+                                .transpose()
+                        }),
                         _ => crate::decode_characteristic(characteristic, &value).map(Some),
                     };
                     match decoded {

@@ -525,11 +525,75 @@ pub fn scripted_devices(glucose_records: u16) -> Vec<SimDevice> {
     vec![bp, thermo, scale, oxi, gluco]
 }
 
-/// The allow-list matching [`scripted_devices`]: every scripted device, identified by its
-/// address.
+/// More scripted devices for the profiles the demo does not show: a heart-rate strap, a body
+/// composition scale sending two-packet measurements, a CGM sensor with E2E-CRC, and a
+/// Generic Health Sensor thermometer whose observations arrive in two segments.
+pub fn more_scripted_devices(rounds: u32) -> Vec<SimDevice> {
+    let addr = |s: &str| Address::parse(s).unwrap_or_else(|| Address::trusted(s));
+    let mut hr = SimDevice::new(addr("A4:C1:38:00:00:06"), "HR-sim", vec![0x180D]);
+    let mut bcs = SimDevice::new(addr("A4:C1:38:00:00:07"), "BCS-sim", vec![0x181B]);
+    let mut cgm = SimDevice::new(addr("A4:C1:38:00:00:08"), "CGM-sim", vec![0x181F]);
+    let mut ghs = SimDevice::new(addr("A4:C1:38:00:00:09"), "GHS-sim", vec![0x1840]);
+    for i in 0..rounds {
+        hr.live_rounds
+            .push_back(vec![(0x2A37, vec![0x00, 60 + (i % 30) as u8])]);
+        // Packet 1: body fat 25.0 % with the multiple-packet flag (b12); packet 2: weight.
+        let fat = (250 + i % 10) as u16;
+        let mut p1 = vec![0x00, 0x10];
+        p1.extend(fat.to_le_bytes());
+        let mut p2 = vec![0x00, 0x04];
+        p2.extend(fat.to_le_bytes());
+        p2.extend((14_490u16 + i as u16).to_le_bytes());
+        bcs.live_rounds.push_back(vec![(0x2A9C, p1), (0x2A9C, p2)]);
+        cgm.live_rounds.push_back(vec![(
+            0x2AA7,
+            cgm_record(112 + (i % 20) as i16, 75 + 5 * i as u16),
+        )]);
+        ghs.live_rounds
+            .push_back(ghs_segments(369 + (i % 5) as i32, 1000 * u64::from(i + 1)));
+    }
+    vec![hr, bcs, cgm, ghs]
+}
+
+/// One CGM measurement record (glucose mg/dL as SFLOAT, time offset in minutes) with its
+/// E2E-CRC (CRC-16/MCRF4XX over size…offset).
+pub fn cgm_record(mg_dl: i16, offset_min: u16) -> Vec<u8> {
+    let mut r = vec![0x08, 0x00];
+    r.extend(sfloat(mg_dl, 0));
+    r.extend(offset_min.to_le_bytes());
+    let crc = crate::profiles::cgm::crc16_mcrf4xx(&r);
+    r.extend(crc.to_le_bytes());
+    r
+}
+
+/// A GHS numeric body-temperature observation (°C, `tenths` × 0.1, UTC time stamp `ms` after
+/// 2000-01-01 at 1 ms resolution) split into two segments.
+pub fn ghs_segments(tenths: i32, ms: u64) -> Vec<(u16, Vec<u8>)> {
+    let mut fields = 150_364u32.to_le_bytes().to_vec();
+    fields.push(0x02 | 0x08 | 0x20); // UTC, 1 ms resolution, current timeline
+    fields.extend_from_slice(&ms.to_le_bytes()[..6]);
+    fields.extend_from_slice(&[1, 0]); // synchronised by NTP, no TZ offset
+    let mut value = 6048u16.to_le_bytes().to_vec(); // MDC_DIM_DEGC term code
+    value.extend(float32(tenths, -1));
+    let length = (5 + fields.len() + value.len()) as u16;
+    let mut body = vec![1u8];
+    body.extend(length.to_le_bytes());
+    body.extend(0x0003u16.to_le_bytes()); // type and time stamp present
+    body.extend(fields);
+    body.extend(value);
+    let (a, b) = body.split_at(body.len() / 2);
+    vec![
+        (0x2B8B, [&[0x01u8][..], a].concat()),
+        (0x2B8B, [&[0x02u8 | (1 << 2)][..], b].concat()),
+    ]
+}
+
+/// The allow-list matching [`scripted_devices`] and [`more_scripted_devices`]: every scripted
+/// device, identified by its address.
 pub fn scripted_allow_list(category: hearth_model::Category) -> Vec<crate::driver::DeviceEntry> {
     scripted_devices(0)
         .into_iter()
+        .chain(more_scripted_devices(0))
         .filter_map(|d| {
             let id = hearth_model::DeviceId::new("ble", &d.address.compact()).ok()?;
             Some(crate::driver::DeviceEntry {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use hearth_driver_api::{Driver, DriverContext, Ingest, TechnicalAlarms};
 use hearth_driver_ble::backend::Address;
 use hearth_driver_ble::driver::{BleDriver, BleSettings, DeviceEntry};
-use hearth_driver_ble::sim::{SimBackend, SimDevice, scripted_allow_list, scripted_devices};
+use hearth_driver_ble::sim::{
+    SimBackend, SimDevice, more_scripted_devices, scripted_allow_list, scripted_devices,
+};
 use hearth_model::Category;
 use hearth_outbox::{Outbox, OutboxOptions, OutboxWriter, RetryPolicy, RouteSpec};
 
@@ -211,5 +213,39 @@ async fn a_malformed_notification_is_dead_lettered_not_fatal() {
     assert_eq!(
         s.lanes[2].records, 1,
         "the next, valid measurement was stored"
+    );
+}
+
+#[tokio::test]
+async fn heart_rate_body_composition_cgm_and_segmented_ghs_devices_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let devices = more_scripted_devices(3);
+    let allow: Vec<DeviceEntry> = devices
+        .iter()
+        .map(|d| DeviceEntry {
+            address: d.address.clone(),
+            id: hearth_model::DeviceId::new("ble", &d.address.compact()).unwrap(),
+            person: None,
+            category: Category::Health,
+        })
+        .collect();
+    let (s, _, records) = run_until(devices, allow, dir.path(), |s| s.lanes[2].records >= 12).await;
+    assert!(
+        s.dead_letters.is_empty(),
+        "every segment and packet decoded: {:?}",
+        s.dead_letters
+    );
+    let seen = |dev: &str, mdc: u32| {
+        records.iter().any(|r| matches!(r, hearth_model::Record::Reading(x) if x.device.as_str() == dev && x.mdc.0 == mdc))
+    };
+    assert!(seen("ble:a4c138000006", 147842), "heart rate");
+    assert!(
+        seen("ble:a4c138000007", 188748) && seen("ble:a4c138000007", 188736),
+        "body fat and weight from the two packets"
+    );
+    assert!(seen("ble:a4c138000008", 160212), "CGM glucose");
+    assert!(
+        seen("ble:a4c138000009", 150364),
+        "GHS body temperature from two segments"
     );
 }
