@@ -407,6 +407,16 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The length a value's flags announce: `base` plus the size of each optional field whose flag
+/// bit is set. Decoders check it before reading, so a truncated value names the total needed.
+pub fn announced_len(flags: u8, base: usize, optional: &[(u8, usize)]) -> usize {
+    base + optional
+        .iter()
+        .filter(|(flag, _)| flags & flag != 0)
+        .map(|(_, len)| len)
+        .sum::<usize>()
+}
+
 /// A fixed-point field: `raw × numerator / 10^scale`, exact in decimal.
 pub fn fixed(raw: i64, numerator: i64, scale: u8) -> Value {
     let v = (raw * numerator) as f64 / 10f64.powi(i32::from(scale));
@@ -450,6 +460,15 @@ mod tests {
         let u = t.plus_minutes(15).unwrap();
         assert_eq!(u.to_string(), "2026-01-01T00:05:07");
         assert_eq!(u.plus_minutes(-15).unwrap(), t);
+    }
+
+    #[test]
+    fn announced_len_adds_the_flagged_fields() {
+        assert_eq!(
+            announced_len(0b101, 4, &[(0b001, 7), (0b010, 2), (0b100, 1)]),
+            12
+        );
+        assert_eq!(announced_len(0, 4, &[(0b001, 7)]), 4);
     }
 
     #[test]

@@ -249,3 +249,45 @@ async fn heart_rate_body_composition_cgm_and_segmented_ghs_devices_are_collected
         "GHS body temperature from two segments"
     );
 }
+
+#[tokio::test]
+async fn a_device_not_seen_for_the_configured_time_raises_a_technical_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = writer(dir.path());
+    let ingest = Ingest::new(w.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ctx = DriverContext::new(
+        ingest.clone(),
+        TechnicalAlarms::new(ingest.clone()),
+        stop_rx,
+    );
+    let address = Address::parse("A4:C1:38:00:00:0A").unwrap();
+    let allow = vec![DeviceEntry {
+        address,
+        id: hearth_model::DeviceId::new("ble", "silent").unwrap(),
+        person: None,
+        category: Category::Health,
+    }];
+    let mut s = settings(allow);
+    s.offline_after = Duration::from_millis(100);
+    // The allow-listed device never advertises.
+    let mut driver = BleDriver::new(s, SimBackend::new(Vec::new(), Duration::from_millis(20)));
+    let task = tokio::spawn(async move { driver.run(&ctx).await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.stats().await.unwrap().lanes[1].records == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let claimed = w.claim(w.route("hub").unwrap(), 100).await.unwrap();
+    let offline: Vec<_> = claimed
+        .iter()
+        .filter(|c| matches!(&c.record, hearth_model::Record::Technical(t) if t.kind == hearth_model::TechnicalKind::DeviceOffline && t.source == "ble:silent"))
+        .collect();
+    assert_eq!(
+        offline.len(),
+        1,
+        "raised once, not on every check: {claimed:?}"
+    );
+}

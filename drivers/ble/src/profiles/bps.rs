@@ -31,7 +31,9 @@
 
 use hearth_model::{Component, Enumerated, Mdc, Value};
 
-use crate::decode::{DecodeError, Decoded, DeviceTime, LocalDateTime, Observation, Reader};
+use crate::decode::{
+    DecodeError, Decoded, DeviceTime, LocalDateTime, Observation, Reader, announced_len,
+};
 
 /// Blood Pressure service.
 pub const SERVICE: u16 = 0x1810;
@@ -98,20 +100,16 @@ fn parse(characteristic: u16, bytes: &[u8]) -> Result<Parsed, DecodeError> {
     let mut r = Reader::new(characteristic, bytes);
     let flags = r.u8()?;
     // Check the whole announced length first so a truncated value names the total needed.
-    let mut needed = 6;
-    if flags & FLAG_TIME != 0 {
-        needed += 7;
-    }
-    if flags & FLAG_PULSE != 0 {
-        needed += 2;
-    }
-    if flags & FLAG_USER != 0 {
-        needed += 1;
-    }
-    if flags & FLAG_STATUS != 0 {
-        needed += 2;
-    }
-    r.need(needed)?;
+    r.need(announced_len(
+        flags,
+        6,
+        &[
+            (FLAG_TIME, 7),
+            (FLAG_PULSE, 2),
+            (FLAG_USER, 1),
+            (FLAG_STATUS, 2),
+        ],
+    ))?;
     let values = [r.sfloat_value()?, r.sfloat_value()?, r.sfloat_value()?];
     let time = if flags & FLAG_TIME != 0 {
         Some(r.date_time()?)

@@ -25,7 +25,7 @@
 //! if a device nevertheless sends both, the in-measurement type wins (it belongs to this
 //! reading).
 
-use crate::decode::{DecodeError, Decoded, DeviceTime, Observation, Reader};
+use crate::decode::{DecodeError, Decoded, DeviceTime, Observation, Reader, announced_len};
 
 /// Health Thermometer service.
 pub const SERVICE: u16 = 0x1809;
@@ -83,14 +83,7 @@ pub fn is_defined_type(temperature_type: u8) -> bool {
 fn decode(characteristic: u16, bytes: &[u8], site: Option<u8>) -> Result<Decoded, DecodeError> {
     let mut r = Reader::new(characteristic, bytes);
     let flags = r.u8()?;
-    let mut needed = 4;
-    if flags & FLAG_TIME != 0 {
-        needed += 7;
-    }
-    if flags & FLAG_TYPE != 0 {
-        needed += 1;
-    }
-    r.need(needed)?;
+    r.need(announced_len(flags, 4, &[(FLAG_TIME, 7), (FLAG_TYPE, 1)]))?;
     let value = r.float_value()?;
     let time = if flags & FLAG_TIME != 0 {
         Some(r.date_time()?)

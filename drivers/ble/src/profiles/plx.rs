@@ -39,6 +39,7 @@ use hearth_model::{Enumerated, Value};
 
 use crate::decode::{
     DecodeError, Decoded, DeviceFacts, DeviceTime, LocalDateTime, Observation, Reader,
+    announced_len,
 };
 
 /// Pulse Oximeter service.
@@ -130,18 +131,16 @@ fn pair(r: &mut Reader<'_>) -> Result<SpO2Pr, DecodeError> {
 pub fn parse_spot_check(bytes: &[u8]) -> Result<SpotCheck, DecodeError> {
     let mut r = Reader::new(SPOT_CHECK, bytes);
     let flags = r.u8()?;
-    let mut needed = 4;
-    for (flag, len) in [
-        (SPOT_TIME, 7),
-        (SPOT_MEAS_STATUS, 2),
-        (SPOT_DEV_STATUS, 3),
-        (SPOT_PAI, 2),
-    ] {
-        if flags & flag != 0 {
-            needed += len;
-        }
-    }
-    r.need(needed)?;
+    r.need(announced_len(
+        flags,
+        4,
+        &[
+            (SPOT_TIME, 7),
+            (SPOT_MEAS_STATUS, 2),
+            (SPOT_DEV_STATUS, 3),
+            (SPOT_PAI, 2),
+        ],
+    ))?;
     let reading = pair(&mut r)?;
     let time = if flags & SPOT_TIME != 0 {
         Some(r.date_time()?)
@@ -178,19 +177,17 @@ pub fn parse_spot_check(bytes: &[u8]) -> Result<SpotCheck, DecodeError> {
 pub fn parse_continuous(bytes: &[u8]) -> Result<Continuous, DecodeError> {
     let mut r = Reader::new(CONTINUOUS, bytes);
     let flags = r.u8()?;
-    let mut needed = 4;
-    for (flag, len) in [
-        (CONT_FAST, 4),
-        (CONT_SLOW, 4),
-        (CONT_MEAS_STATUS, 2),
-        (CONT_DEV_STATUS, 3),
-        (CONT_PAI, 2),
-    ] {
-        if flags & flag != 0 {
-            needed += len;
-        }
-    }
-    r.need(needed)?;
+    r.need(announced_len(
+        flags,
+        4,
+        &[
+            (CONT_FAST, 4),
+            (CONT_SLOW, 4),
+            (CONT_MEAS_STATUS, 2),
+            (CONT_DEV_STATUS, 3),
+            (CONT_PAI, 2),
+        ],
+    ))?;
     let normal = pair(&mut r)?;
     let fast = if flags & CONT_FAST != 0 {
         Some(pair(&mut r)?)

@@ -22,7 +22,9 @@
 
 use hearth_model::{AbsentReason, Value};
 
-use crate::decode::{DecodeError, Decoded, DeviceTime, LocalDateTime, Observation, Reader, fixed};
+use crate::decode::{
+    DecodeError, Decoded, DeviceTime, LocalDateTime, Observation, Reader, announced_len, fixed,
+};
 
 /// Weight Scale service.
 pub const SERVICE: u16 = 0x181D;
@@ -220,17 +222,11 @@ pub fn measurement_with_feature(
 ) -> Result<Decoded, DecodeError> {
     let mut r = Reader::new(MEASUREMENT, bytes);
     let flags = r.u8()?;
-    let mut needed = 2;
-    if flags & FLAG_TIME != 0 {
-        needed += 7;
-    }
-    if flags & FLAG_USER != 0 {
-        needed += 1;
-    }
-    if flags & FLAG_BMI_HEIGHT != 0 {
-        needed += 4;
-    }
-    r.need(needed)?;
+    r.need(announced_len(
+        flags,
+        2,
+        &[(FLAG_TIME, 7), (FLAG_USER, 1), (FLAG_BMI_HEIGHT, 4)],
+    ))?;
     let imperial = flags & FLAG_IMPERIAL != 0;
     let (mass_unit, height_unit) = units(imperial);
     let weight_raw = r.u16()?;
