@@ -266,9 +266,12 @@ impl<B: BleBackend> BleDriver<B> {
         let address = entry.address.clone();
         self.backend.connect(&address).await?;
         let chars = self.backend.characteristics(&address).await?;
-        let stored_profile = chars.contains(&racp::UUID) && chars.contains(&0x2A18);
+        let glucose = chars.contains(&racp::UUID) && chars.contains(&0x2A18);
+        let ghs_stored = chars.contains(&racp::UUID) && chars.contains(&0x2BDD);
+        let stored_profile = glucose || ghs_stored;
         if stored_profile {
-            // Glucose requires bonding and encryption before anything else (GLS §3).
+            // Glucose requires bonding and encryption before anything else (GLS §3); GHS
+            // stored data is expected to as well.
             self.backend.bond(&address).await?;
         }
         let mut facts = DeviceFacts::default();
@@ -324,15 +327,26 @@ impl<B: BleBackend> BleDriver<B> {
             .collect();
         let mut committed = 0;
         if stored_profile {
-            self.backend.subscribe(&address, 0x2A18).await?;
-            if chars.contains(&0x2A34) {
-                self.backend.subscribe(&address, 0x2A34).await?;
+            if glucose {
+                self.backend.subscribe(&address, 0x2A18).await?;
+                if chars.contains(&0x2A34) {
+                    self.backend.subscribe(&address, 0x2A34).await?;
+                }
+            } else {
+                self.backend.subscribe(&address, 0x2BDD).await?;
             }
             self.backend.subscribe(&address, racp::UUID).await?;
             let key = Self::cursor_key(entry);
-            let request = match ctx.ingest.cursor(&key).await? {
-                Some(last) => racp::report_from_u16(u16::try_from(last + 1).unwrap_or(u16::MAX)),
-                None => racp::report_all(),
+            let last = ctx.ingest.cursor(&key).await?;
+            // Only records newer than the last committed one (invariant 1).
+            let request = match (glucose, last) {
+                (true, Some(last)) => {
+                    racp::report_from_u16(u16::try_from(last + 1).unwrap_or(u16::MAX))
+                }
+                (true, None) => racp::report_all(),
+                (false, last) => racp::combined_report_from_u32(
+                    last.map_or(0, |l| u32::try_from(l + 1).unwrap_or(u32::MAX)),
+                ),
             };
             self.backend.write(&address, racp::UUID, &request).await?;
             committed += self.collect(ctx, entry, &facts, Some(key), site).await?;
@@ -362,6 +376,7 @@ impl<B: BleBackend> BleDriver<B> {
         // GHS observations may be segmented; the reassembler joins them (bounded, resets on a
         // gap) and is dropped with the connection.
         let mut ghs_live = crate::profiles::ghs::Reassembler::new();
+        let mut ghs_stored = crate::profiles::ghs::Reassembler::for_characteristic(0x2BDD);
         let mut buffer: Vec<Record> = Vec::new();
         let mut max_seq: Option<u64> = None;
         let mut committed = 0usize;
@@ -394,16 +409,28 @@ impl<B: BleBackend> BleDriver<B> {
                                 .map(|b| crate::profiles::ghs::observation(&b))
                                 .transpose()
                         }),
+                        0x2BDD => ghs_stored.feed(&value).and_then(|whole| {
+                            whole
+                                .map(|b| crate::profiles::ghs::stored_observation(&b))
+                                .transpose()
+                        }),
                         _ => crate::decode_characteristic(characteristic, &value).map(Some),
                     };
                     match decoded {
                         Ok(None) => {}
                         Ok(Some(d)) => {
-                            if let Some(RacpResponse::Response { code, .. }) = d.control {
-                                if !code.is_complete() {
-                                    tracing::warn!(device = %entry.id, ?code, "stored-record transfer ended with an error");
+                            match d.control {
+                                Some(RacpResponse::Response { code, .. }) => {
+                                    if !code.is_complete() {
+                                        tracing::warn!(device = %entry.id, ?code, "stored-record transfer ended with an error");
+                                    }
+                                    break;
                                 }
-                                break;
+                                Some(RacpResponse::CombinedReport(n)) => {
+                                    tracing::debug!(device = %entry.id, records = n, "GHS combined report complete");
+                                    break;
+                                }
+                                _ => {}
                             }
                             for o in &d.observations {
                                 max_seq = max_seq.max(o.sequence);

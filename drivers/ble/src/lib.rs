@@ -83,7 +83,16 @@ pub fn decode_characteristic(uuid: u16, bytes: &[u8]) -> Result<Decoded, DecodeE
         0x2A37 => hrs::measurement(bytes),
         0x2AA7 => cgm::measurement(bytes),
         0x2B8B => ghs::live_observation(bytes),
-        0x2BDD => ghs::stored_observation(bytes),
+        // A notification of 0x2BDD is one segment; a single-segment one (header 0x03 with any
+        // counter) is decoded here, longer observations need a session's reassembler.
+        0x2BDD => match bytes.split_first() {
+            Some((header, rest)) if header & 0x03 == 0x03 => ghs::stored_observation(rest),
+            _ => Err(DecodeError {
+                characteristic: uuid,
+                at: 0,
+                kind: DecodeErrorKind::Malformed { what: "not a single-segment stored observation (segment header must have first and last set)".into() },
+            }),
+        },
         0x2A23 => dis::system_id(bytes),
         0x2A24..=0x2A29 => dis::string(uuid, bytes),
         0x2A19 => bas::level(bytes),

@@ -131,9 +131,13 @@ impl SimBackend {
     }
 
     fn start_transfer(&mut self, address: &Address, request: &[u8]) -> Result<(), BackendError> {
+        let combined = request.first() == Some(&0x07);
         let from = match request {
-            [0x01, 0x01] => 0,
+            [0x01 | 0x07, 0x01] => 0,
             [0x01, 0x03, 0x01, lo, hi] => u16::from_le_bytes([*lo, *hi]),
+            [0x07, 0x03, 0x01, a, b, c, d] => {
+                u16::try_from(u32::from_le_bytes([*a, *b, *c, *d])).unwrap_or(u16::MAX)
+            }
             [0x04, 0x01] => {
                 let n = self.device(address)?.stored.len() as u16;
                 let [a, b] = n.to_le_bytes();
@@ -174,6 +178,7 @@ impl SimBackend {
             None
         };
         let found = !records.is_empty();
+        let count = records.len() as u32;
         for (i, value) in records.into_iter().enumerate() {
             if cut == Some(i) {
                 self.drop_link(address);
@@ -185,11 +190,15 @@ impl SimBackend {
                 value,
             });
         }
-        let code = if found { 0x01 } else { 0x06 };
+        let value = if combined {
+            [&[0x08u8, 0x00][..], &count.to_le_bytes()].concat()
+        } else {
+            vec![0x06, 0x00, 0x01, if found { 0x01 } else { 0x06 }]
+        };
         self.queue.push_back(BleEvent::Notification {
             address: address.clone(),
             characteristic: racp::UUID,
-            value: vec![0x06, 0x00, 0x01, code],
+            value,
         });
         Ok(())
     }
@@ -552,7 +561,20 @@ pub fn more_scripted_devices(rounds: u32) -> Vec<SimDevice> {
         ghs.live_rounds
             .push_back(ghs_segments(369 + (i % 5) as i32, 1000 * u64::from(i + 1)));
     }
-    vec![hr, bcs, cgm, ghs]
+    let mut store = SimDevice::new(addr("A4:C1:38:00:00:0B"), "GHSStore-sim", vec![0x1840]);
+    store.stored_characteristic = 0x2BDD;
+    for record in 1..=rounds.min(u32::from(u16::MAX)) {
+        store.stored.insert(
+            record as u16,
+            ghs_stored_record(
+                record,
+                365 + (record % 7) as i32,
+                60_000 * u64::from(record),
+            ),
+        );
+    }
+    store.faults.disconnect_after_records = Some((rounds / 2) as usize);
+    vec![hr, bcs, cgm, ghs, store]
 }
 
 /// One CGM measurement record (glucose mg/dL as SFLOAT, time offset in minutes) with its
@@ -569,6 +591,23 @@ pub fn cgm_record(mg_dl: i16, offset_min: u16) -> Vec<u8> {
 /// A GHS numeric body-temperature observation (°C, `tenths` × 0.1, UTC time stamp `ms` after
 /// 2000-01-01 at 1 ms resolution) split into two segments.
 pub fn ghs_segments(tenths: i32, ms: u64) -> Vec<(u16, Vec<u8>)> {
+    let body = ghs_body(tenths, ms);
+    let (a, b) = body.split_at(body.len() / 2);
+    vec![
+        (0x2B8B, [&[0x01u8][..], a].concat()),
+        (0x2B8B, [&[0x02u8 | (1 << 2)][..], b].concat()),
+    ]
+}
+
+/// A stored GHS observation (0x2BDD) in one segment: header, record number, observation.
+pub fn ghs_stored_record(record: u32, tenths: i32, ms: u64) -> Vec<u8> {
+    let mut v = vec![0x03u8];
+    v.extend(record.to_le_bytes());
+    v.extend(ghs_body(tenths, ms));
+    v
+}
+
+fn ghs_body(tenths: i32, ms: u64) -> Vec<u8> {
     let mut fields = 150_364u32.to_le_bytes().to_vec();
     fields.push(0x02 | 0x08 | 0x20); // UTC, 1 ms resolution, current timeline
     fields.extend_from_slice(&ms.to_le_bytes()[..6]);
@@ -581,11 +620,7 @@ pub fn ghs_segments(tenths: i32, ms: u64) -> Vec<(u16, Vec<u8>)> {
     body.extend(0x0003u16.to_le_bytes()); // type and time stamp present
     body.extend(fields);
     body.extend(value);
-    let (a, b) = body.split_at(body.len() / 2);
-    vec![
-        (0x2B8B, [&[0x01u8][..], a].concat()),
-        (0x2B8B, [&[0x02u8 | (1 << 2)][..], b].concat()),
-    ]
+    body
 }
 
 /// The allow-list matching [`scripted_devices`] and [`more_scripted_devices`]: every scripted

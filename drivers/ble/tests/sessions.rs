@@ -291,3 +291,41 @@ async fn a_device_not_seen_for_the_configured_time_raises_a_technical_alarm() {
         "raised once, not on every check: {claimed:?}"
     );
 }
+
+#[tokio::test]
+async fn ghs_stored_observations_arrive_once_across_a_dropped_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let devices: Vec<SimDevice> = more_scripted_devices(40)
+        .into_iter()
+        .filter(|d| d.name == "GHSStore-sim")
+        .collect();
+    let allow = scripted_allow_list(Category::Health);
+    let (s, writes, records) = run_until(devices, allow, dir.path(), |s| {
+        s.cursors.values().any(|v| *v == 40)
+    })
+    .await;
+    assert_eq!(
+        s.cursors.get("ble:ble:a4c13800000b:seq"),
+        Some(&40),
+        "{:?}",
+        s.cursors
+    );
+    assert_eq!(s.lanes[2].records, 40, "40 stored observations, each once");
+    assert_eq!(s.counter("duplicates"), 0);
+    let requests: Vec<_> = writes
+        .iter()
+        .filter(|(_, c, _)| *c == 0x2A52)
+        .map(|(_, _, v)| v.clone())
+        .collect();
+    assert_eq!(
+        requests[0],
+        vec![0x07, 0x03, 0x01, 0, 0, 0, 0],
+        "first: everything"
+    );
+    assert_eq!(
+        requests[1],
+        vec![0x07, 0x03, 0x01, 21, 0, 0, 0],
+        "after the drop: from the committed record + 1"
+    );
+    assert!(records.iter().all(|r| matches!(r, hearth_model::Record::Reading(x) if x.sequence.is_some() && x.device_time.is_some())));
+}
