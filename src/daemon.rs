@@ -260,6 +260,16 @@ pub async fn run(
                                 let mut devices =
                                     hearth_driver_ble::sim::scripted_devices(glucose_records);
                                 devices.extend(hearth_driver_ble::sim::more_scripted_devices(600));
+                                // Keep the stored-record devices' memories demo-sized.
+                                for d in &mut devices {
+                                    let keep: std::collections::BTreeMap<u16, Vec<u8>> = d
+                                        .stored
+                                        .iter()
+                                        .take(30)
+                                        .map(|(k, v)| (*k, v.clone()))
+                                        .collect();
+                                    d.stored = keep;
+                                }
                                 let backend = hearth_driver_ble::sim::SimBackend::new(
                                     devices,
                                     Duration::from_millis(700),

@@ -349,12 +349,40 @@ impl<B: BleBackend> BleDriver<B> {
                 ),
             };
             self.backend.write(&address, racp::UUID, &request).await?;
-            committed += self.collect(ctx, entry, &facts, Some(key), site).await?;
+            committed += self
+                .collect(ctx, entry, &facts, Some(key), true, site)
+                .await?
+                .0;
+        } else if chars.contains(&racp::UUID) && chars.contains(&0x2A5E) {
+            // Pulse oximeter memory: records carry no sequence number, so hearth fetches them
+            // all and deletes them from the device only after they are committed (invariant 1).
+            // Their device time stamps give them stable ids, so a fetch repeated after a crash
+            // between commit and delete stores nothing twice.
+            self.backend.subscribe(&address, 0x2A5E).await?;
+            self.backend.subscribe(&address, racp::UUID).await?;
+            self.backend
+                .write(&address, racp::UUID, &racp::report_all())
+                .await?;
+            let (n, complete) = self.collect(ctx, entry, &facts, None, true, site).await?;
+            committed += n;
+            if complete && n > 0 {
+                self.backend
+                    .write(&address, racp::UUID, &racp::delete_all())
+                    .await?;
+                match self.await_racp(&address).await {
+                    Some(RacpResponse::Response { code, .. }) if code.is_complete() => {
+                        tracing::info!(device = %entry.id, records = n, "stored records committed, then deleted from the device");
+                    }
+                    other => {
+                        tracing::warn!(device = %entry.id, ?other, "the device did not confirm deleting its stored records; they are fetched again and deduplicated")
+                    }
+                }
+            }
         } else {
             for c in &measurement_chars {
                 self.backend.subscribe(&address, *c).await?;
             }
-            committed += self.collect(ctx, entry, &facts, None, site).await?;
+            committed += self.collect(ctx, entry, &facts, None, false, site).await?.0;
         }
         let _ = self.backend.disconnect(&address).await;
         Ok(committed)
@@ -367,9 +395,11 @@ impl<B: BleBackend> BleDriver<B> {
         entry: &DeviceEntry,
         facts: &DeviceFacts,
         cursor_key: Option<String>,
+        stored: bool,
         site: Option<u8>,
-    ) -> Result<usize, SessionError> {
-        let stored = cursor_key.is_some();
+    ) -> Result<(usize, bool), SessionError> {
+        // Whether the device said the stored-record procedure completed.
+        let mut complete = false;
         // Body Composition measurements may span two packets; the assembler joins them and is
         // dropped (reset) with the connection.
         let mut bcs = crate::profiles::bcs::BcsAssembler::new();
@@ -421,12 +451,14 @@ impl<B: BleBackend> BleDriver<B> {
                         Ok(Some(d)) => {
                             match d.control {
                                 Some(RacpResponse::Response { code, .. }) => {
-                                    if !code.is_complete() {
+                                    complete = code.is_complete();
+                                    if !complete {
                                         tracing::warn!(device = %entry.id, ?code, "stored-record transfer ended with an error");
                                     }
                                     break;
                                 }
                                 Some(RacpResponse::CombinedReport(n)) => {
+                                    complete = true;
                                     tracing::debug!(device = %entry.id, records = n, "GHS combined report complete");
                                     break;
                                 }
@@ -462,7 +494,30 @@ impl<B: BleBackend> BleDriver<B> {
         committed += self
             .commit(ctx, &mut buffer, cursor_key.as_deref(), max_seq)
             .await?;
-        Ok(committed)
+        Ok((committed, complete))
+    }
+
+    /// Wait (bounded) for the device's answer on the RACP.
+    async fn await_racp(&mut self, address: &Address) -> Option<RacpResponse> {
+        let deadline = tokio::time::Instant::now() + self.settings.idle_timeout;
+        loop {
+            let event = tokio::select! {
+                e = self.backend.next_event() => e.ok()?,
+                _ = tokio::time::sleep_until(deadline) => return None,
+            };
+            match event {
+                BleEvent::Notification {
+                    address: a,
+                    characteristic: racp::UUID,
+                    value,
+                } if &a == address => {
+                    return racp::response(&value).ok().and_then(|d| d.control);
+                }
+                BleEvent::Disconnected { address: a } if &a == address => return None,
+                BleEvent::Advertisement { address: a, .. } => self.remember(a),
+                _ => {}
+            }
+        }
     }
 
     async fn commit(

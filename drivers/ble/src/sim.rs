@@ -574,7 +574,16 @@ pub fn more_scripted_devices(rounds: u32) -> Vec<SimDevice> {
         );
     }
     store.faults.disconnect_after_records = Some((rounds / 2) as usize);
-    vec![hr, bcs, cgm, ghs, store]
+    let mut oxi_store = SimDevice::new(addr("A4:C1:38:00:00:0C"), "OxiStore-sim", vec![0x1822]);
+    oxi_store.stored_characteristic = 0x2A5E;
+    for i in 1..=rounds.min(u32::from(u16::MAX)) {
+        let mut v = vec![0x01];
+        v.extend(sfloat(94 + (i % 5) as i16, 0));
+        v.extend(sfloat(70 + (i % 7) as i16, 0));
+        v.extend(time_of(i));
+        oxi_store.stored.insert(i as u16, v);
+    }
+    vec![hr, bcs, cgm, ghs, store, oxi_store]
 }
 
 /// One CGM measurement record (glucose mg/dL as SFLOAT, time offset in minutes) with its

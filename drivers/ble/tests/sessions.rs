@@ -329,3 +329,34 @@ async fn ghs_stored_observations_arrive_once_across_a_dropped_link() {
     );
     assert!(records.iter().all(|r| matches!(r, hearth_model::Record::Reading(x) if x.sequence.is_some() && x.device_time.is_some())));
 }
+
+#[tokio::test]
+async fn pulse_oximeter_memory_is_deleted_only_after_its_records_are_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let devices: Vec<SimDevice> = more_scripted_devices(25)
+        .into_iter()
+        .filter(|d| d.name == "OxiStore-sim")
+        .collect();
+    let allow = scripted_allow_list(Category::Health);
+    let (s, writes, _) = run_until(devices, allow, dir.path(), |s| s.lanes[2].records >= 50).await;
+    assert_eq!(
+        s.lanes[2].records, 50,
+        "25 records of SpO2 and pulse rate, each once"
+    );
+    let requests: Vec<_> = writes
+        .iter()
+        .filter(|(_, c, _)| *c == 0x2A52)
+        .map(|(_, _, v)| v.clone())
+        .collect();
+    assert_eq!(requests.first(), Some(&vec![0x01, 0x01]), "report all");
+    assert_eq!(
+        requests.get(1),
+        Some(&vec![0x02, 0x01]),
+        "then delete all, after the commit"
+    );
+    assert_eq!(
+        requests.len(),
+        2,
+        "nothing fetched again: the device's memory is empty"
+    );
+}
