@@ -164,6 +164,8 @@ pub struct DeviceFacts {
     pub clock_unset: bool,
     /// The device's current time (0x2A2B), when read.
     pub current_time: Option<LocalDateTime>,
+    /// UTC milliseconds of a CGM session start (0x2AAA), to place relative times.
+    pub session_start_utc_ms: Option<i64>,
 }
 
 /// What one characteristic value decoded to.

@@ -99,10 +99,33 @@ impl From<hearth_outbox::WriterError> for SessionError {
 /// Convert a device time to UTC milliseconds with the box's zone. `None` when the device did
 /// not give a complete date (its clock was never set) or a relative time.
 pub fn to_utc(t: &DeviceTime, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    to_utc_from(t, tz, None)
+}
+
+/// As [`to_utc`]; relative times are placed after `session_start_ms` when it is known (CGM).
+pub fn to_utc_from(
+    t: &DeviceTime,
+    tz: &jiff::tz::TimeZone,
+    session_start_ms: Option<i64>,
+) -> Option<i64> {
     match t {
         DeviceTime::Utc(ms) => Some(*ms),
-        DeviceTime::Relative(_) => None,
+        DeviceTime::Relative(ms) => session_start_ms.map(|s| s + ms),
         DeviceTime::Local(l) => local_to_utc(l, tz),
+    }
+}
+
+/// The UTC start of a CGM session: its own zone and DST offset when the sensor knows them,
+/// else the box's zone.
+pub fn session_start_utc(
+    s: &crate::profiles::cgm::SessionStartTime,
+    tz: &jiff::tz::TimeZone,
+) -> Option<i64> {
+    match s.utc_offset_minutes() {
+        Some(offset) => {
+            local_to_utc(&s.start, &jiff::tz::TimeZone::UTC).map(|ms| ms - offset * 60_000)
+        }
+        None => local_to_utc(&s.start, tz),
     }
 }
 
@@ -204,10 +227,9 @@ impl<B: BleBackend> BleDriver<B> {
         observations
             .into_iter()
             .map(|o| {
-                let time = o
-                    .time
-                    .as_ref()
-                    .and_then(|t| to_utc(t, &self.settings.time_zone));
+                let time = o.time.as_ref().and_then(|t| {
+                    to_utc_from(t, &self.settings.time_zone, facts.session_start_utc_ms)
+                });
                 let clock_unset = facts.clock_unset
                     || matches!(&o.time, Some(DeviceTime::Local(l)) if !l.is_complete());
                 let mut b = Reading::builder(entry.id.clone(), o.mdc, o.value)
@@ -309,6 +331,20 @@ impl<B: BleBackend> BleDriver<B> {
                     Err(e) => {
                         tracing::debug!(device = %entry.id, error = %e, "device clock not writable")
                     }
+                }
+            }
+        }
+        // A CGM's readings are minutes after its session start: read it to place them in time.
+        if chars.contains(&0x2AAA)
+            && let Ok(value) = self.backend.read(&address, 0x2AAA).await
+        {
+            match crate::profiles::cgm::session_start_time(&value) {
+                Ok(start) => {
+                    facts.session_start_utc_ms = session_start_utc(&start, &self.settings.time_zone)
+                }
+                Err(e) => {
+                    self.dead_letter(ctx, entry, 0x2AAA, &value, e.to_string())
+                        .await
                 }
             }
         }
@@ -785,6 +821,35 @@ mod tests {
             Timestamp::from_unix_millis(t).to_rfc3339(),
             "2025-03-30T01:30:09.000Z"
         );
+    }
+
+    #[test]
+    fn cgm_relative_times_are_placed_after_the_session_start() {
+        // 2025-03-14 07:00:00 local, zone +4 × 15 min (UTC+1), DST 0 → 06:00:00Z.
+        let start = crate::profiles::cgm::SessionStartTime {
+            start: LocalDateTime {
+                year: Some(2025),
+                month: Some(3),
+                day: Some(14),
+                hour: 7,
+                minute: 0,
+                second: 0,
+            },
+            time_zone: Some(4),
+            dst: Some(0),
+            crc: None,
+        };
+        let s = session_start_utc(&start, &jiff::tz::TimeZone::UTC).unwrap();
+        assert_eq!(
+            Timestamp::from_unix_millis(s).to_rfc3339(),
+            "2025-03-14T06:00:00.000Z"
+        );
+        let t = to_utc_from(&DeviceTime::Relative(75 * 60_000), &oslo(), Some(s)).unwrap();
+        assert_eq!(
+            Timestamp::from_unix_millis(t).to_rfc3339(),
+            "2025-03-14T07:15:00.000Z"
+        );
+        assert_eq!(to_utc_from(&DeviceTime::Relative(5), &oslo(), None), None);
     }
 
     #[test]

@@ -542,6 +542,11 @@ pub fn more_scripted_devices(rounds: u32) -> Vec<SimDevice> {
     let mut hr = SimDevice::new(addr("A4:C1:38:00:00:06"), "HR-sim", vec![0x180D]);
     let mut bcs = SimDevice::new(addr("A4:C1:38:00:00:07"), "BCS-sim", vec![0x181B]);
     let mut cgm = SimDevice::new(addr("A4:C1:38:00:00:08"), "CGM-sim", vec![0x181F]);
+    // Session started 2026-11-23 06:00 local, time zone UTC+1 (4 × 15 min), no DST.
+    cgm.readable.insert(
+        0x2AAA,
+        [&date_time_bytes(2026, 11, 23, 6, 0, 0)[..], &[4, 0]].concat(),
+    );
     let mut ghs = SimDevice::new(addr("A4:C1:38:00:00:09"), "GHS-sim", vec![0x1840]);
     for i in 0..rounds {
         hr.live_rounds

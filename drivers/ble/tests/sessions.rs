@@ -244,6 +244,18 @@ async fn heart_rate_body_composition_cgm_and_segmented_ghs_devices_are_collected
         "body fat and weight from the two packets"
     );
     assert!(seen("ble:a4c138000008", 160212), "CGM glucose");
+    let cgm_time = records.iter().find_map(|r| match r {
+        hearth_model::Record::Reading(x) if x.device.as_str() == "ble:a4c138000008" => {
+            x.device_time
+        }
+        _ => None,
+    });
+    // First record: 75 min after the session start 2026-11-23 06:00 at UTC+1 → 06:15Z.
+    assert_eq!(
+        cgm_time.map(|t| t.to_rfc3339()),
+        Some("2026-11-23T06:15:00.000Z".to_owned()),
+        "placed after the session start"
+    );
     assert!(
         seen("ble:a4c138000009", 150364),
         "GHS body temperature from two segments"
