@@ -50,6 +50,8 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
                 alarm_every: 6,
             }),
             ble: None,
+            zigbee2mqtt: None,
+            external: None,
         },
         SourceConfig {
             name: "ble".into(),
@@ -63,6 +65,8 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
                 reconnect_initial: ConfigDuration::from_secs(1),
                 ..BleSourceConfig::default()
             }),
+            zigbee2mqtt: None,
+            external: None,
         },
     ];
     c

@@ -68,17 +68,20 @@
 mod error;
 mod locate;
 mod schema;
+mod schema_mqtt;
 mod units;
 mod validate;
+mod validate_mqtt;
 
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigWarning, ErrorKind};
 pub use schema::{
-    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, GatewayConfig, IntegrityCheck,
-    LogConfig, LogFormat, LoopbackConfig, OutboxConfig, RetentionConfig, RetryConfig,
-    RetryOverride, RouteConfig, SimulatedConfig, SourceConfig, SourceKind, SupervisorConfig,
-    UplinkKind,
+    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, GatewayConfig,
+    IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig,
+    RetentionConfig, RetryConfig, RetryOverride, RouteConfig, RuleConfig, RuleEmit, RuleValue,
+    Hours, SEVERITIES, SensorConfig, SimulatedConfig, SourceConfig, SourceKind, SupervisorConfig, UplinkKind,
+    Zigbee2mqttBackendKind, Zigbee2mqttConfig,
 };
 pub use units::{ByteSize, ConfigDuration};
 
@@ -155,7 +158,12 @@ fn fill_defaults(config: &mut Config) {
             SourceKind::Ble => {
                 source.ble.get_or_insert_default();
             }
-            SourceKind::Zigbee2mqtt => {}
+            SourceKind::Zigbee2mqtt => {
+                source.zigbee2mqtt.get_or_insert_default();
+            }
+            SourceKind::External => {
+                source.external.get_or_insert_default();
+            }
         }
     }
 }
@@ -212,4 +220,31 @@ fn schema_error(map: &SourceMap<'_>, origin: &Path, e: &toml::de::Error) -> Conf
 fn between<'t>(text: &'t str, start: &str, end: &str) -> Option<&'t str> {
     let rest = text.strip_prefix(start)?;
     rest.find(end).map(|i| &rest[..i])
+}
+
+/// A rules file: `[[rule]]` tables as in `[[source.zigbee2mqtt.rule]]` (the shipped defaults of
+/// the zigbee2mqtt driver, or a municipality's own set).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    rule: Vec<RuleConfig>,
+}
+
+/// Parses and validates a rules file (`[[rule]]` tables); errors name `origin`, line and key
+/// (`rule[3].hours`) as for the config file.
+pub fn parse_rules(text: &str, origin: &Path) -> Result<Vec<RuleConfig>, ConfigError> {
+    let map = SourceMap::parse(text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        ConfigError::single(
+            ErrorKind::Syntax,
+            origin.to_path_buf(),
+            locate::position(text, at),
+            String::new(),
+            format!("TOML syntax error: {}", e.message()),
+        )
+    })?;
+    let file: RulesFile = toml::from_str(text).map_err(|e| schema_error(&map, origin, &e))?;
+    validate::validate_rules(&file.rule, origin, &map)?;
+    Ok(file.rule)
 }

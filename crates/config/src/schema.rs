@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use hearth_model::Category;
 use serde::{Deserialize, Serialize};
 
+pub use crate::schema_mqtt::*;
 use crate::units::{ByteSize, ConfigDuration, category};
 
 /// The whole configuration of one hearth gateway.
@@ -26,6 +27,8 @@ pub struct Config {
     pub retry: RetryConfig,
     /// `[supervisor]`: task restarts, crash loops, stall detection and shutdown (A7).
     pub supervisor: SupervisorConfig,
+    /// `[mqtt]`: the broker of zigbee2mqtt and external drivers.
+    pub mqtt: MqttConfig,
     /// `[[route]]`: the receivers and which categories each one gets (DESIGN invariant 5).
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
@@ -418,7 +421,7 @@ pub struct LoopbackConfig {
 }
 
 /// `[[source]]`: where readings come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Required, unique, same pattern as route names.
@@ -437,6 +440,12 @@ pub struct SourceConfig {
     /// `[source.ble]`: options for `kind = "ble"` (only allowed there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ble: Option<BleSourceConfig>,
+    /// `[source.zigbee2mqtt]`: options for `kind = "zigbee2mqtt"` (only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zigbee2mqtt: Option<Zigbee2mqttConfig>,
+    /// `[source.external]`: options for `kind = "external"` (only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalConfig>,
 }
 
 impl SourceConfig {
@@ -448,6 +457,16 @@ impl SourceConfig {
     /// The `[source.ble]` options, or their defaults when the table is absent.
     pub fn ble_settings(&self) -> BleSourceConfig {
         self.ble.clone().unwrap_or_default()
+    }
+
+    /// The `[source.zigbee2mqtt]` options, or their defaults when the table is absent.
+    pub fn zigbee2mqtt_settings(&self) -> Zigbee2mqttConfig {
+        self.zigbee2mqtt.clone().unwrap_or_default()
+    }
+
+    /// The `[source.external]` options, or their defaults when the table is absent.
+    pub fn external_settings(&self) -> ExternalConfig {
+        self.external.clone().unwrap_or_default()
     }
 }
 
@@ -463,16 +482,19 @@ pub enum SourceKind {
     Simulated,
     /// Bluetooth LE health devices (blood pressure, glucose, …) via BlueZ; see [`BleSourceConfig`].
     Ble,
-    /// Smart-home sensors via zigbee2mqtt (not in this build yet).
+    /// Smart-home and safety sensors via zigbee2mqtt; see [`Zigbee2mqttConfig`].
     Zigbee2mqtt,
+    /// Vendors' driver programs publishing hearth's MQTT/JSON contract; see [`ExternalConfig`].
+    External,
 }
 
 impl SourceKind {
     /// Every kind the schema knows.
-    pub const ALL: [SourceKind; 3] = [
+    pub const ALL: [SourceKind; 4] = [
         SourceKind::Simulated,
         SourceKind::Ble,
         SourceKind::Zigbee2mqtt,
+        SourceKind::External,
     ];
 
     /// The name in config files.
@@ -481,12 +503,13 @@ impl SourceKind {
             SourceKind::Simulated => "simulated",
             SourceKind::Ble => "ble",
             SourceKind::Zigbee2mqtt => "zigbee2mqtt",
+            SourceKind::External => "external",
         }
     }
 
     /// Whether this build implements the source; validation rejects the others.
     pub const fn is_available(self) -> bool {
-        matches!(self, SourceKind::Simulated | SourceKind::Ble)
+        true
     }
 }
 

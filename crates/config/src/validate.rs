@@ -34,19 +34,19 @@ pub(crate) fn validate(
     Ok(warnings(config, file, map))
 }
 
-struct Checker<'m, 'a> {
+pub(crate) struct Checker<'m, 'a> {
     map: Option<&'m SourceMap<'a>>,
     issues: Vec<(KeyPath, String)>,
 }
 
 impl Checker<'_, '_> {
-    fn fail(&mut self, path: KeyPath, message: String) {
+    pub(crate) fn fail(&mut self, path: KeyPath, message: String) {
         self.issues.push((path, message));
     }
 
     /// The first of `paths` that the document spells out (else the first): where a rule between
     /// two keys should point, so the message lands on the key the operator actually wrote.
-    fn pick(&self, paths: &[KeyPath]) -> KeyPath {
+    pub(crate) fn pick(&self, paths: &[KeyPath]) -> KeyPath {
         paths
             .iter()
             .find(|p| self.map.is_some_and(|m| m.contains(p)))
@@ -209,11 +209,12 @@ impl Checker<'_, '_> {
             "stall_timeout",
         );
 
+        self.check_mqtt(&config.mqtt);
         self.check_routes(config);
         self.check_sources(config);
     }
 
-    fn positive(&mut self, d: Duration, path: KeyPath, name: &str) {
+    pub(crate) fn positive(&mut self, d: Duration, path: KeyPath, name: &str) {
         if d.is_zero() {
             self.fail(path, format!("{name} must be longer than 0s"));
         }
@@ -374,15 +375,27 @@ impl Checker<'_, '_> {
                 names.insert(&source.name, i);
             }
 
-            if !source.kind.is_available() {
-                self.fail(
-                    path.key("kind"),
+            match (&source.zigbee2mqtt, source.kind) {
+                (Some(_), kind) if kind != SourceKind::Zigbee2mqtt => self.fail(
+                    path.key("zigbee2mqtt"),
                     format!(
-                        "source kind \"{}\" is not available in this build yet (arrives in a \
-                         later issue); use \"simulated\" or \"ble\"",
-                        source.kind
+                        "[source.zigbee2mqtt] only applies to kind = \"zigbee2mqtt\", but this \
+                         source's kind is \"{kind}\"; remove the table"
                     ),
-                );
+                ),
+                (Some(z), _) => self.check_zigbee2mqtt(z, &path.key("zigbee2mqtt")),
+                (None, _) => {}
+            }
+            match (&source.external, source.kind) {
+                (Some(_), kind) if kind != SourceKind::External => self.fail(
+                    path.key("external"),
+                    format!(
+                        "[source.external] only applies to kind = \"external\", but this \
+                         source's kind is \"{kind}\"; remove the table"
+                    ),
+                ),
+                (Some(e), _) => self.check_external(e, &path.key("external")),
+                (None, _) => {}
             }
             match (&source.simulated, source.kind) {
                 (Some(_), kind) if kind != SourceKind::Simulated => self.fail(
@@ -612,6 +625,16 @@ fn warnings(config: &Config, file: &Path, map: Option<&SourceMap<'_>>) -> Vec<Co
     let source = KeyPath::root().key("source");
     let mut out = Vec::new();
 
+    for key in crate::validate_mqtt::tls_keys_without_tls(&config.mqtt) {
+        out.push(warn(
+            &KeyPath::root().key("mqtt").key(key),
+            format!(
+                "{key} is set but tls = false, so it is not used and the broker is reached \
+                 without TLS; set tls = true or remove {key}"
+            ),
+        ));
+    }
+
     if config.routes.is_empty() {
         out.push(warn(
             &route,
@@ -702,5 +725,24 @@ mod tests {
         for bad in ["", "-hub", "Hub", "hub_2", "hub.2", "hüb", &"a".repeat(64)] {
             assert!(bad_name(bad, "route").is_some(), "{bad}");
         }
+    }
+}
+
+/// Checks the rules of a rules file (paths `rule[i].key`).
+pub(crate) fn validate_rules(
+    rules: &[crate::schema::RuleConfig],
+    file: &Path,
+    map: &SourceMap<'_>,
+) -> Result<(), ConfigError> {
+    let mut c = Checker {
+        map: Some(map),
+        issues: Vec::new(),
+    };
+    for (i, r) in rules.iter().enumerate() {
+        c.check_rule(r, &KeyPath::root().key("rule").index(i));
+    }
+    match c.into_error(file) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }

@@ -315,6 +315,8 @@ fn a_ble_source_without_its_table_gets_the_defaults_filled_in() {
             enabled: true,
             simulated: None,
             ble: None,
+            zigbee2mqtt: None,
+            external: None,
         }],
         ..Config::default()
     };

@@ -183,12 +183,61 @@ fn a_fhir_uplink_is_rejected_as_not_available_in_this_build() {
 }
 
 #[test]
-fn a_zigbee2mqtt_source_is_rejected_as_not_available_in_this_build() {
-    check(
-        &BASE.replace("kind = \"simulated\"", "kind = \"zigbee2mqtt\""),
-        "hearth.toml:11:8: source[0].kind: source kind \"zigbee2mqtt\" is not available in this \
-         build yet (arrives in a later issue); use \"simulated\" or \"ble\"",
+fn a_bad_zigbee2mqtt_rule_names_its_index_key_and_line() {
+    let text = BASE.replace(
+        "kind = \"simulated\"",
+        "kind = \"zigbee2mqtt\"\n[[source.zigbee2mqtt.rule]]\nproperty = \"contact\"\nemit = \"alarm\"\n\
+         type = \"door_open\"\nwhen = false\nhours = \"23:00-7\"\n",
     );
+    check(
+        &text,
+        "hearth.toml:17:9: source[0].zigbee2mqtt.rule[0].hours: hours \"23:00-7\" is not a daily \
+         window; write \"HH:MM-HH:MM\" in 24-hour local time, e.g. \"22:00-07:00\"",
+    );
+    // A key that does not fit the rule's emit is named, and a typo is an unknown field.
+    let text = BASE.replace(
+        "kind = \"simulated\"",
+        "kind = \"zigbee2mqtt\"\n[[source.zigbee2mqtt.rule]]\nproperty = \"temperature\"\n\
+         emit = \"observation\"\ntype = \"temperature\"\nmomentary = true\n",
+    );
+    let e = error(&text);
+    assert_eq!(e.key, "source[0].zigbee2mqtt.rule[0].momentary");
+    assert!(e.message.contains("only applies to alarm rules"), "{e}");
+    let text = BASE.replace(
+        "kind = \"simulated\"",
+        "kind = \"zigbee2mqtt\"\n[[source.zigbee2mqtt.rule]]\nproperty = \"x\"\nemit = \"alarm\"\n\
+         typ = \"x\"\n",
+    );
+    let e = error(&text);
+    assert_eq!((e.key.as_str(), e.line), ("source[0].zigbee2mqtt.rule[0].typ", 15));
+}
+
+#[test]
+fn a_shipped_style_rules_file_reports_its_own_lines() {
+    let e = parse_rules(
+        "[[rule]]\nproperty = \"battery\"\nemit = \"technical\"\ntype = \"low_battery\"\n\
+         severity = \"bad\"\n",
+        Path::new("default.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "default.toml:5:12: rule[0].severity: unknown severity \"bad\"; use one of critical, \
+         major, minor, warning"
+    );
+    assert_eq!(
+        parse_rules("", Path::new("x.toml")).unwrap(),
+        Vec::<RuleConfig>::new()
+    );
+}
+
+#[test]
+fn mqtt_tls_keys_need_tls_and_come_in_pairs() {
+    let e = error(&format!(
+        "[mqtt]\nclient_cert = \"c.pem\"\nclient_id = \"bad id\"\n{BASE}"
+    ));
+    let got: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(got, ["mqtt.client_cert", "mqtt.client_id"]);
 }
 
 /// `BASE` with its source turned into a BLE source (line 9) whose `[source.ble]` table starts
@@ -466,7 +515,7 @@ fn duplicate_categories_and_misplaced_option_tables_are_rejected() {
         "kind = \"zigbee2mqtt\"\n[source.simulated]",
     ));
     let got: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
-    assert_eq!(got, ["source[0].kind", "source[0].simulated"]);
+    assert_eq!(got, ["source[0].simulated"]);
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn the_example_parses_with_no_errors_and_no_warnings() {
     assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].uplink, UplinkKind::Loopback);
     assert_eq!(c.routes[0].categories, Category::ALL);
-    assert_eq!(c.sources.len(), 2);
+    assert_eq!(c.sources.len(), 4);
     assert_eq!(c.sources[0].kind, SourceKind::Simulated);
     assert_eq!(c.sources[1].kind, SourceKind::Ble);
     let ble = c.sources[1].ble_settings();
@@ -118,6 +118,8 @@ fn full_config() -> Config {
         enabled: true,
         simulated: Some(SimulatedConfig::default()),
         ble: None,
+        zigbee2mqtt: None,
+        external: None,
     });
     c.sources.push(SourceConfig {
         name: "ble".into(),
@@ -134,6 +136,60 @@ fn full_config() -> Config {
                 label: Some("x".into()),
             }],
             ..BleSourceConfig::default()
+        }),
+        zigbee2mqtt: None,
+        external: None,
+    });
+    c.mqtt = MqttConfig {
+        username: Some("hearth".into()),
+        password_file: Some(PathBuf::from("/etc/hearth/mqtt.pass")),
+        tls: true,
+        ca_file: Some(PathBuf::from("ca.pem")),
+        client_cert: Some(PathBuf::from("c.pem")),
+        client_key: Some(PathBuf::from("k.pem")),
+        ..MqttConfig::default()
+    };
+    let mut rule = RuleConfig::new("occupancy", RuleEmit::Alarm, Some("no_bed_return"));
+    rule.when = Some(RuleValue::Bool(false));
+    rule.below = Some(1.0);
+    rule.above = Some(0.0);
+    rule.device = Some("bed".into());
+    rule.for_ = Some(ConfigDuration::from_secs(1800));
+    rule.hours = Some("22:00-07:00".into());
+    rule.debounce = Some(ConfigDuration::from_secs(1));
+    rule.mdc = Some(1);
+    rule.unit = Some("Cel".into());
+    rule.severity = Some("minor".into());
+    c.sources.push(SourceConfig {
+        name: "zigbee".into(),
+        kind: SourceKind::Zigbee2mqtt,
+        category: Category::Welfare,
+        enabled: true,
+        simulated: None,
+        ble: None,
+        zigbee2mqtt: Some(Zigbee2mqttConfig {
+            rules: vec![rule],
+            devices: vec![SensorConfig {
+                name: "bed".into(),
+                person: Some("Patient/1".into()),
+                category: Some(Category::Welfare),
+                label: Some("x".into()),
+            }],
+            ..Zigbee2mqttConfig::default()
+        }),
+        external: None,
+    });
+    c.sources.push(SourceConfig {
+        name: "vendors".into(),
+        kind: SourceKind::External,
+        category: Category::Welfare,
+        enabled: true,
+        simulated: None,
+        ble: None,
+        zigbee2mqtt: None,
+        external: Some(ExternalConfig {
+            drivers: vec!["acme".into()],
+            ..ExternalConfig::default()
         }),
     });
     c

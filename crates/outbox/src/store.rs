@@ -260,6 +260,24 @@ impl Outbox {
         Ok((outcomes, report))
     }
 
+    /// Every committed cursor whose key starts with `prefix`, in key order.
+    pub fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, OutboxError> {
+        // Range scan on the primary key: [prefix, prefix + U+10FFFF) covers every extension.
+        let end = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT source, value FROM cursor WHERE source >= ?1 AND source < ?2 \
+                 ORDER BY source",
+            )
+            .map_err(|e| sql("read cursors", &self.inner.path, e))?;
+        let rows = stmt
+            .query_map(params![prefix, end], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<(String, i64)>, _>>())
+            .map_err(|e| sql("read cursors", &self.inner.path, e))?;
+        Ok(rows)
+    }
+
     /// Last committed value of a source cursor (e.g. a device's record sequence number).
     pub fn cursor(&self, source: &str) -> Result<Option<i64>, OutboxError> {
         self.conn

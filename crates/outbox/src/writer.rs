@@ -67,7 +67,7 @@ type Reply<T> = oneshot::Sender<Result<T, WriterError>>;
 enum Command {
     Append {
         records: Vec<Record>,
-        cursor: Option<(String, i64)>,
+        cursors: Vec<(String, i64)>,
         reply: Reply<Committed>,
     },
     DeadLetterInput {
@@ -99,6 +99,10 @@ enum Command {
     Cursor {
         source: String,
         reply: Reply<Option<i64>>,
+    },
+    Cursors {
+        prefix: String,
+        reply: Reply<Vec<(String, i64)>>,
     },
     Len {
         reply: Reply<u64>,
@@ -182,9 +186,20 @@ impl OutboxWriter {
         records: Vec<Record>,
         cursor: Option<(String, i64)>,
     ) -> Result<Committed, WriterError> {
+        self.append_with_cursors(records, cursor.into_iter().collect())
+            .await
+    }
+
+    /// Store records together with any number of source cursors (a driver's resume points and
+    /// state), all in one transaction. Returns after the commit.
+    pub async fn append_with_cursors(
+        &self,
+        records: Vec<Record>,
+        cursors: Vec<(String, i64)>,
+    ) -> Result<Committed, WriterError> {
         self.call(|reply| Command::Append {
             records,
-            cursor,
+            cursors,
             reply,
         })
         .await
@@ -253,6 +268,12 @@ impl OutboxWriter {
         self.call(|reply| Command::Cursor { source, reply }).await
     }
 
+    /// Every committed cursor whose key starts with `prefix`, in key order (a driver's state).
+    pub async fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, WriterError> {
+        let prefix = prefix.to_owned();
+        self.call(|reply| Command::Cursors { prefix, reply }).await
+    }
+
     /// The id of a configured route.
     pub fn route(&self, name: &str) -> Result<RouteId, OutboxError> {
         self.routes
@@ -283,7 +304,7 @@ fn apply(
     match cmd {
         Command::Append {
             records,
-            cursor,
+            cursors,
             reply,
         } => {
             let mut outcomes = Vec::with_capacity(records.len());
@@ -293,10 +314,10 @@ fn apply(
                     Err(e) => return Err(Box::new((e, Pending::Append(reply, outcomes)))),
                 }
             }
-            if let Some((source, value)) = cursor
-                && let Err(e) = batch.set_cursor(&source, value)
-            {
-                return Err(Box::new((e, Pending::Append(reply, outcomes))));
+            for (source, value) in cursors {
+                if let Err(e) = batch.set_cursor(&source, value) {
+                    return Err(Box::new((e, Pending::Append(reply, outcomes))));
+                }
             }
             Ok(Pending::Append(reply, outcomes))
         }
@@ -341,6 +362,7 @@ fn unanswered(cmd: Command) -> Pending {
         Command::Release { reply, .. } => Pending::Release(reply),
         Command::Stats { reply } => Pending::Stats(reply),
         Command::Cursor { reply, .. } => Pending::Cursor(reply),
+        Command::Cursors { reply, .. } => Pending::Cursors(reply),
         Command::Len { reply } => Pending::Len(reply),
     }
 }
@@ -349,6 +371,7 @@ enum Pending {
     Release(Reply<u64>),
     Stats(Reply<Stats>),
     Cursor(Reply<Option<i64>>),
+    Cursors(Reply<Vec<(String, i64)>>),
     Len(Reply<u64>),
     Append(Reply<Committed>, Vec<AppendOutcome>),
     Unit(Reply<()>),
@@ -408,6 +431,13 @@ fn process(
                 let _ = reply.send(
                     outbox
                         .cursor(&source)
+                        .map_err(|e| WriterError::from_outbox(&e)),
+                );
+            }
+            Command::Cursors { prefix, reply } => {
+                let _ = reply.send(
+                    outbox
+                        .cursors(&prefix)
                         .map_err(|e| WriterError::from_outbox(&e)),
                 );
             }
@@ -483,6 +513,7 @@ fn process(
                     Pending::Release(_)
                     | Pending::Stats(_)
                     | Pending::Cursor(_)
+                    | Pending::Cursors(_)
                     | Pending::Len(_) => {}
                 }
             }
@@ -511,6 +542,9 @@ fn process(
                         let _ = reply.send(Err(err.clone()));
                     }
                     Pending::Cursor(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Pending::Cursors(reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                     Pending::Len(reply) => {

@@ -56,6 +56,7 @@ pub mod conformance;
 mod error;
 pub mod golden;
 mod harness;
+pub mod mosquitto;
 
 pub use conformance::{
     Conformance, DriverFactory, OnDevice, Summary, assert_ack_after_commit, assert_driver_readings,

@@ -1,0 +1,1 @@
+//! The handlers: zigbee2mqtt and external drivers.

@@ -1,0 +1,288 @@
+//! The processor: one task per MQTT source that turns link events into commits and acks.
+
+use std::time::Duration;
+
+use hearth_config::MqttConfig;
+use hearth_driver_api::{BoxFuture, Driver, DriverContext, DriverError};
+use hearth_model::{Severity, TechnicalKind, Timestamp};
+use tokio::sync::mpsc;
+
+use crate::ledger::{Ledger, Verdict, content_hash};
+use crate::session::{self, AckCmd, LinkEvent};
+use crate::{Handler, Incoming, simulated};
+
+/// Where the messages come from.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// The broker of `[mqtt]`.
+    Broker(MqttConfig),
+    /// Scripted messages (offset, topic, payload), replayed every `period` if given.
+    Simulated {
+        /// The script.
+        script: Vec<(Duration, String, String)>,
+        /// Replay period.
+        period: Option<Duration>,
+    },
+}
+
+/// One committed batch, for observers (benchmarks, the demo).
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    /// When the commit returned.
+    pub at: std::time::Instant,
+    /// Topics of the stored messages, in arrival order.
+    pub topics: Vec<String>,
+    /// Records stored.
+    pub records: usize,
+}
+
+/// Receives every committed batch.
+pub type CommitObserver = mpsc::UnboundedSender<CommittedBatch>;
+
+/// Most messages committed in one transaction.
+const MAX_BATCH: usize = 2_000;
+
+/// An MQTT source: a transport, a handler and the commit-then-ack loop.
+pub struct MqttSource {
+    name: String,
+    transport: Transport,
+    handler: Box<dyn Handler>,
+    max_pending: usize,
+    reconnect: (Duration, Duration),
+    observer: Option<CommitObserver>,
+}
+
+impl std::fmt::Debug for MqttSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSource")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MqttSource {
+    /// A source named `name` (config `[[source]] name`).
+    pub fn new(name: &str, transport: Transport, handler: Box<dyn Handler>) -> Self {
+        let (max_pending, reconnect) = match &transport {
+            Transport::Broker(c) => (
+                usize::try_from(c.max_pending).unwrap_or(1000),
+                (c.reconnect_initial.get(), c.reconnect_max.get()),
+            ),
+            Transport::Simulated { .. } => (256, (Duration::from_secs(1), Duration::from_secs(1))),
+        };
+        MqttSource {
+            name: name.to_owned(),
+            transport,
+            handler,
+            max_pending,
+            reconnect,
+            observer: None,
+        }
+    }
+
+    /// Report every committed batch to `observer`.
+    pub fn observe(mut self, observer: CommitObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    async fn run_session(&mut self, ctx: &DriverContext) -> Result<(), DriverError> {
+        let state = ctx.ingest.cursors(&self.handler.state_prefix()).await?;
+        self.handler.restore(state);
+        let seq = ctx
+            .ingest
+            .cursor(&Ledger::seq_key(&self.name))
+            .await?
+            .unwrap_or(0);
+        let mut ledger = Ledger::new(&self.name, u64::try_from(seq).unwrap_or(0));
+        let (mut rx, acks, tasks) = match &self.transport {
+            Transport::Broker(cfg) => {
+                let options = session::options(cfg, &self.name)
+                    .map_err(|e| DriverError::Config(e.to_string()))?;
+                tracing::info!(source = %self.name, host = %cfg.host, port = cfg.port, "connecting to the MQTT broker");
+                session::start(
+                    options,
+                    self.handler.subscriptions(),
+                    self.reconnect,
+                    self.max_pending,
+                )
+            }
+            Transport::Simulated { script, period } => simulated::start(script.clone(), *period),
+        };
+        let _abort = AbortOnDrop(tasks);
+        let broker = match &self.transport {
+            Transport::Broker(c) => format!("{}:{}", c.host, c.port),
+            Transport::Simulated { .. } => "simulated".into(),
+        };
+        let alarm_source = format!("mqtt:{}", self.name);
+        loop {
+            let deadline = self.handler.next_deadline();
+            let timer = async {
+                match deadline {
+                    Some(at) => {
+                        let wait = at.unix_millis().saturating_sub(Timestamp::now().unix_millis());
+                        tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+                            .await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = ctx.stopping() => return Ok(()),
+                ev = rx.recv() => match ev {
+                    None => return Err(DriverError::Link(format!(
+                        "the MQTT session of source {} ended", self.name
+                    ))),
+                    Some(LinkEvent::Message(m)) => {
+                        let mut batch = vec![m];
+                        let mut link = Vec::new();
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(LinkEvent::Message(m)) => batch.push(m),
+                                Ok(other) => {
+                                    link.push(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.process(batch, &mut ledger, ctx, &acks).await?;
+                        for ev in link {
+                            self.link_event(ev, ctx, &alarm_source, &broker).await?;
+                        }
+                    }
+                    Some(other) => self.link_event(other, ctx, &alarm_source, &broker).await?,
+                },
+                () = timer => {
+                    let h = self.handler.tick(Timestamp::now());
+                    if !h.records.is_empty() || !h.state.is_empty() {
+                        ctx.ingest.submit_with_cursors(h.records, h.state).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn link_event(
+        &self,
+        ev: LinkEvent,
+        ctx: &DriverContext,
+        alarm_source: &str,
+        broker: &str,
+    ) -> Result<(), DriverError> {
+        match ev {
+            LinkEvent::Connected { session_present } => {
+                tracing::info!(source = %self.name, session_present, "MQTT connected");
+                ctx.technical
+                    .clear(alarm_source, TechnicalKind::DeviceOffline, "MQTT broker reachable again")
+                    .await?;
+            }
+            LinkEvent::Lost(e) => {
+                tracing::warn!(source = %self.name, error = %e, "MQTT connection lost; reconnecting");
+                ctx.technical
+                    .raise(
+                        alarm_source,
+                        TechnicalKind::DeviceOffline,
+                        Severity::Major,
+                        format!(
+                            "MQTT broker {broker} unreachable ({e}); sensor messages wait in the \
+                             broker's session; check that the broker runs (systemctl status \
+                             mosquitto)"
+                        ),
+                    )
+                    .await?;
+            }
+            LinkEvent::Message(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Store a batch in one commit, then acknowledge it in arrival order.
+    async fn process(
+        &mut self,
+        batch: Vec<Incoming>,
+        ledger: &mut Ledger,
+        ctx: &DriverContext,
+        acks: &mpsc::UnboundedSender<AckCmd>,
+    ) -> Result<(), DriverError> {
+        let now = Timestamp::now();
+        let mut records = Vec::new();
+        let mut cursors = Vec::new();
+        let mut dead = Vec::new();
+        let mut replies = Vec::new();
+        let mut to_ack = Vec::with_capacity(batch.len());
+        let mut topics = Vec::new();
+        for m in batch {
+            let hash = content_hash(&m.topic, &m.payload);
+            let committed = if ledger.needs_lookup(m.dup, m.pkid) {
+                ctx.ingest.cursor(&ledger.pkid_key(m.pkid)).await?
+            } else {
+                None
+            };
+            let (verdict, entry) = ledger.admit(m.dup, m.pkid, hash, committed);
+            match verdict {
+                Verdict::AckOnly => {
+                    tracing::debug!(source = %self.name, pkid = m.pkid, "redelivery of a stored message: acknowledged only");
+                }
+                Verdict::Store(seq) => {
+                    let h = self.handler.handle(&m, seq, now);
+                    records.extend(h.records);
+                    cursors.extend(h.state);
+                    cursors.extend(entry);
+                    if let Some(error) = h.dead_letter {
+                        tracing::warn!(source = %self.name, topic = %m.topic, %error, "message dead-lettered");
+                        dead.push((m.payload.clone(), format!("topic {}: {error}", m.topic)));
+                    }
+                    replies.extend(h.reply);
+                    if self.observer.is_some() {
+                        topics.push(m.topic.clone());
+                    }
+                }
+            }
+            if let Some(token) = m.ack {
+                to_ack.push(AckCmd::Ack(token, m.generation));
+            }
+        }
+        cursors.push((Ledger::seq_key(&self.name), i64::try_from(ledger.seq()).unwrap_or(i64::MAX)));
+        for (raw, error) in dead {
+            ctx.ingest.dead_letter(&self.name, raw, error).await?;
+        }
+        let n = records.len();
+        ctx.ingest.submit_with_cursors(records, cursors).await?;
+        if let Some(o) = &self.observer {
+            let _ = o.send(CommittedBatch {
+                at: std::time::Instant::now(),
+                topics,
+                records: n,
+            });
+        }
+        for a in to_ack {
+            let _ = acks.send(a);
+        }
+        for (topic, payload) in replies {
+            let _ = acks.send(AckCmd::Reply(topic, payload));
+        }
+        Ok(())
+    }
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl Driver for MqttSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a DriverContext) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.run_session(ctx))
+    }
+}
