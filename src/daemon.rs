@@ -297,10 +297,30 @@ pub async fn run(
                     },
                 ))?;
             }
-            other => bail!(
-                "source {:?}: kind {other} is not available in this build",
-                source.name
-            ),
+            SourceKind::Zigbee2mqtt | SourceKind::External => {
+                let plan = mqtt_plan(&config, source)?;
+                let ctx =
+                    DriverContext::new(ingest.clone(), technical.clone(), sources_stop.clone());
+                let running = sources_running.clone();
+                supervisor.add(TaskSpec::new(
+                    format!("source/{}", source.name),
+                    true,
+                    move |task| {
+                        let plan = plan.clone();
+                        let ctx = ctx.clone();
+                        let running = running.clone();
+                        async move {
+                            let mut driver = plan.source().map_err(TaskError::fatal)?;
+                            running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let result = driver.run(&ctx).await;
+                            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            result.map_err(TaskError::new)?;
+                            task.shutdown_requested().await;
+                            Ok(())
+                        }
+                    },
+                ))?;
+            }
         }
     }
 
@@ -507,4 +527,79 @@ async fn status_updates(
         );
         notifier.notify(&[watchdog::Notification::Status(&line)]);
     }
+}
+
+/// What an MQTT source is made of; rebuilt on every (re)start of its task.
+#[derive(Clone)]
+struct MqttPlan {
+    name: String,
+    transport: hearth_driver_mqtt::Transport,
+    handler: HandlerPlan,
+}
+
+#[derive(Clone)]
+enum HandlerPlan {
+    Zigbee2mqtt(hearth_driver_mqtt::handlers::Zigbee2mqttSettings),
+    External(hearth_driver_mqtt::handlers::ExternalSettings),
+}
+
+impl MqttPlan {
+    fn source(&self) -> Result<hearth_driver_mqtt::MqttSource, String> {
+        let handler: Box<dyn hearth_driver_mqtt::Handler> = match &self.handler {
+            HandlerPlan::Zigbee2mqtt(s) => hearth_driver_mqtt::handlers::zigbee2mqtt(s.clone())?,
+            HandlerPlan::External(s) => hearth_driver_mqtt::handlers::external(s.clone())?,
+        };
+        Ok(hearth_driver_mqtt::MqttSource::new(
+            &self.name,
+            self.transport.clone(),
+            handler,
+        ))
+    }
+}
+
+/// The transport and handler of a zigbee2mqtt or external source; the rules are compiled here
+/// once, so a bad rule stops start-up instead of a restart loop.
+fn mqtt_plan(config: &Config, source: &hearth_config::SourceConfig) -> anyhow::Result<MqttPlan> {
+    let broker = hearth_driver_mqtt::Transport::Broker(config.mqtt.clone());
+    let (transport, handler) = match source.kind {
+        SourceKind::Zigbee2mqtt => {
+            let z = source.zigbee2mqtt_settings();
+            let time_zone = config
+                .gateway
+                .time_zone()
+                .map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?;
+            let transport = match z.backend {
+                hearth_config::Zigbee2mqttBackendKind::Mqtt => broker,
+                hearth_config::Zigbee2mqttBackendKind::Simulated => {
+                    hearth_driver_mqtt::Transport::Simulated {
+                        script: hearth_driver_mqtt::handlers::zigbee2mqtt_script(),
+                        period: Some(Duration::from_secs(20)),
+                    }
+                }
+            };
+            let settings = hearth_driver_mqtt::handlers::Zigbee2mqttSettings {
+                source: source.name.clone(),
+                config: z,
+                category: source.category,
+                time_zone,
+            };
+            // Compile once now: a rule that cannot work stops start-up with its message.
+            hearth_driver_mqtt::handlers::zigbee2mqtt(settings.clone())
+                .map_err(|e| anyhow::anyhow!("source {:?}: {e}", source.name))?;
+            (transport, HandlerPlan::Zigbee2mqtt(settings))
+        }
+        _ => {
+            let settings = hearth_driver_mqtt::handlers::ExternalSettings {
+                source: source.name.clone(),
+                config: source.external_settings(),
+                category: source.category,
+            };
+            (broker, HandlerPlan::External(settings))
+        }
+    };
+    Ok(MqttPlan {
+        name: source.name.clone(),
+        transport,
+        handler,
+    })
 }

@@ -63,6 +63,38 @@ enum Command {
         #[command(subcommand)]
         command: BleCommand,
     },
+    /// Smart-home and safety sensors through zigbee2mqtt: classify messages, show the rules.
+    Zigbee2mqtt {
+        #[command(subcommand)]
+        command: Zigbee2mqttCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Zigbee2mqttCommand {
+    /// Print the events (alarms, technical alarms, observations) that one zigbee2mqtt message
+    /// produces, as JSON: {"events":[{"kind":"alarm"|"technical"|"observation","type":…}]}.
+    ///
+    /// The message is classified as the first message of a fresh sensor (no earlier state).
+    /// Exit 0 with the JSON (an empty list for ignored messages); exit 2 when the message
+    /// cannot be understood (e.g. the payload is not JSON), with the reason on stderr.
+    Classify {
+        /// The MQTT topic, e.g. zigbee2mqtt/kitchen/smoke.
+        #[arg(long, value_name = "TOPIC")]
+        topic: String,
+        /// The payload, e.g. '{"smoke":true,"battery":90}'; `-` reads it from stdin.
+        #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
+        payload: String,
+        /// Use the rules, sensors and time zone of this configuration file (its zigbee2mqtt
+        /// source) instead of the shipped rules alone.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// With --config: the zigbee2mqtt source to use (default: the first).
+        #[arg(long, value_name = "NAME", requires = "config")]
+        source: Option<String>,
+    },
+    /// Print the shipped rules (drivers/zigbee2mqtt/rules/default.toml).
+    Rules,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +195,35 @@ fn main() -> ExitCode {
         Command::Ble {
             command: BleCommand::Scan { adapter, seconds },
         } => cli::ble::scan(&adapter, seconds),
+        Command::Zigbee2mqtt {
+            command:
+                Zigbee2mqttCommand::Classify {
+                    topic,
+                    payload,
+                    config,
+                    source,
+                },
+        } => {
+            return match cli::zigbee2mqtt::classify(
+                &topic,
+                &payload,
+                config.as_deref(),
+                source.as_deref(),
+            ) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(2),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Command::Zigbee2mqtt {
+            command: Zigbee2mqttCommand::Rules,
+        } => {
+            cli::zigbee2mqtt::rules();
+            Ok(true)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

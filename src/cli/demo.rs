@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hearth_config::{
     BleBackendKind, BleSourceConfig, Config, ConfigDuration, LoopbackConfig, RouteConfig,
-    SimulatedConfig, SourceConfig, SourceKind, UplinkKind,
+    SimulatedConfig, SourceConfig, SourceKind, UplinkKind, Zigbee2mqttBackendKind,
+    Zigbee2mqttConfig,
 };
 use hearth_model::Category;
 use hearth_uplink::SenderEvent;
@@ -68,13 +69,30 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
             zigbee2mqtt: None,
             external: None,
         },
+        SourceConfig {
+            name: "zigbee".into(),
+            kind: SourceKind::Zigbee2mqtt,
+            category: Category::Welfare,
+            enabled: true,
+            simulated: None,
+            ble: None,
+            zigbee2mqtt: Some(Zigbee2mqttConfig {
+                backend: Zigbee2mqttBackendKind::Simulated,
+                ..Zigbee2mqttConfig::default()
+            }),
+            external: None,
+        },
     ];
     c
 }
 
 fn describe(r: &hearth_uplink::loopback::Received) -> String {
     let what = match (r.kind, r.source.rsplit('-').next()) {
+        ("alarm", _) if r.source.starts_with("zigbee") => format!("ALARM {}", r.detail),
         ("alarm", _) => "ALARM emergency button pressed".to_owned(),
+        ("reading", _) if r.source.starts_with("zigbee") => {
+            format!("sensor observation (MDC {})", r.mdc.unwrap_or(0))
+        }
         ("reading", _) if r.source.starts_with("ble:") => {
             let name = r
                 .mdc
@@ -82,7 +100,7 @@ fn describe(r: &hearth_uplink::loopback::Received) -> String {
                 .map_or("?", |t| t.reference_id);
             format!("BLE {name} ({})", r.mdc.unwrap_or(0))
         }
-        ("technical", _) => format!("technical alarm from {}", r.source),
+        ("technical", _) => format!("technical {}", r.detail),
         ("reading", Some(n)) => match n.parse::<u32>().map(|n| n % 4) {
             Ok(0) => "blood pressure (MDC 150020)".to_owned(),
             Ok(1) => "body temperature (MDC 150364)".to_owned(),
@@ -137,7 +155,11 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
     println!(
         "  (blood pressure, thermometer, scale, pulse oximeter; a glucose meter with 30 stored records over RACP,"
     );
-    println!("   a failing first bond, a low battery and a dropped link mid-transfer)");
+    println!("   a failing first bond, a low battery and a dropped link mid-transfer);");
+    println!(
+        "  zigbee2mqtt sensors replayed without a broker (water leak, smoke, SOS button, door, bed,"
+    );
+    println!("   temperature/humidity) through the shipped rules");
     println!("routes: hub ← health + welfare, operations ← technical alarms");
     match duration {
         Some(d) => println!(

@@ -5,3 +5,4 @@ pub mod config;
 pub mod demo;
 pub mod outbox;
 pub mod run;
+pub mod zigbee2mqtt;

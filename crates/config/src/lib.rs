@@ -77,11 +77,11 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigWarning, ErrorKind};
 pub use schema::{
-    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, GatewayConfig,
+    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, GatewayConfig, Hours,
     IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig,
     RetentionConfig, RetryConfig, RetryOverride, RouteConfig, RuleConfig, RuleEmit, RuleValue,
-    Hours, SEVERITIES, SensorConfig, SimulatedConfig, SourceConfig, SourceKind, SupervisorConfig, UplinkKind,
-    Zigbee2mqttBackendKind, Zigbee2mqttConfig,
+    SEVERITIES, SensorConfig, SimulatedConfig, SourceConfig, SourceKind, SupervisorConfig,
+    UplinkKind, Zigbee2mqttBackendKind, Zigbee2mqttConfig,
 };
 pub use units::{ByteSize, ConfigDuration};
 

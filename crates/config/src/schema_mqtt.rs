@@ -190,11 +190,7 @@ pub struct RuleConfig {
     /// `no_bed_return`, … or a new snake_case name), the technical kind (`low_battery`,
     /// `device_offline`, …) or the observation name (`temperature`, …). Required except for
     /// `emit = "ignore"`.
-    #[serde(
-        rename = "type",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
     /// The value(s) that make the condition active: a boolean, a number, a string or a list of
     /// strings (e.g. `["emergency", "sos"]` for an `action`). Default `true` for alarm and

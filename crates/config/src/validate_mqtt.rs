@@ -79,7 +79,10 @@ impl Checker<'_, '_> {
         if ka < Duration::from_secs(5) || ka > Duration::from_secs(65_535) {
             self.fail(
                 path.key("keep_alive"),
-                format!("keep_alive {} is out of range; use 5s..=65535s", m.keep_alive),
+                format!(
+                    "keep_alive {} is out of range; use 5s..=65535s",
+                    m.keep_alive
+                ),
             );
         }
         self.positive(
@@ -100,7 +103,10 @@ impl Checker<'_, '_> {
         if !(1..=65_535).contains(&m.max_pending) {
             self.fail(
                 path.key("max_pending"),
-                format!("max_pending {} is out of range; use 1..=65535", m.max_pending),
+                format!(
+                    "max_pending {} is out of range; use 1..=65535",
+                    m.max_pending
+                ),
             );
         }
     }
@@ -189,14 +195,62 @@ impl Checker<'_, '_> {
                 );
             }
         };
-        only("when", r.when.is_some(), condition, "alarm and technical", self);
-        only("below", r.below.is_some(), condition, "alarm and technical", self);
-        only("above", r.above.is_some(), condition, "alarm and technical", self);
-        only("for", r.for_.is_some(), condition, "alarm and technical", self);
-        only("hours", r.hours.is_some(), condition, "alarm and technical", self);
-        only("debounce", r.debounce.is_some(), condition, "alarm and technical", self);
-        only("momentary", r.momentary, emit == RuleEmit::Alarm, "alarm", self);
-        only("severity", r.severity.is_some(), emit == RuleEmit::Technical, "technical", self);
+        only(
+            "when",
+            r.when.is_some(),
+            condition,
+            "alarm and technical",
+            self,
+        );
+        only(
+            "below",
+            r.below.is_some(),
+            condition,
+            "alarm and technical",
+            self,
+        );
+        only(
+            "above",
+            r.above.is_some(),
+            condition,
+            "alarm and technical",
+            self,
+        );
+        only(
+            "for",
+            r.for_.is_some(),
+            condition,
+            "alarm and technical",
+            self,
+        );
+        only(
+            "hours",
+            r.hours.is_some(),
+            condition,
+            "alarm and technical",
+            self,
+        );
+        only(
+            "debounce",
+            r.debounce.is_some(),
+            condition,
+            "alarm and technical",
+            self,
+        );
+        only(
+            "momentary",
+            r.momentary,
+            emit == RuleEmit::Alarm,
+            "alarm",
+            self,
+        );
+        only(
+            "severity",
+            r.severity.is_some(),
+            emit == RuleEmit::Technical,
+            "technical",
+            self,
+        );
         let obs = emit == RuleEmit::Observation;
         only("mdc", r.mdc.is_some(), obs, "observation", self);
         only("unit", r.unit.is_some(), obs, "observation", self);
@@ -250,7 +304,10 @@ impl Checker<'_, '_> {
             if !SEVERITIES.contains(&s.as_str()) {
                 self.fail(
                     path.key("severity"),
-                    format!("unknown severity \"{s}\"; use one of {}", SEVERITIES.join(", ")),
+                    format!(
+                        "unknown severity \"{s}\"; use one of {}",
+                        SEVERITIES.join(", ")
+                    ),
                 );
             }
         }
@@ -277,8 +334,9 @@ impl Checker<'_, '_> {
         for (i, d) in e.drivers.iter().enumerate() {
             let ok = !d.is_empty()
                 && d.len() <= 32
-                && d.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+                && d.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
+                });
             if !ok {
                 self.fail(
                     path.key("drivers").index(i),

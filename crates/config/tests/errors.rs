@@ -209,7 +209,10 @@ fn a_bad_zigbee2mqtt_rule_names_its_index_key_and_line() {
          typ = \"x\"\n",
     );
     let e = error(&text);
-    assert_eq!((e.key.as_str(), e.line), ("source[0].zigbee2mqtt.rule[0].typ", 15));
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("source[0].zigbee2mqtt.rule[0].typ", 15)
+    );
 }
 
 #[test]

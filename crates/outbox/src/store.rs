@@ -1164,6 +1164,7 @@ fn connect(path: &Path, check: IntegrityCheck) -> Result<Connection, Connect> {
          PRAGMA cache_size = -8000;",
     )
     .map_err(classify("set pragmas"))?;
+
     let pragma = match check {
         IntegrityCheck::Quick => Some("PRAGMA quick_check(1)"),
         IntegrityCheck::Full => Some("PRAGMA integrity_check(1)"),

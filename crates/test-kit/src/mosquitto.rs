@@ -100,7 +100,9 @@ impl Mosquitto {
         if retain {
             cmd.arg("-r");
         }
-        let status = cmd.status().expect("mosquitto_pub (install mosquitto-clients)");
+        let status = cmd
+            .status()
+            .expect("mosquitto_pub (install mosquitto-clients)");
         assert!(status.success(), "mosquitto_pub failed: {status}");
     }
 }

@@ -29,6 +29,24 @@ pub struct Received {
     pub copy: bool,
     /// The MDC code of a reading.
     pub mdc: Option<u32>,
+    /// For display: an alarm's or technical alarm's kind and state (never a measured value).
+    pub detail: String,
+}
+
+/// A reading's numeric value, kept so tests can compare what arrived with what was sent.
+fn value(r: &Record) -> Option<f64> {
+    match r {
+        Record::Reading(x) => x.value.as_f64(),
+        _ => None,
+    }
+}
+
+fn detail(r: &Record) -> String {
+    match r {
+        Record::Reading(_) => String::new(),
+        Record::Alarm(a) => format!("{} {}", a.kind, a.state.as_str()),
+        Record::Technical(t) => format!("{} {}", t.kind.as_str(), t.state.as_str()),
+    }
 }
 
 /// Writes delivered records into an SQLite file.
@@ -82,6 +100,7 @@ impl LoopbackUplink {
                  source    TEXT NOT NULL,
                  seq       INTEGER,
                  mdc       INTEGER,
+                 value     REAL,
                  first_ms  INTEGER NOT NULL,
                  copies    INTEGER NOT NULL
              ) WITHOUT ROWID;",
@@ -107,8 +126,8 @@ impl LoopbackUplink {
         let mut seen = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO received (id, route, kind, lane, source, seq, mdc, first_ms, copies)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)
+                "INSERT INTO received (id, route, kind, lane, source, seq, mdc, value, first_ms,
+                 copies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
                  ON CONFLICT (id) DO UPDATE SET copies = copies + 1
                  RETURNING copies",
             )?;
@@ -117,7 +136,17 @@ impl LoopbackUplink {
                 let id = c.record.id().to_string();
                 let lane = c.record.lane().as_str();
                 let copies: i64 = insert.query_row(
-                    params![id, self.route, kind, lane, source, seq, mdc, now],
+                    params![
+                        id,
+                        self.route,
+                        kind,
+                        lane,
+                        source,
+                        seq,
+                        mdc,
+                        value(&c.record),
+                        now
+                    ],
                     |r| r.get(0),
                 )?;
                 seen.push(Received {
@@ -128,6 +157,7 @@ impl LoopbackUplink {
                     id,
                     copy: copies > 1,
                     mdc,
+                    detail: detail(&c.record),
                 });
             }
         }

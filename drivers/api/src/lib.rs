@@ -79,6 +79,24 @@ impl Ingest {
         })
     }
 
+    /// Store records durably together with several cursors (a driver's resume points and
+    /// state, e.g. per-message bookkeeping of an MQTT session), in one transaction.
+    pub async fn submit_with_cursors(
+        &self,
+        records: Vec<Record>,
+        cursors: Vec<(String, i64)>,
+    ) -> Result<Receipt, WriterError> {
+        let committed = self.writer.append_with_cursors(records, cursors).await?;
+        Ok(Receipt {
+            outcomes: committed.outcomes,
+        })
+    }
+
+    /// Every committed cursor whose key starts with `prefix` (a driver's state at start-up).
+    pub async fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, WriterError> {
+        self.writer.cursors(prefix).await
+    }
+
     /// The last committed cursor of this key (resume point after a restart).
     pub async fn cursor(&self, key: &str) -> Result<Option<i64>, WriterError> {
         self.writer.cursor(key).await

@@ -1,1 +1,120 @@
-//! The handlers: zigbee2mqtt and external drivers.
+//! The handlers: zigbee2mqtt (rules engine) and external drivers (hearth's JSON contract).
+
+use std::time::Duration;
+
+use hearth_config::Zigbee2mqttConfig;
+use hearth_driver_zigbee2mqtt as z2m;
+use hearth_model::{Category, Timestamp};
+
+use crate::{Handled, Handler, Incoming};
+
+/// What a zigbee2mqtt source needs (cloneable: the handler is rebuilt on every restart).
+#[derive(Debug, Clone)]
+pub struct Zigbee2mqttSettings {
+    /// Config `[[source]] name`.
+    pub source: String,
+    /// `[source.zigbee2mqtt]`.
+    pub config: Zigbee2mqttConfig,
+    /// The source's category.
+    pub category: Category,
+    /// `gateway.time_zone`, for rules with `hours`.
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+/// The zigbee2mqtt handler; fails when a rule cannot work (the message names it).
+pub fn zigbee2mqtt(s: Zigbee2mqttSettings) -> Result<Box<dyn Handler>, String> {
+    let engine = z2m::Engine::new(z2m::Settings {
+        source: s.source,
+        config: s.config,
+        category: s.category,
+        time_zone: s.time_zone,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(Box::new(Zigbee2mqtt { engine }))
+}
+
+/// The demo script of real device models (`backend = "simulated"`).
+pub fn zigbee2mqtt_script() -> Vec<(Duration, String, String)> {
+    z2m::scripted_messages()
+}
+
+/// zigbee2mqtt messages through the rules engine of `hearth-driver-zigbee2mqtt`.
+pub struct Zigbee2mqtt {
+    engine: z2m::Engine,
+}
+
+fn output(out: z2m::Output) -> Handled {
+    Handled {
+        records: out.events.into_iter().map(|e| e.record).collect(),
+        state: out.state,
+        dead_letter: (!out.problems.is_empty()).then(|| out.problems.join("; ")),
+        reply: None,
+    }
+}
+
+impl Handler for Zigbee2mqtt {
+    fn subscriptions(&self) -> Vec<String> {
+        self.engine.subscriptions()
+    }
+
+    fn state_prefix(&self) -> String {
+        self.engine.state_prefix()
+    }
+
+    fn restore(&mut self, state: Vec<(String, i64)>) {
+        self.engine.restore(state);
+    }
+
+    fn handle(&mut self, msg: &Incoming, sequence: u64, now: Timestamp) -> Handled {
+        let m = z2m::Message {
+            topic: &msg.topic,
+            payload: &msg.payload,
+            retained: msg.retained,
+            sequence,
+        };
+        match self.engine.handle(&m, now) {
+            Ok(out) => output(out),
+            Err(e) => Handled {
+                dead_letter: Some(e.to_string()),
+                ..Handled::default()
+            },
+        }
+    }
+
+    fn tick(&mut self, now: Timestamp) -> Handled {
+        output(self.engine.tick(now))
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.engine.next_deadline()
+    }
+}
+
+/// For the benchmark: the zigbee2mqtt handler with the shipped rules.
+pub fn zigbee2mqtt_for_bench() -> Box<dyn Handler> {
+    match zigbee2mqtt(Zigbee2mqttSettings {
+        source: "bench".into(),
+        config: Zigbee2mqttConfig::default(),
+        category: Category::Welfare,
+        time_zone: jiff::tz::TimeZone::UTC,
+    }) {
+        Ok(h) => h,
+        Err(e) => panic!("the shipped rules do not compile: {e}"),
+    }
+}
+
+/// What an external-driver source needs.
+#[derive(Debug, Clone)]
+pub struct ExternalSettings {
+    /// Config `[[source]] name`.
+    pub source: String,
+    /// `[source.external]`.
+    pub config: hearth_config::ExternalConfig,
+    /// The source's category (a message may name its own).
+    pub category: Category,
+}
+
+/// The external-driver handler (arrives with the contract crate).
+pub fn external(_s: ExternalSettings) -> Result<Box<dyn Handler>, String> {
+    Err("external drivers are not wired yet".into())
+}

@@ -51,6 +51,8 @@ pub struct Incoming {
     pub pkid: u16,
     /// Which connection it came on (acks of earlier connections are dropped).
     pub generation: u64,
+    /// When hearth took it from the connection.
+    pub arrived: std::time::Instant,
     /// The rumqttc packet to acknowledge (None for the simulated transport and QoS 0).
     pub(crate) ack: Option<Box<rumqttc::Publish>>,
 }
@@ -67,6 +69,7 @@ impl Incoming {
             dup: p.dup,
             pkid: if qos1 { p.pkid } else { 0 },
             generation,
+            arrived: std::time::Instant::now(),
             ack: qos1.then(|| Box::new(token)),
         }
     }
@@ -80,6 +83,7 @@ impl Incoming {
             dup: false,
             pkid: 0,
             generation: 0,
+            arrived: std::time::Instant::now(),
             ack: None,
         }
     }

@@ -30,8 +30,8 @@ pub enum Transport {
 pub struct CommittedBatch {
     /// When the commit returned.
     pub at: std::time::Instant,
-    /// Topics of the stored messages, in arrival order.
-    pub topics: Vec<String>,
+    /// Topics of the stored messages, in arrival order, with when each arrived.
+    pub topics: Vec<(String, std::time::Instant)>,
     /// Records stored.
     pub records: usize,
 }
@@ -40,7 +40,7 @@ pub struct CommittedBatch {
 pub type CommitObserver = mpsc::UnboundedSender<CommittedBatch>;
 
 /// Most messages committed in one transaction.
-const MAX_BATCH: usize = 2_000;
+const MAX_BATCH: usize = 512;
 
 /// An MQTT source: a transport, a handler and the commit-then-ack loop.
 pub struct MqttSource {
@@ -120,7 +120,9 @@ impl MqttSource {
             let timer = async {
                 match deadline {
                     Some(at) => {
-                        let wait = at.unix_millis().saturating_sub(Timestamp::now().unix_millis());
+                        let wait = at
+                            .unix_millis()
+                            .saturating_sub(Timestamp::now().unix_millis());
                         tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
                             .await;
                     }
@@ -175,7 +177,11 @@ impl MqttSource {
             LinkEvent::Connected { session_present } => {
                 tracing::info!(source = %self.name, session_present, "MQTT connected");
                 ctx.technical
-                    .clear(alarm_source, TechnicalKind::DeviceOffline, "MQTT broker reachable again")
+                    .clear(
+                        alarm_source,
+                        TechnicalKind::DeviceOffline,
+                        "MQTT broker reachable again",
+                    )
                     .await?;
             }
             LinkEvent::Lost(e) => {
@@ -213,6 +219,7 @@ impl MqttSource {
         let mut replies = Vec::new();
         let mut to_ack = Vec::with_capacity(batch.len());
         let mut topics = Vec::new();
+        let mut ack_only = 0usize;
         for m in batch {
             let hash = content_hash(&m.topic, &m.payload);
             let committed = if ledger.needs_lookup(m.dup, m.pkid) {
@@ -222,9 +229,7 @@ impl MqttSource {
             };
             let (verdict, entry) = ledger.admit(m.dup, m.pkid, hash, committed);
             match verdict {
-                Verdict::AckOnly => {
-                    tracing::debug!(source = %self.name, pkid = m.pkid, "redelivery of a stored message: acknowledged only");
-                }
+                Verdict::AckOnly => ack_only += 1,
                 Verdict::Store(seq) => {
                     let h = self.handler.handle(&m, seq, now);
                     records.extend(h.records);
@@ -236,7 +241,7 @@ impl MqttSource {
                     }
                     replies.extend(h.reply);
                     if self.observer.is_some() {
-                        topics.push(m.topic.clone());
+                        topics.push((m.topic.clone(), m.arrived));
                     }
                 }
             }
@@ -244,7 +249,17 @@ impl MqttSource {
                 to_ack.push(AckCmd::Ack(token, m.generation));
             }
         }
-        cursors.push((Ledger::seq_key(&self.name), i64::try_from(ledger.seq()).unwrap_or(i64::MAX)));
+        if ack_only > 0 {
+            tracing::info!(
+                source = %self.name,
+                count = ack_only,
+                "redelivered messages were stored before: acknowledged, not stored again"
+            );
+        }
+        cursors.push((
+            Ledger::seq_key(&self.name),
+            i64::try_from(ledger.seq()).unwrap_or(i64::MAX),
+        ));
         for (raw, error) in dead {
             ctx.ingest.dead_letter(&self.name, raw, error).await?;
         }

@@ -27,9 +27,13 @@ impl Handler for Numbers {
         match text.trim().parse::<f64>() {
             Ok(v) => Handled {
                 records: vec![Record::Reading(
-                    Reading::builder(DeviceId::new("test", "n").unwrap(), Mdc(1), Value::numeric(v))
-                        .sequence(sequence)
-                        .build(now),
+                    Reading::builder(
+                        DeviceId::new("test", "n").unwrap(),
+                        Mdc(1),
+                        Value::numeric(v),
+                    )
+                    .sequence(sequence)
+                    .build(now),
                 )],
                 ..Handled::default()
             },
@@ -143,10 +147,18 @@ async fn malformed_messages_are_dead_lettered_acknowledged_and_answered() {
     run(&h, &broker).await;
     assert_eq!(stored_values(&h).await, vec![1.0, 2.0]);
     let s = h.stats().unwrap();
-    assert_eq!(s.counters.get("malformed:numbers"), Some(&1), "{:?}", s.counters);
+    assert_eq!(
+        s.counters.get("malformed:numbers"),
+        Some(&1),
+        "{:?}",
+        s.counters
+    );
     let out = sub.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{oops");
     // Acknowledged: not dead-lettered a second time.
     run(&h, &broker).await;
-    assert_eq!(h.stats().unwrap().counters.get("malformed:numbers"), Some(&1));
+    assert_eq!(
+        h.stats().unwrap().counters.get("malformed:numbers"),
+        Some(&1)
+    );
 }

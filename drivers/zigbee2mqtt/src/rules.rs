@@ -1,0 +1,449 @@
+//! Rules compiled from [`RuleConfig`]: conditions, the MDC/unit table and value words.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hearth_config::{Hours, RuleConfig, RuleEmit, RuleValue};
+use hearth_model::{Enumerated, Mdc, Severity, Ucum, Value};
+use serde_json::Value as Json;
+
+use crate::EngineError;
+
+/// The shipped rules file.
+/// The shipped rules file.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+
+/// `MDC_PART_PHD_AI` (IEEE 11073-10471, independent living activity hub).
+pub const PART_PHD_AI: u32 = 130;
+/// `MDC_PART_PVT`: private codes (hearth's own, for quantities without a 10101/10471 code).
+pub const PART_PVT: u32 = 1024;
+
+const fn ai(term: u32) -> u32 {
+    PART_PHD_AI * 65_536 + term
+}
+const fn pvt(term: u32) -> u32 {
+    PART_PVT * 65_536 + term
+}
+
+/// One row of the observation table: type name, MDC code, UCUM unit of numbers, words for
+/// `true`/`false`.
+pub(crate) struct Known {
+    pub name: &'static str,
+    pub mdc: u32,
+    pub unit: Option<&'static str>,
+    pub words: Option<(&'static str, &'static str)>,
+}
+
+/// The observation table (also in the crate doc; keep them together).
+pub(crate) const TABLE: &[Known] = &[
+    Known {
+        name: "fall",
+        mdc: ai(1),
+        unit: None,
+        words: Some(("fall", "no_fall")),
+    },
+    Known {
+        name: "emergency",
+        mdc: ai(2),
+        unit: None,
+        words: Some(("alarm", "normal")),
+    },
+    Known {
+        name: "smoke",
+        mdc: ai(3),
+        unit: None,
+        words: Some(("smoke", "clear")),
+    },
+    Known {
+        name: "carbon_monoxide",
+        mdc: ai(4),
+        unit: None,
+        words: Some(("detected", "clear")),
+    },
+    Known {
+        name: "water_leak",
+        mdc: ai(5),
+        unit: None,
+        words: Some(("leak", "dry")),
+    },
+    Known {
+        name: "gas",
+        mdc: ai(6),
+        unit: None,
+        words: Some(("detected", "clear")),
+    },
+    Known {
+        name: "occupancy",
+        mdc: ai(7),
+        unit: None,
+        words: Some(("occupied", "unoccupied")),
+    },
+    Known {
+        name: "motion",
+        mdc: ai(7),
+        unit: None,
+        words: Some(("motion", "no_motion")),
+    },
+    Known {
+        name: "property_exit",
+        mdc: ai(8),
+        unit: None,
+        words: Some(("exit", "no_exit")),
+    },
+    Known {
+        name: "enuresis",
+        mdc: ai(9),
+        unit: None,
+        words: Some(("wet", "dry")),
+    },
+    Known {
+        name: "contact",
+        mdc: ai(10),
+        unit: None,
+        words: Some(("closed", "open")),
+    },
+    Known {
+        name: "usage",
+        mdc: ai(11),
+        unit: None,
+        words: Some(("in_use", "not_in_use")),
+    },
+    Known {
+        name: "switch",
+        mdc: ai(12),
+        unit: None,
+        words: Some(("on", "off")),
+    },
+    Known {
+        name: "dosage",
+        mdc: ai(13),
+        unit: None,
+        words: Some(("taken", "missed")),
+    },
+    Known {
+        name: "temperature",
+        mdc: ai(14),
+        unit: Some("Cel"),
+        words: None,
+    },
+    Known {
+        name: "humidity",
+        mdc: ai(15),
+        unit: Some("%"),
+        words: None,
+    },
+    Known {
+        name: "illuminance",
+        mdc: pvt(1),
+        unit: Some("lx"),
+        words: None,
+    },
+    Known {
+        name: "pressure",
+        mdc: pvt(2),
+        unit: Some("hPa"),
+        words: None,
+    },
+    Known {
+        name: "co2",
+        mdc: pvt(3),
+        unit: Some("[ppm]"),
+        words: None,
+    },
+    Known {
+        name: "voc",
+        mdc: pvt(4),
+        unit: Some("[ppb]"),
+        words: None,
+    },
+    Known {
+        name: "presence",
+        mdc: pvt(5),
+        unit: None,
+        words: Some(("present", "absent")),
+    },
+    Known {
+        name: "vibration",
+        mdc: pvt(6),
+        unit: None,
+        words: Some(("vibration", "still")),
+    },
+    Known {
+        name: "pm25",
+        mdc: pvt(7),
+        unit: Some("ug/m3"),
+        words: None,
+    },
+    Known {
+        name: "formaldehyde",
+        mdc: pvt(8),
+        unit: Some("mg/m3"),
+        words: None,
+    },
+    Known {
+        name: "soil_moisture",
+        mdc: pvt(9),
+        unit: Some("%"),
+        words: None,
+    },
+    Known {
+        name: "battery",
+        mdc: pvt(10),
+        unit: Some("%"),
+        words: None,
+    },
+];
+
+pub(crate) fn known(name: &str) -> Option<&'static Known> {
+    TABLE.iter().find(|k| k.name == name)
+}
+
+/// What makes an alarm or technical condition active.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Condition {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+    AnyOf(Vec<String>),
+    Range {
+        below: Option<f64>,
+        above: Option<f64>,
+    },
+    /// No `when`/`below`/`above` on a `low_battery` rule: `true` for a boolean, below the
+    /// source's `low_battery_percent` for a number.
+    LowBattery(f64),
+}
+
+/// Why a value could not be tested.
+pub(crate) fn kind_of(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+impl Condition {
+    /// Whether `v` makes the condition active; `Err` names what was expected.
+    pub(crate) fn test(&self, v: &Json) -> Result<bool, &'static str> {
+        match (self, v) {
+            (Condition::Bool(b), Json::Bool(x)) => Ok(b == x),
+            (Condition::Bool(_), _) => Err("a boolean"),
+            (Condition::Number(n), Json::Number(x)) => Ok(x.as_f64() == Some(*n)),
+            (Condition::Number(_), _) => Err("a number"),
+            (Condition::Text(t), Json::String(x)) => Ok(t == x),
+            (Condition::Text(_), _) => Err("a string"),
+            (Condition::AnyOf(l), Json::String(x)) => Ok(l.iter().any(|t| t == x)),
+            (Condition::AnyOf(_), _) => Err("a string"),
+            (Condition::Range { below, above }, Json::Number(x)) => {
+                let x = x.as_f64().ok_or("a finite number")?;
+                Ok(below.is_none_or(|b| x < b) && above.is_none_or(|a| x > a))
+            }
+            (Condition::Range { .. }, _) => Err("a number"),
+            (Condition::LowBattery(_), Json::Bool(x)) => Ok(*x),
+            (Condition::LowBattery(p), Json::Number(x)) => {
+                let x = x.as_f64().ok_or("a finite number")?;
+                Ok(x < *p)
+            }
+            (Condition::LowBattery(_), _) => Err("a boolean or a number"),
+        }
+    }
+}
+
+/// A rule ready to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub property: String,
+    pub emit: RuleEmit,
+    /// Empty for `ignore`.
+    pub event_type: String,
+    pub condition: Condition,
+    pub momentary: bool,
+    pub device: Option<String>,
+    pub for_: Duration,
+    pub hours: Option<Hours>,
+    pub debounce: Duration,
+    pub mdc: Mdc,
+    pub unit: Option<Ucum>,
+    pub words: Option<(&'static str, &'static str)>,
+    pub on_change: bool,
+    pub severity: Severity,
+}
+
+impl Rule {
+    /// The key of this rule's condition state: `<emit>.<type>.<property>`.
+    pub(crate) fn cond_key(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.emit.as_str(),
+            self.event_type,
+            self.property
+        )
+    }
+
+    /// The key of the alarm it drives: `<emit>.<type>` (rules of one type share one alarm).
+    pub(crate) fn group_key(&self) -> String {
+        group_key(self.emit, &self.event_type)
+    }
+
+    pub(crate) fn is_condition(&self) -> bool {
+        matches!(self.emit, RuleEmit::Alarm | RuleEmit::Technical)
+    }
+}
+
+pub(crate) fn group_key(emit: RuleEmit, event_type: &str) -> String {
+    format!("{}.{}", emit.as_str(), event_type)
+}
+
+pub(crate) fn severity(name: &str) -> Option<Severity> {
+    match name {
+        "critical" => Some(Severity::Critical),
+        "major" => Some(Severity::Major),
+        "minor" => Some(Severity::Minor),
+        "warning" => Some(Severity::Warning),
+        _ => None,
+    }
+}
+
+/// Compiles one rule; `n` (1-based) and `origin` name it in errors.
+pub(crate) fn compile(
+    r: &RuleConfig,
+    origin: &str,
+    n: usize,
+    source_debounce: Duration,
+    low_battery_percent: u8,
+) -> Result<Rule, EngineError> {
+    let bad = |why: String| EngineError::Rule {
+        origin: origin.to_owned(),
+        index: n,
+        property: r.property.clone(),
+        why,
+    };
+    if r.property.is_empty() {
+        return Err(bad("property must not be empty".into()));
+    }
+    let event_type = match (r.emit, &r.event_type) {
+        (RuleEmit::Ignore, _) => String::new(),
+        (_, Some(t)) if !t.is_empty() => t.clone(),
+        (e, _) => return Err(bad(format!("emit = \"{e}\" needs a type"))),
+    };
+    let condition = match (&r.when, r.below, r.above) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(bad("use either when or below/above, not both".into()));
+        }
+        (Some(RuleValue::Bool(b)), ..) => Condition::Bool(*b),
+        (Some(RuleValue::Number(x)), ..) => Condition::Number(*x),
+        (Some(RuleValue::Text(t)), ..) => Condition::Text(t.clone()),
+        (Some(RuleValue::AnyOf(l)), ..) => Condition::AnyOf(l.clone()),
+        (None, None, None) if event_type == "low_battery" && r.emit == RuleEmit::Technical => {
+            Condition::LowBattery(f64::from(low_battery_percent))
+        }
+        (None, None, None) => Condition::Bool(true),
+        (None, below, above) => Condition::Range { below, above },
+    };
+    let hours = match &r.hours {
+        Some(h) => Some(Hours::parse(h).map_err(bad)?),
+        None => None,
+    };
+    let severity = match &r.severity {
+        Some(s) => severity(s).ok_or_else(|| bad(format!("unknown severity \"{s}\"")))?,
+        None => Severity::Minor,
+    };
+    let table = known(&event_type);
+    let (mdc, unit, words) = if r.emit == RuleEmit::Observation {
+        let mdc = match (r.mdc, table) {
+            (Some(m), _) => m,
+            (None, Some(k)) => k.mdc,
+            (None, None) => {
+                return Err(bad(format!(
+                    "observation type \"{event_type}\" has no code in the shipped table; set \
+                     mdc (partition * 65536 + term, e.g. {} for a hearth-private code)",
+                    pvt(1000)
+                )));
+            }
+        };
+        let unit = r
+            .unit
+            .clone()
+            .or_else(|| table.and_then(|k| k.unit.map(str::to_owned)))
+            .map(Ucum::new);
+        (Mdc(mdc), unit, table.and_then(|k| k.words))
+    } else {
+        (Mdc(0), None, table.and_then(|k| k.words))
+    };
+    if r.momentary && r.emit != RuleEmit::Alarm {
+        return Err(bad("momentary only applies to alarm rules".into()));
+    }
+    Ok(Rule {
+        property: r.property.clone(),
+        emit: r.emit,
+        event_type,
+        condition,
+        momentary: r.momentary,
+        device: r.device.clone(),
+        for_: r.for_.map_or(Duration::ZERO, |d| d.get()),
+        hours,
+        debounce: r.debounce.map_or(source_debounce, |d| d.get()),
+        mdc,
+        unit,
+        words,
+        on_change: r.on_change,
+        severity,
+    })
+}
+
+/// The shipped rules, parsed.
+pub(crate) fn try_default_rules() -> Result<Vec<RuleConfig>, EngineError> {
+    hearth_config::parse_rules(
+        DEFAULT_RULES,
+        Path::new("drivers/zigbee2mqtt/rules/default.toml"),
+    )
+    .map_err(|e| EngineError::DefaultRules(e.to_string()))
+}
+
+/// Number of decimals of a JSON number as serde_json prints it (its shortest round-trip form).
+pub(crate) fn decimals(n: &serde_json::Number) -> Option<u8> {
+    if n.is_i64() || n.is_u64() {
+        return Some(0);
+    }
+    let s = n.to_string();
+    if s.contains(['e', 'E']) {
+        return None;
+    }
+    let d = s.split_once('.').map_or(0, |(_, f)| f.len());
+    u8::try_from(d).ok().filter(|d| *d <= 15)
+}
+
+/// The observation value of a JSON value; `Err` says why it has none.
+pub(crate) fn observation_value(rule: &Rule, v: &Json) -> Result<Value, String> {
+    match v {
+        Json::Bool(b) => {
+            let (t, f) = rule.words.unwrap_or(("true", "false"));
+            Ok(Value::Enumerated(Enumerated::Text(
+                if *b { t } else { f }.to_owned(),
+            )))
+        }
+        Json::Number(n) => {
+            let x = n
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .ok_or("not a finite number")?;
+            Ok(match decimals(n) {
+                Some(d) => Value::numeric_with_decimals(x, d),
+                None => Value::numeric(x),
+            })
+        }
+        Json::String(s) if s.is_empty() => Err("an empty string".into()),
+        Json::String(s) if s.chars().count() > 64 => {
+            Err("a string longer than 64 characters".into())
+        }
+        Json::String(s) => Ok(Value::Enumerated(Enumerated::Text(s.clone()))),
+        other => Err(format!(
+            "{}; expected a boolean, a number or a string",
+            kind_of(other)
+        )),
+    }
+}
