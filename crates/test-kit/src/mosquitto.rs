@@ -29,6 +29,19 @@ impl Mosquitto {
 
     /// As [`Mosquitto::start`], with extra mosquitto.conf lines.
     pub fn start_with(extra: &str) -> Mosquitto {
+        let extra = extra.to_owned();
+        Self::start_config(move |port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_inflight_messages 1000\nmax_queued_messages 0\nlog_dest stderr\n\
+                 log_type error\nlog_type warning\n{extra}\n"
+            )
+        })
+    }
+
+    /// A broker with the whole mosquitto.conf from `conf(port)`; it must open a plain listener
+    /// on 127.0.0.1:`port` (used for the readiness check and [`Mosquitto::publish`]).
+    pub fn start_config(conf: impl FnOnce(u16) -> String) -> Mosquitto {
         assert!(
             Path::new(MOSQUITTO).exists(),
             "{MOSQUITTO} is missing: install Debian's mosquitto and mosquitto-clients \
@@ -36,12 +49,9 @@ impl Mosquitto {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_inflight_messages 1000\nmax_queued_messages 0\nlog_dest stderr\n\
-             log_type error\nlog_type warning\n{extra}\n"
-        );
+        let conf_path = dir.path().join("mosquitto.conf");
+        let text = conf(port);
+        let conf = conf_path;
         std::fs::write(&conf, text).expect("write mosquitto.conf");
         let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("log file");
         let child = Command::new(MOSQUITTO)
@@ -52,11 +62,21 @@ impl Mosquitto {
             .spawn()
             .expect("start mosquitto");
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut child = child;
         while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on 127.0.0.1:{port} within 10 s"
-            );
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                let log =
+                    std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default();
+                panic!(
+                    "mosquitto did not listen on 127.0.0.1:{port}{}; its log:\n{log}",
+                    if exited {
+                        " (it exited)"
+                    } else {
+                        " within 10 s"
+                    }
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         Mosquitto { child, port, dir }

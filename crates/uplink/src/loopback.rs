@@ -101,6 +101,7 @@ impl LoopbackUplink {
                  seq       INTEGER,
                  mdc       INTEGER,
                  value     REAL,
+                 detail    TEXT NOT NULL DEFAULT '',
                  first_ms  INTEGER NOT NULL,
                  copies    INTEGER NOT NULL
              ) WITHOUT ROWID;",
@@ -126,8 +127,8 @@ impl LoopbackUplink {
         let mut seen = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO received (id, route, kind, lane, source, seq, mdc, value, first_ms,
-                 copies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
+                "INSERT INTO received (id, route, kind, lane, source, seq, mdc, value, detail,
+                 first_ms, copies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)
                  ON CONFLICT (id) DO UPDATE SET copies = copies + 1
                  RETURNING copies",
             )?;
@@ -135,6 +136,7 @@ impl LoopbackUplink {
                 let (kind, source, seq, mdc) = kind_and_source(&c.record);
                 let id = c.record.id().to_string();
                 let lane = c.record.lane().as_str();
+                let detail = detail(&c.record);
                 let copies: i64 = insert.query_row(
                     params![
                         id,
@@ -145,6 +147,7 @@ impl LoopbackUplink {
                         seq,
                         mdc,
                         value(&c.record),
+                        detail,
                         now
                     ],
                     |r| r.get(0),
@@ -157,7 +160,7 @@ impl LoopbackUplink {
                     id,
                     copy: copies > 1,
                     mdc,
-                    detail: detail(&c.record),
+                    detail,
                 });
             }
         }

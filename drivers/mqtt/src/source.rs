@@ -115,6 +115,48 @@ impl MqttSource {
             Transport::Simulated { .. } => "simulated".into(),
         };
         let alarm_source = format!("mqtt:{}", self.name);
+        // Commits run in their own task, one after another, while the next batch is handled:
+        // handling (CPU) and committing (SQLite) overlap. The channel holds one batch, so at
+        // most two batches are between arrival and acknowledgement.
+        let (commit_tx, commit_rx) = mpsc::channel::<Commit>(1);
+        let committer = tokio::spawn(committer(
+            ctx.ingest.clone(),
+            self.name.clone(),
+            commit_rx,
+            acks.clone(),
+            self.observer.clone(),
+        ));
+        let result = self
+            .event_loop(
+                &mut rx,
+                &mut ledger,
+                ctx,
+                &commit_tx,
+                &alarm_source,
+                &broker,
+            )
+            .await;
+        // Let the committer finish what it has (so its acks go out), then report the first
+        // failure of the two.
+        drop(commit_tx);
+        let committed = match committer.await {
+            Ok(r) => r,
+            Err(e) => Err(DriverError::Link(format!(
+                "the MQTT committer task failed: {e}"
+            ))),
+        };
+        result.and(committed)
+    }
+
+    async fn event_loop(
+        &mut self,
+        rx: &mut mpsc::Receiver<LinkEvent>,
+        ledger: &mut Ledger,
+        ctx: &DriverContext,
+        commit_tx: &mpsc::Sender<Commit>,
+        alarm_source: &str,
+        broker: &str,
+    ) -> Result<(), DriverError> {
         loop {
             let deadline = self.handler.next_deadline();
             let timer = async {
@@ -129,7 +171,7 @@ impl MqttSource {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let commit = tokio::select! {
                 biased;
                 () = ctx.stopping() => return Ok(()),
                 ev = rx.recv() => match ev {
@@ -149,18 +191,30 @@ impl MqttSource {
                                 Err(_) => break,
                             }
                         }
-                        self.process(batch, &mut ledger, ctx, &acks).await?;
+                        let commit = self.handle_batch(batch, ledger, ctx).await?;
                         for ev in link {
-                            self.link_event(ev, ctx, &alarm_source, &broker).await?;
+                            self.link_event(ev, ctx, alarm_source, broker).await?;
                         }
+                        Some(commit)
                     }
-                    Some(other) => self.link_event(other, ctx, &alarm_source, &broker).await?,
+                    Some(other) => {
+                        self.link_event(other, ctx, alarm_source, broker).await?;
+                        None
+                    }
                 },
                 () = timer => {
                     let h = self.handler.tick(Timestamp::now());
-                    if !h.records.is_empty() || !h.state.is_empty() {
-                        ctx.ingest.submit_with_cursors(h.records, h.state).await?;
-                    }
+                    (!h.records.is_empty() || !h.state.is_empty()).then(|| Commit {
+                        records: h.records,
+                        cursors: h.state,
+                        ..Commit::default()
+                    })
+                }
+            };
+            if let Some(c) = commit {
+                if commit_tx.send(c).await.is_err() {
+                    // The committer stopped on an error; `run_session` reports it.
+                    return Ok(());
                 }
             }
         }
@@ -204,21 +258,16 @@ impl MqttSource {
         Ok(())
     }
 
-    /// Store a batch in one commit, then acknowledge it in arrival order.
-    async fn process(
+    /// Turn a batch into one commit: records, handler state, ledger entries, the sequence
+    /// number, dead letters, and the acknowledgements to send after it, in arrival order.
+    async fn handle_batch(
         &mut self,
         batch: Vec<Incoming>,
         ledger: &mut Ledger,
         ctx: &DriverContext,
-        acks: &mpsc::UnboundedSender<AckCmd>,
-    ) -> Result<(), DriverError> {
+    ) -> Result<Commit, DriverError> {
         let now = Timestamp::now();
-        let mut records = Vec::new();
-        let mut cursors = Vec::new();
-        let mut dead = Vec::new();
-        let mut replies = Vec::new();
-        let mut to_ack = Vec::with_capacity(batch.len());
-        let mut topics = Vec::new();
+        let mut c = Commit::default();
         let mut ack_only = 0usize;
         for m in batch {
             let hash = content_hash(&m.topic, &m.payload);
@@ -232,21 +281,22 @@ impl MqttSource {
                 Verdict::AckOnly => ack_only += 1,
                 Verdict::Store(seq) => {
                     let h = self.handler.handle(&m, seq, now);
-                    records.extend(h.records);
-                    cursors.extend(h.state);
-                    cursors.extend(entry);
+                    c.records.extend(h.records);
+                    c.cursors.extend(h.state);
+                    c.cursors.extend(entry);
                     if let Some(error) = h.dead_letter {
                         tracing::warn!(source = %self.name, topic = %m.topic, %error, "message dead-lettered");
-                        dead.push((m.payload.clone(), format!("topic {}: {error}", m.topic)));
+                        c.dead
+                            .push((m.payload.clone(), format!("topic {}: {error}", m.topic)));
                     }
-                    replies.extend(h.reply);
+                    c.replies.extend(h.reply);
                     if self.observer.is_some() {
-                        topics.push((m.topic.clone(), m.arrived));
+                        c.topics.push((m.topic.clone(), m.arrived));
                     }
                 }
             }
             if let Some(token) = m.ack {
-                to_ack.push(AckCmd::Ack(token, m.generation));
+                c.acks.push(AckCmd::Ack(token, m.generation));
             }
         }
         if ack_only > 0 {
@@ -256,30 +306,55 @@ impl MqttSource {
                 "redelivered messages were stored before: acknowledged, not stored again"
             );
         }
-        cursors.push((
+        c.cursors.push((
             Ledger::seq_key(&self.name),
             i64::try_from(ledger.seq()).unwrap_or(i64::MAX),
         ));
-        for (raw, error) in dead {
-            ctx.ingest.dead_letter(&self.name, raw, error).await?;
+        Ok(c)
+    }
+}
+
+/// One transaction's worth of work and what to send once it is durable.
+#[derive(Default)]
+struct Commit {
+    records: Vec<hearth_model::Record>,
+    cursors: Vec<(String, i64)>,
+    dead: Vec<(Vec<u8>, String)>,
+    acks: Vec<AckCmd>,
+    replies: Vec<(String, Vec<u8>)>,
+    topics: Vec<(String, std::time::Instant)>,
+}
+
+/// Commits batches in order; after each commit, acknowledges its messages and sends replies.
+async fn committer(
+    ingest: hearth_driver_api::Ingest,
+    name: String,
+    mut rx: mpsc::Receiver<Commit>,
+    acks: mpsc::UnboundedSender<AckCmd>,
+    observer: Option<CommitObserver>,
+) -> Result<(), DriverError> {
+    while let Some(c) = rx.recv().await {
+        // Dead letters first: a message is acknowledged only once its raw payload is kept.
+        for (raw, error) in c.dead {
+            ingest.dead_letter(&name, raw, error).await?;
         }
-        let n = records.len();
-        ctx.ingest.submit_with_cursors(records, cursors).await?;
-        if let Some(o) = &self.observer {
+        let records = c.records.len();
+        ingest.submit_with_cursors(c.records, c.cursors).await?;
+        if let Some(o) = &observer {
             let _ = o.send(CommittedBatch {
                 at: std::time::Instant::now(),
-                topics,
-                records: n,
+                topics: c.topics,
+                records,
             });
         }
-        for a in to_ack {
+        for a in c.acks {
             let _ = acks.send(a);
         }
-        for (topic, payload) in replies {
+        for (topic, payload) in c.replies {
             let _ = acks.send(AckCmd::Reply(topic, payload));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);

@@ -162,3 +162,154 @@ async fn malformed_messages_are_dead_lettered_acknowledged_and_answered() {
         Some(&1)
     );
 }
+
+/// Runs openssl; panics with its stderr.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (install the openssl package)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all signed by
+/// the CA (the operator's PKI in miniature).
+fn pki(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hearth test CA",
+        ],
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN=hearth-{name}"),
+            ],
+        );
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate_and_a_password() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let d = pki_dir.path();
+    pki(d);
+    // mosquitto started as root drops to its own user: let it read the test PKI.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["server.key", "server.pem", "ca.pem"] {
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let status = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(d.join("passwd"))
+        .args(["hearth", "s3cret"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(d.join("passwd"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(d.join("hearth.pass"), "s3cret\n").unwrap();
+    let tls_port = hearth_test_kit::mosquitto::free_port();
+    let dp = d.display().to_string();
+    let broker = Mosquitto::start_config(move |port| {
+        format!(
+            "per_listener_settings true\npersistence false\nmax_inflight_messages 1000\n\
+             max_queued_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n\
+             listener {port} 127.0.0.1\nallow_anonymous true\n\
+             listener {tls_port} 127.0.0.1\nallow_anonymous false\npassword_file {dp}/passwd\n\
+             cafile {dp}/ca.pem\ncertfile {dp}/server.pem\nkeyfile {dp}/server.key\n\
+             require_certificate true\ntls_version tlsv1.2\n"
+        )
+    });
+    let cfg = |client: bool| MqttConfig {
+        host: "localhost".into(),
+        port: tls_port,
+        tls: true,
+        ca_file: Some(d.join("ca.pem")),
+        client_cert: client.then(|| d.join("client.pem")),
+        client_key: client.then(|| d.join("client.key")),
+        username: Some("hearth".into()),
+        password_file: Some(d.join("hearth.pass")),
+        ..MqttConfig::default()
+    };
+    let h = Harness::new().unwrap();
+    let run_with = |cfg: MqttConfig| {
+        h.run(
+            MqttSource::new("numbers", Transport::Broker(cfg), Box::new(Numbers)),
+            RunLimit::until_quiet(Duration::from_millis(1500), Duration::from_secs(20)),
+        )
+    };
+    // Session and subscription over mutual TLS with user name and password.
+    let report = run_with(cfg(true)).await;
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    broker.publish_lines("test/a", &numbers(50, 0), 1);
+    let report = run_with(cfg(true)).await;
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    assert_eq!(stored_values(&h).await.len(), 50);
+    // Without the client certificate the broker refuses the handshake: nothing is stored, and
+    // the messages wait in the broker.
+    broker.publish_lines("test/a", &numbers(5, 100), 1);
+    let _ = run_with(cfg(false)).await;
+    assert_eq!(stored_values(&h).await.len(), 50);
+    let s = h.stats().unwrap();
+    assert!(
+        s.lanes[1].records >= 1,
+        "a technical alarm says the broker is unreachable"
+    );
+    // With the right credentials again, the waiting messages arrive.
+    let report = run_with(cfg(true)).await;
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    assert_eq!(stored_values(&h).await.len(), 55);
+}

@@ -1,0 +1,64 @@
+//! The configuration examples in the documentation are valid: every TOML block of
+//! `docs/zigbee2mqtt.md` that holds a rule loads into a zigbee2mqtt source without error or
+//! warning, and the rules engine accepts it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
+
+use std::path::Path;
+
+const BASE: &str = r#"
+[gateway]
+data_dir = "/var/lib/hearth"
+time_zone = "Europe/Oslo"
+
+[[route]]
+name = "hub"
+categories = ["health", "welfare", "administrative"]
+uplink = "loopback"
+
+[[source]]
+name = "zigbee"
+kind = "zigbee2mqtt"
+category = "welfare"
+"#;
+
+fn toml_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```toml") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => out.push(current.take().unwrap()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_rule_example_in_the_zigbee2mqtt_guide_is_valid() {
+    let doc = std::fs::read_to_string("docs/zigbee2mqtt.md").unwrap();
+    let blocks: Vec<String> = toml_blocks(&doc)
+        .into_iter()
+        .filter(|b| b.contains("[[source.zigbee2mqtt.rule]]"))
+        .collect();
+    assert!(blocks.len() >= 3, "the guide lost its rule examples");
+    for block in blocks {
+        let text = format!("{BASE}{block}");
+        let loaded = hearth_config::parse(&text, Path::new("example.toml"))
+            .unwrap_or_else(|e| panic!("example does not load:\n{block}\n{e}"));
+        assert!(loaded.warnings.is_empty(), "{block}: {:?}", loaded.warnings);
+        let source = &loaded.config.sources[0];
+        let settings = hearth_driver_zigbee2mqtt::Settings {
+            source: source.name.clone(),
+            config: source.zigbee2mqtt_settings(),
+            category: source.category,
+            time_zone: loaded.config.gateway.time_zone().unwrap(),
+        };
+        hearth_driver_zigbee2mqtt::Engine::new(settings)
+            .unwrap_or_else(|e| panic!("the engine refuses the example:\n{block}\n{e}"));
+    }
+}
