@@ -29,6 +29,9 @@ fn every_verb_has_help() {
         vec!["ble"],
         vec!["ble", "decode"],
         vec!["ble", "scan"],
+        vec!["zigbee2mqtt"],
+        vec!["zigbee2mqtt", "classify"],
+        vec!["zigbee2mqtt", "rules"],
     ] {
         let mut args = verb.clone();
         args.push("--help");
@@ -230,5 +233,145 @@ fn ble_scan_without_an_adapter_says_what_to_check() {
         text(&o.stderr).contains("no Bluetooth adapter"),
         "{}",
         text(&o.stderr)
+    );
+}
+
+#[test]
+fn zigbee2mqtt_classify_prints_the_events_of_one_message() {
+    // A Xiaomi/Aqara water leak sensor with a weak battery (property semantics, not the model).
+    let o = hearth(&[
+        "zigbee2mqtt",
+        "classify",
+        "--topic",
+        "zigbee2mqtt/0x00158d0001a2b3c4",
+        "--payload",
+        r#"{"battery":9,"water_leak":true,"temperature":19.5,"linkquality":42}"#,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let events = json["events"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("alarm", "water_leak")), "{json}");
+    assert!(kinds.contains(&("technical", "low_battery")), "{json}");
+    assert!(kinds.contains(&("observation", "temperature")), "{json}");
+    assert_eq!(events.len(), 3, "linkquality is ignored: {json}");
+    let alarm = events.iter().find(|e| e["kind"] == "alarm").unwrap();
+    assert_eq!(alarm["state"], "raised");
+    assert_eq!(alarm["device"], "zigbee:00158d0001a2b3c4");
+}
+
+#[test]
+fn zigbee2mqtt_classify_of_an_ignored_message_is_an_empty_list() {
+    let o = hearth(&[
+        "zigbee2mqtt",
+        "classify",
+        "--topic",
+        "zigbee2mqtt/remote",
+        "--payload",
+        r#"{"action":"brightness_up","linkquality":80}"#,
+    ]);
+    assert!(o.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json, serde_json::json!({"events": []}));
+}
+
+#[test]
+fn zigbee2mqtt_classify_of_a_payload_that_is_not_json_exits_2() {
+    let o = hearth(&[
+        "zigbee2mqtt",
+        "classify",
+        "--topic",
+        "zigbee2mqtt/x",
+        "--payload",
+        "{\"smoke\": tru",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("zigbee2mqtt/x") && err.contains("not JSON"), "{err}");
+}
+
+#[test]
+fn zigbee2mqtt_classify_applies_the_rules_of_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        r#"
+[gateway]
+data_dir = "/var/lib/hearth"
+
+[[route]]
+name = "hub"
+categories = ["health", "welfare", "administrative"]
+uplink = "loopback"
+
+[[source]]
+name = "zigbee"
+kind = "zigbee2mqtt"
+
+[[source.zigbee2mqtt.rule]]
+property = "temperature"
+device = "kitchen/freezer"
+emit = "technical"
+type = "freezer_warm"
+above = -12.0
+severity = "major"
+"#,
+    )
+    .unwrap();
+    let o = hearth(&[
+        "zigbee2mqtt",
+        "classify",
+        "--config",
+        config.to_str().unwrap(),
+        "--topic",
+        "zigbee2mqtt/kitchen/freezer",
+        "--payload",
+        r#"{"temperature":-4.5}"#,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let technical = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "technical")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(technical["type"], "freezer_warm");
+    assert_eq!(technical["severity"], "major");
+}
+
+#[test]
+fn config_check_compiles_zigbee2mqtt_rules_and_names_the_one_that_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[route]]
+name = "hub"
+categories = ["health", "welfare", "administrative"]
+uplink = "loopback"
+
+[[source]]
+name = "zigbee"
+kind = "zigbee2mqtt"
+
+[[source.zigbee2mqtt.rule]]
+property = "plant_mood"
+emit = "observation"
+type = "plant_mood"
+"#,
+    )
+    .unwrap();
+    let o = hearth(&["config", "check", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("source \"zigbee\"") && err.contains("plant_mood") && err.contains("set mdc"),
+        "{err}"
     );
 }

@@ -6,6 +6,38 @@ use std::path::Path;
 pub fn check(path: &Path, print: bool) -> anyhow::Result<bool> {
     match hearth_config::load(path) {
         Ok(loaded) => {
+            // Rules are checked key by key above; whether they make sense together (an
+            // observation name with a code, …) only the rules engine knows.
+            let mut engine_errors = 0;
+            for source in loaded
+                .config
+                .sources
+                .iter()
+                .filter(|s| s.kind == hearth_config::SourceKind::Zigbee2mqtt)
+            {
+                let time_zone = loaded
+                    .config
+                    .gateway
+                    .time_zone()
+                    .unwrap_or(jiff::tz::TimeZone::UTC);
+                let settings = hearth_driver_zigbee2mqtt::Settings {
+                    source: source.name.clone(),
+                    config: source.zigbee2mqtt_settings(),
+                    category: source.category,
+                    time_zone,
+                };
+                if let Err(e) = hearth_driver_zigbee2mqtt::Engine::new(settings) {
+                    eprintln!("{}: source {:?}: {e}", path.display(), source.name);
+                    engine_errors += 1;
+                }
+            }
+            if engine_errors > 0 {
+                eprintln!(
+                    "{} is not valid: fix the rule(s) above (docs/zigbee2mqtt.md, \"Rules\")",
+                    path.display()
+                );
+                return Ok(false);
+            }
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use hearth_config::Zigbee2mqttConfig;
+use hearth_driver_external as ext;
 use hearth_driver_zigbee2mqtt as z2m;
 use hearth_model::{Category, Timestamp};
 
@@ -114,7 +115,69 @@ pub struct ExternalSettings {
     pub category: Category,
 }
 
-/// The external-driver handler (arrives with the contract crate).
-pub fn external(_s: ExternalSettings) -> Result<Box<dyn Handler>, String> {
-    Err("external drivers are not wired yet".into())
+/// The external-driver handler.
+pub fn external(s: ExternalSettings) -> Result<Box<dyn Handler>, String> {
+    Ok(Box::new(External { s }))
+}
+
+/// Vendors' driver programs through hearth's MQTT/JSON contract (`hearth-driver-external`).
+pub struct External {
+    s: ExternalSettings,
+}
+
+impl External {
+    fn reject(&self, driver: &str, e: &ext::ContractError) -> Handled {
+        Handled {
+            dead_letter: Some(format!("driver {driver}: {e}")),
+            reply: Some((
+                ext::error_topic(&self.s.config.topic_prefix, driver),
+                e.reply_json(),
+            )),
+            ..Handled::default()
+        }
+    }
+}
+
+impl Handler for External {
+    fn subscriptions(&self) -> Vec<String> {
+        vec![ext::subscription(&self.s.config.topic_prefix)]
+    }
+
+    fn state_prefix(&self) -> String {
+        format!("external:{}:", self.s.source)
+    }
+
+    fn restore(&mut self, _state: Vec<(String, i64)>) {}
+
+    fn handle(&mut self, msg: &Incoming, _sequence: u64, now: Timestamp) -> Handled {
+        let prefix = &self.s.config.topic_prefix;
+        let Some(driver) = ext::parse_topic(prefix, &msg.topic) else {
+            return Handled {
+                dead_letter: Some(format!(
+                    "topic {} is not {prefix}/<driver>/in with a valid driver id",
+                    msg.topic
+                )),
+                ..Handled::default()
+            };
+        };
+        let allowed = &self.s.config.drivers;
+        if !allowed.is_empty() && !allowed.iter().any(|d| d == driver) {
+            return self.reject(driver, &ext::ContractError::driver_not_allowed(driver));
+        }
+        match ext::parse(driver, &msg.payload, now, self.s.category) {
+            Ok(accepted) => Handled {
+                records: accepted.records,
+                ..Handled::default()
+            },
+            Err(e) => self.reject(driver, &e),
+        }
+    }
+
+    fn tick(&mut self, _now: Timestamp) -> Handled {
+        Handled::default()
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        None
+    }
 }
