@@ -290,7 +290,10 @@ fn zigbee2mqtt_classify_of_a_payload_that_is_not_json_exits_2() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("zigbee2mqtt/x") && err.contains("not JSON"), "{err}");
+    assert!(
+        err.contains("zigbee2mqtt/x") && err.contains("not JSON"),
+        "{err}"
+    );
 }
 
 #[test]

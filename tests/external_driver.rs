@@ -91,7 +91,15 @@ drivers = ["acme"]
     // The vendor listens for its errors.
     let errors = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
-        .args(["-t", "hearth/v1/driver/+/error", "-v", "-C", "2", "-W", "20"])
+        .args([
+            "-t",
+            "hearth/v1/driver/+/error",
+            "-v",
+            "-C",
+            "2",
+            "-W",
+            "20",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -121,7 +129,11 @@ drivers = ["acme"]
     child.wait().unwrap();
 
     let got = rows(&receiver);
-    assert_eq!(got.len(), 2, "one reading and one alarm, the re-send is not new: {got:?}");
+    assert_eq!(
+        got.len(),
+        2,
+        "one reading and one alarm, the re-send is not new: {got:?}"
+    );
     assert!(got.iter().any(|r| r.1 == "reading"), "{got:?}");
     assert!(got.iter().any(|r| r.1 == "alarm"), "{got:?}");
     // The re-sent message carried the same id: the outbox (if it still held the first copy) or
@@ -135,7 +147,12 @@ drivers = ["acme"]
         "the re-send was seen as such once: {got:?} {:?}",
         stats.counters
     );
-    assert_eq!(stats.counter("malformed:vendors"), 2, "{:?}", stats.counters);
+    assert_eq!(
+        stats.counter("malformed:vendors"),
+        2,
+        "{:?}",
+        stats.counters
+    );
 
     // Both bad messages were answered on the sender's error topic, naming what is wrong.
     let lines: Vec<&str> = replies.lines().collect();
@@ -144,9 +161,91 @@ drivers = ["acme"]
     assert_eq!(topic, "hearth/v1/driver/acme/error");
     let reply: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(reply["id"], "m-3");
-    assert!(reply["pointer"].as_str().unwrap().starts_with("/readings/0"), "{reply}");
-    assert!(reply["error"].as_str().unwrap().contains("valeu"), "{reply}");
+    assert!(
+        reply["pointer"]
+            .as_str()
+            .unwrap()
+            .starts_with("/readings/0"),
+        "{reply}"
+    );
+    assert!(
+        reply["error"].as_str().unwrap().contains("valeu"),
+        "{reply}"
+    );
     let (topic, body) = lines[1].split_once(' ').unwrap();
     assert_eq!(topic, "hearth/v1/driver/rogue/error");
     assert!(body.contains("not allowed"), "{body}");
+}
+
+#[test]
+fn the_example_driver_delivers_its_readings_through_hearth() {
+    let python = std::env::var("HEARTH_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let has_paho = Command::new(&python)
+        .args(["-c", "import paho.mqtt.client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_paho {
+        assert!(
+            std::env::var_os("HEARTH_REQUIRE_JSONSCHEMA").is_none(),
+            "{python} lacks paho-mqtt (Debian: python3-paho-mqtt), and CI requires it"
+        );
+        eprintln!("SKIPPED: {python} lacks paho-mqtt; install python3-paho-mqtt to run this test");
+        return;
+    }
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\ndata_dir = \"{}\"\n[mqtt]\nport = {}\n[[route]]\nname = \"hub\"\n\
+             categories = [\"health\", \"welfare\", \"administrative\"]\nuplink = \"loopback\"\n\
+             [[source]]\nname = \"vendors\"\nkind = \"external\"\ncategory = \"welfare\"\n",
+            data.display(),
+            broker.port()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("hearth.log");
+    let mut child = start(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("MQTT connected")
+    {
+        assert!(Instant::now() < deadline, "hearth did not connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(&python)
+        .arg("drivers/examples/external-thermometer/thermometer.py")
+        .args(["--host", "127.0.0.1", "--port", &broker.port().to_string()])
+        .args(["--count", "7", "--interval", "0.05", "--linger", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the example driver failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let receiver = data.join("loopback-hub.db");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rows(&receiver).len() < 7 {
+        assert!(Instant::now() < deadline, "got {:?}", rows(&receiver));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let got = rows(&receiver);
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|r| r.1 == "reading" && r.2.starts_with("ext:example_thermo:")),
+        "{got:?}"
+    );
 }

@@ -694,6 +694,25 @@ fn warnings(config: &Config, file: &Path, map: Option<&SourceMap<'_>>) -> Vec<Co
     out
 }
 
+/// Checks the rules of a rules file (paths `rule[i].key`).
+pub(crate) fn validate_rules(
+    rules: &[crate::schema::RuleConfig],
+    file: &Path,
+    map: &SourceMap<'_>,
+) -> Result<(), ConfigError> {
+    let mut c = Checker {
+        map: Some(map),
+        issues: Vec::new(),
+    };
+    for (i, r) in rules.iter().enumerate() {
+        c.check_rule(r, &KeyPath::root().key("rule").index(i));
+    }
+    match c.into_error(file) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,24 +744,5 @@ mod tests {
         for bad in ["", "-hub", "Hub", "hub_2", "hub.2", "hüb", &"a".repeat(64)] {
             assert!(bad_name(bad, "route").is_some(), "{bad}");
         }
-    }
-}
-
-/// Checks the rules of a rules file (paths `rule[i].key`).
-pub(crate) fn validate_rules(
-    rules: &[crate::schema::RuleConfig],
-    file: &Path,
-    map: &SourceMap<'_>,
-) -> Result<(), ConfigError> {
-    let mut c = Checker {
-        map: Some(map),
-        issues: Vec::new(),
-    };
-    for (i, r) in rules.iter().enumerate() {
-        c.check_rule(r, &KeyPath::root().key("rule").index(i));
-    }
-    match c.into_error(file) {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }

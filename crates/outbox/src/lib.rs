@@ -69,4 +69,4 @@ pub use stats::{LaneStats, RouteLaneStats, RouteStats, Stats, stats};
 pub use store::{
     AppendOutcome, Batch, Claimed, CommitReport, OpenReport, Outbox, Outcome, RouteId, Ticket,
 };
-pub use writer::{Committed, OutboxWriter, WriterError};
+pub use writer::{Committed, JournalEntry, OutboxWriter, WriterError};

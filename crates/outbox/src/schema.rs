@@ -93,6 +93,16 @@ const MIGRATIONS: &[&str] = &[
         value  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // Version 2 (issue 3): per-source journals, small blobs a driver commits with its records
+    // (the MQTT source's redelivery ledger: one row per batch instead of one per message).
+    r#"
+    CREATE TABLE journal (
+        source  TEXT    NOT NULL,
+        seq     INTEGER NOT NULL,
+        entries BLOB    NOT NULL,
+        PRIMARY KEY (source, seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Read the schema version of an open database.

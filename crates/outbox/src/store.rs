@@ -260,6 +260,19 @@ impl Outbox {
         Ok((outcomes, report))
     }
 
+    /// The committed journal of `source`, oldest first.
+    pub fn journal(&self, source: &str) -> Result<Vec<(i64, Vec<u8>)>, OutboxError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, entries FROM journal WHERE source = ?1 ORDER BY seq")
+            .map_err(|e| sql("read journal", &self.inner.path, e))?;
+        let rows = stmt
+            .query_map(params![source], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<(i64, Vec<u8>)>, _>>())
+            .map_err(|e| sql("read journal", &self.inner.path, e))?;
+        Ok(rows)
+    }
+
     /// Every committed cursor whose key starts with `prefix`, in key order.
     pub fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, OutboxError> {
         // Range scan on the primary key: [prefix, prefix + U+10FFFF) covers every extension.
@@ -461,6 +474,30 @@ impl Batch<'_> {
         t.bytes += bytes;
         self.count("ingested", 1);
         Ok(AppendOutcome::Stored)
+    }
+
+    /// Append a journal entry of `source` (a driver's bookkeeping, e.g. which messages this
+    /// batch covered) and forget its entries older than `keep_from`, atomically with the
+    /// records of this batch.
+    pub fn put_journal(
+        &mut self,
+        source: &str,
+        seq: i64,
+        entries: &[u8],
+        keep_from: i64,
+    ) -> Result<(), OutboxError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO journal (source, seq, entries) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source, seq) DO UPDATE SET entries = excluded.entries",
+            )
+            .and_then(|mut s| s.execute(params![source, seq, entries]))
+            .map_err(self.err("write journal"))?;
+        self.tx
+            .prepare_cached("DELETE FROM journal WHERE source = ?1 AND seq < ?2")
+            .and_then(|mut s| s.execute(params![source, keep_from]))
+            .map_err(self.err("prune journal"))?;
+        Ok(())
     }
 
     /// Record a source cursor atomically with the records of this batch (invariant 1: a device
@@ -1163,6 +1200,13 @@ fn connect(path: &Path, check: IntegrityCheck) -> Result<Connection, Connect> {
          PRAGMA foreign_keys = OFF;
          PRAGMA cache_size = -8000;",
     )
+    .map_err(classify("set pragmas"))?;
+    // Checkpoints run on their own thread (`writer.rs`, `checkpointer`), so a commit never
+    // waits for one; this high mark is only the safety net should that thread stop.
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {};",
+        crate::writer::AUTOCHECKPOINT_PAGES
+    ))
     .map_err(classify("set pragmas"))?;
 
     let pragma = match check {

@@ -92,6 +92,28 @@ impl Ingest {
         })
     }
 
+    /// As [`Ingest::submit_with_cursors`], with an entry of the driver's journal (small
+    /// bookkeeping blobs kept per source, e.g. which messages a batch covered).
+    pub async fn submit_with_journal(
+        &self,
+        records: Vec<Record>,
+        cursors: Vec<(String, i64)>,
+        journal: Option<hearth_outbox::JournalEntry>,
+    ) -> Result<Receipt, WriterError> {
+        let committed = self
+            .writer
+            .append_with_journal(records, cursors, journal)
+            .await?;
+        Ok(Receipt {
+            outcomes: committed.outcomes,
+        })
+    }
+
+    /// The committed journal of `source`, oldest entry first.
+    pub async fn journal(&self, source: &str) -> Result<Vec<(i64, Vec<u8>)>, WriterError> {
+        self.writer.journal(source).await
+    }
+
     /// Every committed cursor whose key starts with `prefix` (a driver's state at start-up).
     pub async fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, WriterError> {
         self.writer.cursors(prefix).await

@@ -5,22 +5,24 @@
 //! Such a message is already stored and must not be stored again, but it must be acknowledged.
 //!
 //! The ledger remembers, per packet id, a hash of topic and payload and the message's sequence
-//! number; the entries are committed as cursors in the same transaction as the records
-//! (`mqtt:<source>:pkid:<id>`), so they are exactly as durable as what they describe. A DUP
-//! message is a redelivery when its packet id's entry has the same hash and is recent: a packet
-//! id is reused by the broker only after our PUBACK arrived, and mosquitto hands them out in
-//! turn, so an entry older than [`WINDOW`] messages belongs to an earlier use of the id.
+//! number. Each batch's entries are committed as one journal entry of the source (an outbox
+//! journal row, in the same transaction as the records), so they are exactly as durable as what
+//! they describe, and a commit costs one row, not one per message. A DUP message is a
+//! redelivery when its packet id's entry has the same hash and is recent: a packet id is reused
+//! by the broker only after our PUBACK arrived, and mosquitto hands them out in turn, so an
+//! entry older than [`WINDOW`] messages belongs to an earlier use of the id. Journal entries
+//! older than that are dropped as new ones are written.
 
 use std::collections::HashMap;
 
+use hearth_outbox::JournalEntry;
+
 /// How many messages back an entry may be and still be the original of a redelivery. Larger
-/// than any receive window (≤ 65 535 unacknowledged messages), smaller than a packet-id cycle
-/// is likely to be when ids are reused in turn.
+/// than any receive window (≤ 65 535 unacknowledged messages).
 pub const WINDOW: u64 = 65_536;
 
-/// Sequence numbers are kept modulo this in an entry (23 bits); the hash takes the other 40.
-const SEQ_MOD: u64 = 1 << 23;
-const HASH_MASK: u64 = (1 << 40) - 1;
+/// Bytes per journal entry: packet id (u16), hash (u64), sequence number (u64), little-endian.
+const ENTRY: usize = 18;
 
 /// A stable 64-bit FNV-1a hash of topic and payload (stable across builds and versions, unlike
 /// `std`'s hasher, because entries outlive the binary that wrote them).
@@ -38,32 +40,6 @@ pub fn content_hash(topic: &str, payload: &[u8]) -> u64 {
     h
 }
 
-/// The packed cursor value of an entry: 40 bits of hash, 23 bits of sequence.
-pub fn entry_value(hash: u64, seq: u64) -> i64 {
-    (((hash & HASH_MASK) << 23) | (seq % SEQ_MOD)) as i64
-}
-
-/// Whether a DUP message with `hash`, arriving when `current_seq` is the last sequence number
-/// handed out, is a redelivery of the message recorded as `stored`.
-pub fn is_redelivery(stored: i64, hash: u64, current_seq: u64) -> bool {
-    let stored = stored as u64;
-    if stored >> 23 != hash & HASH_MASK {
-        return false;
-    }
-    let age = (current_seq % SEQ_MOD + SEQ_MOD - (stored % SEQ_MOD)) % SEQ_MOD;
-    age < WINDOW
-}
-
-/// The ledger of one source.
-#[derive(Debug)]
-pub struct Ledger {
-    prefix: String,
-    seq: u64,
-    /// Entries of this process's lifetime (packet id → packed entry), for redeliveries whose
-    /// original is not committed yet or was committed by this process.
-    recent: HashMap<u16, i64>,
-}
-
 /// What to do with an incoming message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -73,13 +49,40 @@ pub enum Verdict {
     AckOnly,
 }
 
+/// The ledger of one source.
+#[derive(Debug)]
+pub struct Ledger {
+    journal: String,
+    seq: u64,
+    /// Packet id → (hash, sequence number) of its latest stored message, committed or about
+    /// to be.
+    known: HashMap<u16, (u64, u64)>,
+    /// This batch's entries, for its journal entry.
+    batch: Vec<u8>,
+    batch_first: u64,
+}
+
 impl Ledger {
-    /// A ledger for `source`, resuming after the committed sequence number `seq`.
-    pub fn new(source: &str, seq: u64) -> Self {
+    /// A ledger for `source`, resuming after the committed sequence number `seq`, with the
+    /// source's committed journal (oldest first).
+    pub fn new(source: &str, seq: u64, journal: &[(i64, Vec<u8>)]) -> Self {
+        let mut known = HashMap::new();
+        for (_, entries) in journal {
+            for e in entries.chunks_exact(ENTRY) {
+                let pkid = u16::from_le_bytes([e[0], e[1]]);
+                let mut h = [0u8; 8];
+                h.copy_from_slice(&e[2..10]);
+                let mut s = [0u8; 8];
+                s.copy_from_slice(&e[10..18]);
+                known.insert(pkid, (u64::from_le_bytes(h), u64::from_le_bytes(s)));
+            }
+        }
         Ledger {
-            prefix: format!("mqtt:{source}:"),
+            journal: Self::journal_key(source),
             seq,
-            recent: HashMap::new(),
+            known,
+            batch: Vec::new(),
+            batch_first: seq + 1,
         }
     }
 
@@ -88,9 +91,9 @@ impl Ledger {
         format!("mqtt:{source}:seq")
     }
 
-    /// The cursor key of a packet id's entry.
-    pub fn pkid_key(&self, pkid: u16) -> String {
-        format!("{}pkid:{pkid}", self.prefix)
+    /// The outbox journal holding the ledger of `source`.
+    pub fn journal_key(source: &str) -> String {
+        format!("mqtt:{source}")
     }
 
     /// The last sequence number handed out.
@@ -98,36 +101,43 @@ impl Ledger {
         self.seq
     }
 
-    /// Whether deciding about a DUP message with `pkid` needs the committed entry (this process
-    /// has not seen the packet id yet).
-    pub fn needs_lookup(&self, dup: bool, pkid: u16) -> bool {
-        dup && pkid != 0 && !self.recent.contains_key(&pkid)
-    }
-
-    /// Decides about a message. `committed` is the committed entry of `pkid` when
-    /// [`Ledger::needs_lookup`] asked for it. Returns the verdict and, for a stored QoS 1
-    /// message, the cursor to commit with it.
-    pub fn admit(
-        &mut self,
-        dup: bool,
-        pkid: u16,
-        hash: u64,
-        committed: Option<i64>,
-    ) -> (Verdict, Option<(String, i64)>) {
-        if dup && pkid != 0 {
-            let known = self.recent.get(&pkid).copied().or(committed);
-            if known.is_some_and(|e| is_redelivery(e, hash, self.seq)) {
-                return (Verdict::AckOnly, None);
-            }
+    /// Decides about a message with packet id `pkid` (0 for QoS 0) and content `hash`.
+    pub fn admit(&mut self, dup: bool, pkid: u16, hash: u64) -> Verdict {
+        if dup
+            && pkid != 0
+            && self
+                .known
+                .get(&pkid)
+                .is_some_and(|&(h, s)| h == hash && self.seq.saturating_sub(s) < WINDOW)
+        {
+            return Verdict::AckOnly;
         }
         self.seq += 1;
-        if pkid == 0 {
-            // QoS 0: nothing to acknowledge, nothing redelivered.
-            return (Verdict::Store(self.seq), None);
+        if pkid != 0 {
+            // QoS 1; QoS 0 has nothing to acknowledge and is never redelivered.
+            self.known.insert(pkid, (hash, self.seq));
+            self.batch.extend_from_slice(&pkid.to_le_bytes());
+            self.batch.extend_from_slice(&hash.to_le_bytes());
+            self.batch.extend_from_slice(&self.seq.to_le_bytes());
         }
-        let entry = entry_value(hash, self.seq);
-        self.recent.insert(pkid, entry);
-        (Verdict::Store(self.seq), Some((self.pkid_key(pkid), entry)))
+        Verdict::Store(self.seq)
+    }
+
+    /// The journal entry of the batch admitted since the last call (None when it stored no
+    /// QoS 1 message); it drops entries older than [`WINDOW`] messages.
+    pub fn take_journal(&mut self) -> Option<JournalEntry> {
+        let first = self.batch_first;
+        self.batch_first = self.seq + 1;
+        if self.batch.is_empty() {
+            return None;
+        }
+        let keep_from = self.seq.saturating_sub(WINDOW);
+        Some(JournalEntry {
+            source: self.journal.clone(),
+            seq: i64::try_from(first).unwrap_or(i64::MAX),
+            entries: std::mem::take(&mut self.batch),
+            keep_from: i64::try_from(keep_from).unwrap_or(i64::MAX),
+        })
     }
 }
 
@@ -135,65 +145,76 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_redelivery_of_a_committed_message_is_acknowledged_only() {
-        let mut l = Ledger::new("z", 0);
-        let h = content_hash("zigbee2mqtt/leak", b"{\"water_leak\":true}");
-        let (v, c) = l.admit(false, 7, h, None);
-        assert_eq!(v, Verdict::Store(1));
-        let (key, entry) = c.unwrap();
-        assert_eq!(key, "mqtt:z:pkid:7");
-        // Same process: remembered.
-        assert_eq!(l.admit(true, 7, h, None).0, Verdict::AckOnly);
-        // After a restart: the committed entry decides.
-        let mut l = Ledger::new("z", 1);
-        assert!(l.needs_lookup(true, 7));
-        assert_eq!(l.admit(true, 7, h, Some(entry)).0, Verdict::AckOnly);
+    fn committed(l: &mut Ledger) -> Vec<(i64, Vec<u8>)> {
+        l.take_journal()
+            .map(|j| vec![(j.seq, j.entries)])
+            .unwrap_or_default()
     }
 
     #[test]
-    fn a_dup_that_was_never_committed_is_stored() {
-        let mut l = Ledger::new("z", 10);
-        let h = content_hash("t", b"a");
-        assert_eq!(l.admit(true, 3, h, None).0, Verdict::Store(11));
+    fn a_redelivery_of_a_committed_message_is_acknowledged_only() {
+        let mut l = Ledger::new("z", 0, &[]);
+        let h = content_hash("zigbee2mqtt/leak", b"{\"water_leak\":true}");
+        assert_eq!(l.admit(false, 7, h), Verdict::Store(1));
+        // Same process: remembered.
+        assert_eq!(l.admit(true, 7, h), Verdict::AckOnly);
+        let journal = committed(&mut l);
+        assert_eq!(journal[0].0, 1);
+        assert_eq!(journal[0].1.len(), ENTRY);
+        // After a restart: the committed journal decides.
+        let mut l = Ledger::new("z", 1, &journal);
+        assert_eq!(l.admit(true, 7, h), Verdict::AckOnly);
+        // Without the journal (the batch was never committed) it is stored.
+        let mut l = Ledger::new("z", 0, &[]);
+        assert_eq!(l.admit(true, 7, h), Verdict::Store(1));
     }
 
     #[test]
     fn a_reused_packet_id_with_other_content_is_a_new_message() {
-        let mut l = Ledger::new("z", 0);
-        l.admit(false, 5, content_hash("t", b"a"), None);
-        assert_eq!(
-            l.admit(true, 5, content_hash("t", b"b"), None).0,
-            Verdict::Store(2)
-        );
+        let mut l = Ledger::new("z", 0, &[]);
+        l.admit(false, 5, content_hash("t", b"a"));
+        assert_eq!(l.admit(true, 5, content_hash("t", b"b")), Verdict::Store(2));
     }
 
     #[test]
     fn an_entry_older_than_the_window_is_an_earlier_use_of_the_packet_id() {
         let h = content_hash("t", b"same");
-        let old = entry_value(h, 100);
-        assert!(is_redelivery(old, h, 100 + WINDOW - 1));
-        assert!(!is_redelivery(old, h, 100 + WINDOW));
-        // Sequence numbers wrap in the entry without breaking the age.
-        let wrapped = entry_value(h, SEQ_MOD - 2);
-        assert!(is_redelivery(wrapped, h, SEQ_MOD + 5));
+        let mut l = Ledger::new("z", 0, &[]);
+        l.admit(false, 9, h);
+        let journal = committed(&mut l);
+        let mut l = Ledger::new("z", WINDOW, &journal);
+        assert_eq!(l.admit(true, 9, h), Verdict::AckOnly);
+        let mut l = Ledger::new("z", WINDOW + 1, &journal);
+        assert_eq!(l.admit(true, 9, h), Verdict::Store(WINDOW + 2));
     }
 
     #[test]
-    fn qos0_messages_take_a_sequence_number_and_no_entry() {
-        let mut l = Ledger::new("z", 0);
-        let (v, c) = l.admit(false, 0, 1, None);
-        assert_eq!((v, c), (Verdict::Store(1), None));
-        assert!(!l.needs_lookup(true, 0));
-    }
-
-    #[test]
-    fn entries_are_non_negative_and_keep_their_hash() {
-        for (h, s) in [(u64::MAX, u64::MAX), (0, 0), (12345, 1 << 40)] {
-            let e = entry_value(h, s);
-            assert!(e >= 0);
-            assert!(is_redelivery(e, h, s));
+    fn journal_entries_cover_one_batch_and_drop_what_is_out_of_the_window() {
+        let mut l = Ledger::new("z", 100_000, &[]);
+        for p in 1..=3u16 {
+            l.admit(false, p, u64::from(p));
         }
+        let j = l.take_journal().unwrap();
+        assert_eq!((j.source.as_str(), j.seq), ("mqtt:z", 100_001));
+        assert_eq!(j.entries.len(), 3 * ENTRY);
+        assert_eq!(j.keep_from, i64::try_from(100_003 - WINDOW).unwrap());
+        assert_eq!(l.take_journal(), None, "nothing admitted since");
+        l.admit(false, 0, 1); // QoS 0: a sequence number, no entry
+        assert_eq!(l.take_journal(), None);
+        l.admit(false, 4, 4);
+        assert_eq!(l.take_journal().unwrap().seq, 100_005);
+    }
+
+    #[test]
+    fn the_newest_entry_of_a_packet_id_wins_on_restore() {
+        let mut l = Ledger::new("z", 0, &[]);
+        l.admit(false, 1, 10);
+        let mut journal = committed(&mut l);
+        l.admit(false, 1, 20);
+        journal.extend(committed(&mut l));
+        let mut l = Ledger::new("z", 2, &journal);
+        assert_eq!(l.admit(true, 1, 20), Verdict::AckOnly);
+        assert_eq!(l.admit(true, 1, 10), Verdict::Store(3));
     }
 
     #[test]

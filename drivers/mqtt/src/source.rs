@@ -28,6 +28,8 @@ pub enum Transport {
 /// One committed batch, for observers (benchmarks, the demo).
 #[derive(Debug, Clone)]
 pub struct CommittedBatch {
+    /// When the commit was requested.
+    pub requested: std::time::Instant,
     /// When the commit returned.
     pub at: std::time::Instant,
     /// Topics of the stored messages, in arrival order, with when each arrived.
@@ -94,7 +96,8 @@ impl MqttSource {
             .cursor(&Ledger::seq_key(&self.name))
             .await?
             .unwrap_or(0);
-        let mut ledger = Ledger::new(&self.name, u64::try_from(seq).unwrap_or(0));
+        let journal = ctx.ingest.journal(&Ledger::journal_key(&self.name)).await?;
+        let mut ledger = Ledger::new(&self.name, u64::try_from(seq).unwrap_or(0), &journal);
         let (mut rx, acks, tasks) = match &self.transport {
             Transport::Broker(cfg) => {
                 let options = session::options(cfg, &self.name)
@@ -191,7 +194,7 @@ impl MqttSource {
                                 Err(_) => break,
                             }
                         }
-                        let commit = self.handle_batch(batch, ledger, ctx).await?;
+                        let commit = self.handle_batch(batch, ledger);
                         for ev in link {
                             self.link_event(ev, ctx, alarm_source, broker).await?;
                         }
@@ -260,30 +263,18 @@ impl MqttSource {
 
     /// Turn a batch into one commit: records, handler state, ledger entries, the sequence
     /// number, dead letters, and the acknowledgements to send after it, in arrival order.
-    async fn handle_batch(
-        &mut self,
-        batch: Vec<Incoming>,
-        ledger: &mut Ledger,
-        ctx: &DriverContext,
-    ) -> Result<Commit, DriverError> {
+    fn handle_batch(&mut self, batch: Vec<Incoming>, ledger: &mut Ledger) -> Commit {
         let now = Timestamp::now();
         let mut c = Commit::default();
         let mut ack_only = 0usize;
         for m in batch {
             let hash = content_hash(&m.topic, &m.payload);
-            let committed = if ledger.needs_lookup(m.dup, m.pkid) {
-                ctx.ingest.cursor(&ledger.pkid_key(m.pkid)).await?
-            } else {
-                None
-            };
-            let (verdict, entry) = ledger.admit(m.dup, m.pkid, hash, committed);
-            match verdict {
+            match ledger.admit(m.dup, m.pkid, hash) {
                 Verdict::AckOnly => ack_only += 1,
                 Verdict::Store(seq) => {
                     let h = self.handler.handle(&m, seq, now);
                     c.records.extend(h.records);
                     c.cursors.extend(h.state);
-                    c.cursors.extend(entry);
                     if let Some(error) = h.dead_letter {
                         tracing::warn!(source = %self.name, topic = %m.topic, %error, "message dead-lettered");
                         c.dead
@@ -310,7 +301,8 @@ impl MqttSource {
             Ledger::seq_key(&self.name),
             i64::try_from(ledger.seq()).unwrap_or(i64::MAX),
         ));
-        Ok(c)
+        c.journal = ledger.take_journal();
+        c
     }
 }
 
@@ -319,6 +311,7 @@ impl MqttSource {
 struct Commit {
     records: Vec<hearth_model::Record>,
     cursors: Vec<(String, i64)>,
+    journal: Option<hearth_outbox::JournalEntry>,
     dead: Vec<(Vec<u8>, String)>,
     acks: Vec<AckCmd>,
     replies: Vec<(String, Vec<u8>)>,
@@ -339,9 +332,13 @@ async fn committer(
             ingest.dead_letter(&name, raw, error).await?;
         }
         let records = c.records.len();
-        ingest.submit_with_cursors(c.records, c.cursors).await?;
+        let requested = std::time::Instant::now();
+        ingest
+            .submit_with_journal(c.records, c.cursors, c.journal)
+            .await?;
         if let Some(o) = &observer {
             let _ = o.send(CommittedBatch {
+                requested,
                 at: std::time::Instant::now(),
                 topics: c.topics,
                 records,

@@ -1,6 +1,6 @@
 //! The sans-I/O engine: a message or a tick in, records and state changes out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Map, Value as Json};
 
 use crate::event::{Event, EventKind};
-use crate::rules::{self, Rule, kind_of};
+use crate::rules::{self, Rule, ieee_hex, kind_of};
 
 /// How a source runs the engine.
 #[derive(Debug, Clone)]
@@ -61,7 +61,8 @@ pub struct Output {
     /// Records to store, in order.
     pub events: Vec<Event>,
     /// State to commit in the same transaction as the records (key → value; value 0 means
-    /// "no longer set"); every key starts with [`Engine::state_prefix`].
+    /// "no longer set"); every key starts with [`Engine::state_prefix`]. `seen` is written
+    /// coarsely (see the crate doc, State).
     pub state: Vec<(String, i64)>,
     /// Parts of the message that were skipped (the caller dead-letters the payload with them).
     /// Never contain payload values.
@@ -152,6 +153,10 @@ type Key = (Slot, String, String);
 
 const BRIDGE: &str = "bridge";
 const OFFLINE: &str = "technical.device_offline";
+/// The coarsest step of the persisted `seen` slot (see [`Engine::set`]).
+const SEEN_STEP_MAX: Duration = Duration::from_secs(5 * 60);
+/// Devices whose [`Who`] is kept between messages (the cache is emptied when it is full).
+const WHO_CACHE: usize = 4_096;
 
 /// Who a device is, for rules and sensor configuration.
 #[derive(Debug, Clone)]
@@ -160,6 +165,207 @@ struct Who {
     id: DeviceId,
     name: Option<String>,
     ieee: Option<String>,
+    /// Index of its `[[source.zigbee2mqtt.device]]` entry.
+    sensor: Option<usize>,
+}
+
+/// The state of one device key: the persisted slots and the in-memory context of its timers.
+#[derive(Debug, Default)]
+struct DevState {
+    /// The `seen` slot (empty name), exact, in ms; 0 = unset.
+    seen: i64,
+    /// The `seen` value last written to [`Output::state`] (or restored); 0 = none.
+    seen_saved: i64,
+    /// Every other slot: (slot, name, value ≠ 0), unordered.
+    slots: Vec<(Slot, String, i64)>,
+    /// In memory only: group → the property and value behind a pending timer, for its event.
+    context: Vec<(String, String, Json)>,
+}
+
+/// What [`DevState::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Nothing: the slot already had the value.
+    None,
+    /// Changed in memory only (a `seen` within its step of the persisted value).
+    Silent,
+    /// Changed; the caller writes the state entry.
+    Write,
+}
+
+impl DevState {
+    fn get(&self, slot: Slot, name: &str) -> Option<i64> {
+        if slot == Slot::Seen && name.is_empty() {
+            return (self.seen != 0).then_some(self.seen);
+        }
+        self.slots
+            .iter()
+            .find(|(s, n, _)| *s == slot && n == name)
+            .map(|e| e.2)
+    }
+
+    /// Sets a slot (`v` never `Some(0)`); `seen` is written only when it is first set, unset,
+    /// moved back, or moved at least `step` ms since the value last written.
+    fn put(&mut self, slot: Slot, name: &str, v: Option<i64>, step: i64) -> Change {
+        if slot == Slot::Seen && name.is_empty() {
+            let new = v.unwrap_or(0);
+            if new == self.seen {
+                return Change::None;
+            }
+            self.seen = new;
+            let write = match v {
+                None => true,
+                Some(t) => {
+                    self.seen_saved == 0
+                        || t < self.seen_saved
+                        || t.saturating_sub(self.seen_saved) >= step
+                }
+            };
+            if write {
+                self.seen_saved = new;
+                return Change::Write;
+            }
+            return Change::Silent;
+        }
+        let pos = self
+            .slots
+            .iter()
+            .position(|(s, n, _)| *s == slot && n == name);
+        match (pos, v) {
+            (Some(i), Some(v)) => match self.slots.get_mut(i) {
+                Some(e) if e.2 != v => {
+                    e.2 = v;
+                    Change::Write
+                }
+                _ => Change::None,
+            },
+            (Some(i), None) => {
+                self.slots.swap_remove(i);
+                Change::Write
+            }
+            (None, Some(v)) => {
+                self.slots.push((slot, name.to_owned(), v));
+                Change::Write
+            }
+            (None, None) => Change::None,
+        }
+    }
+
+    /// A restored value: in memory and as persisted.
+    fn restore(&mut self, slot: Slot, name: &str, v: i64) {
+        if slot == Slot::Seen && name.is_empty() {
+            self.seen = v;
+            self.seen_saved = v;
+        } else {
+            self.put(slot, name, (v != 0).then_some(v), 0);
+        }
+    }
+
+    /// The persisted slots, `seen` included: (slot, name, value).
+    fn entries(&self) -> impl Iterator<Item = (Slot, &str, i64)> {
+        (self.seen != 0)
+            .then_some((Slot::Seen, "", self.seen))
+            .into_iter()
+            .chain(self.slots.iter().map(|(s, n, v)| (*s, n.as_str(), *v)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.seen == 0 && self.slots.is_empty() && self.context.is_empty()
+    }
+
+    fn context(&self, group: &str) -> Option<&(String, String, Json)> {
+        self.context.iter().find(|c| c.0 == group)
+    }
+
+    fn set_context(&mut self, group: &str, property: &str, value: &Json) {
+        match self.context.iter_mut().find(|c| c.0 == group) {
+            Some(c) => {
+                if c.1 != property {
+                    property.clone_into(&mut c.1);
+                }
+                c.2.clone_from(value);
+            }
+            None => self
+                .context
+                .push((group.to_owned(), property.to_owned(), value.clone())),
+        }
+    }
+
+    fn take_context(&mut self, group: &str) -> Option<(String, Json)> {
+        let i = self.context.iter().position(|c| c.0 == group)?;
+        let (_, p, v) = self.context.swap_remove(i);
+        Some((p, v))
+    }
+}
+
+/// The rules of one payload property.
+#[derive(Debug, Default)]
+struct PropertyRules {
+    /// The rules (rule order, no `ignore`) that may take effect: each with the earlier rules
+    /// of the property that skip it when they apply to the device (an `ignore`, or one of the
+    /// same emit and type). Rules such an earlier rule without `device` always skips are left
+    /// out.
+    live: Vec<(usize, Vec<usize>)>,
+    /// Every rule of the property, for the "no rule" debug log.
+    all: Vec<usize>,
+    /// Some rule of the property has no `device`.
+    any_global: bool,
+}
+
+/// Rule indices by property (see [`PropertyRules`]). Its keys are fixed by the rules, so a
+/// fast hash (FNV-1a) is safe for the lookups of payload properties.
+type RuleIndex = HashMap<String, PropertyRules, std::hash::BuildHasherDefault<FnvHasher>>;
+
+/// FNV-1a as a [`std::hash::Hasher`].
+#[derive(Debug, Clone, Copy)]
+struct FnvHasher(Fnv);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(Fnv::new())
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.add(bytes);
+    }
+}
+
+/// Rule indices by property (see [`PropertyRules`]).
+fn index_rules(rules: &[Rule]) -> RuleIndex {
+    let mut map = RuleIndex::default();
+    for (i, r) in rules.iter().enumerate() {
+        let pr = map.entry(r.property.clone()).or_default();
+        pr.all.push(i);
+        pr.any_global |= r.device.is_none();
+        if r.emit == RuleEmit::Ignore {
+            continue;
+        }
+        let blockers: Vec<usize> = rules
+            .iter()
+            .take(i)
+            .enumerate()
+            .filter(|(_, e)| {
+                e.property == r.property
+                    && (e.emit == RuleEmit::Ignore
+                        || (e.emit == r.emit && e.event_type == r.event_type))
+            })
+            .map(|(j, _)| j)
+            .collect();
+        if blockers
+            .iter()
+            .any(|j| rules.get(*j).is_some_and(|e| e.device.is_none()))
+        {
+            continue;
+        }
+        pr.live.push((i, blockers));
+    }
+    map
 }
 
 /// The zigbee2mqtt engine of one source (see the crate doc).
@@ -170,15 +376,33 @@ pub struct Engine {
     category: Category,
     tz: TimeZone,
     rules: Arc<[Rule]>,
+    /// property → its rules.
+    by_property: RuleIndex,
     debounce: Duration,
     offline_after: Duration,
+    /// The step of the persisted `seen` (ms): min(offline_after / 100, 5 min).
+    seen_step: i64,
     sensors: Vec<SensorConfig>,
+    /// Each sensor's name as an IEEE address (16 lowercase hex digits), when it is one.
+    sensor_ieee: Vec<Option<String>>,
     /// friendly name → IEEE (16 lowercase hex digits).
     names: BTreeMap<String, String>,
-    state: BTreeMap<Key, i64>,
-    dirty: BTreeMap<Key, i64>,
-    /// In memory only: the property and value behind a pending timer, for its event.
-    context: BTreeMap<(String, String), (String, Json)>,
+    /// IEEE → the first friendly name (in name order) with it.
+    by_ieee: HashMap<String, String>,
+    /// friendly name → who, for the current `names`.
+    whos: HashMap<String, Arc<Who>>,
+    /// device key → its state.
+    devices: HashMap<String, DevState>,
+    /// State entries written since the last [`Engine::finish`], in order of writing.
+    dirty: Vec<(Slot, String, String, i64)>,
+    /// No timer is due before this (ms); a lower bound, `i64::MIN` when unknown.
+    horizon: i64,
+    /// [`Engine::state_prefix`].
+    prefix: String,
+    /// Reused per message: the rules to run.
+    scratch: Vec<usize>,
+    /// Reused per message: the codes of the observations so far.
+    mdcs: Vec<u32>,
 }
 
 /// The shipped rules (`rules/default.toml`); empty (and an error logged) if they do not
@@ -199,15 +423,6 @@ fn ms(t: Timestamp) -> i64 {
 
 fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// 16 lowercase hex digits of an IEEE address (`0x00158D…` or bare hex), if it is one.
-fn ieee_hex(s: &str) -> Option<String> {
-    let h = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    (h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
 }
 
 /// Percent-escapes everything but `[A-Za-z0-9._/-]`.
@@ -244,14 +459,43 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// FNV-1a of a value's JSON text, never 0 (0 means "none" in state).
-fn value_hash(v: &Json) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in v.to_string().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// FNV-1a over bytes written to it.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    const fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
     }
-    let h = i64::from_ne_bytes(h.to_ne_bytes());
+
+    fn add(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.add(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// FNV-1a of a value's JSON text (as `to_string` prints it), never 0 (0 means "none" in
+/// state).
+fn value_hash(v: &Json) -> i64 {
+    let mut h = Fnv::new();
+    if serde_json::to_writer(&mut h, v).is_err() {
+        h = Fnv::new();
+        h.add(v.to_string().as_bytes());
+    }
+    let h = i64::from_ne_bytes(h.0.to_ne_bytes());
     if h == 0 { 1 } else { h }
 }
 
@@ -328,25 +572,36 @@ impl Engine {
                 )?);
             }
         }
+        let offline_after = c.offline_after.get();
+        let seen_step = dur_ms((offline_after / 100).min(SEEN_STEP_MAX));
+        let prefix = format!("z2m:{}:", settings.source);
         Ok(Engine {
             source: settings.source,
             base,
             category: settings.category,
             tz: settings.time_zone,
+            by_property: index_rules(&compiled),
             rules: compiled.into(),
             debounce: c.debounce.get(),
-            offline_after: c.offline_after.get(),
+            offline_after,
+            seen_step,
+            sensor_ieee: c.devices.iter().map(|s| ieee_hex(&s.name)).collect(),
             sensors: c.devices.clone(),
             names: BTreeMap::new(),
-            state: BTreeMap::new(),
-            dirty: BTreeMap::new(),
-            context: BTreeMap::new(),
+            by_ieee: HashMap::new(),
+            whos: HashMap::new(),
+            devices: HashMap::new(),
+            dirty: Vec::new(),
+            horizon: i64::MIN,
+            prefix,
+            scratch: Vec::new(),
+            mdcs: Vec::new(),
         })
     }
 
     /// Every state key starts with this: `z2m:<source>:`.
     pub fn state_prefix(&self) -> String {
-        format!("z2m:{}:", self.source)
+        self.prefix.clone()
     }
 
     /// The MQTT subscriptions: `<base>/#`.
@@ -354,20 +609,14 @@ impl Engine {
         vec![format!("{}/#", self.base)]
     }
 
-    fn key_text(&self, k: &Key) -> String {
-        let (slot, device, name) = k;
-        format!(
-            "{}{}:{} {}",
-            self.state_prefix(),
-            slot.as_str(),
-            device,
-            name
-        )
+    fn key_text(&self, slot: Slot, device: &str, name: &str) -> String {
+        format!("{}{}:{} {}", self.prefix, slot.as_str(), device, name)
     }
 
     /// Restores state committed from earlier [`Output::state`]s (other keys are ignored).
     pub fn restore(&mut self, state: impl IntoIterator<Item = (String, i64)>) {
-        let prefix = self.state_prefix();
+        let prefix = self.prefix.clone();
+        self.horizon = i64::MIN;
         for (k, v) in state {
             let Some(rest) = k.strip_prefix(&prefix) else {
                 continue;
@@ -380,57 +629,153 @@ impl Engine {
                 continue;
             };
             let (device, name) = rest.split_once(' ').unwrap_or((rest, ""));
-            let key = (slot, device.to_owned(), name.to_owned());
-            if v == 0 {
-                self.state.remove(&key);
-            } else {
-                self.state.insert(key, v);
+            match self.devices.get_mut(device) {
+                Some(d) => {
+                    d.restore(slot, name, v);
+                    if d.is_empty() {
+                        self.devices.remove(device);
+                    }
+                }
+                None if v == 0 => {}
+                None => {
+                    let mut d = DevState::default();
+                    d.restore(slot, name, v);
+                    self.devices.insert(device.to_owned(), d);
+                }
             }
         }
     }
 
     fn get(&self, slot: Slot, device: &str, name: &str) -> Option<i64> {
-        self.state
-            .get(&(slot, device.to_owned(), name.to_owned()))
-            .copied()
+        self.devices.get(device).and_then(|d| d.get(slot, name))
     }
 
+    /// Sets a slot and records the state entry to write. `seen` (empty name) is exact in
+    /// memory but written only when first set, unset, moved back, or moved at least
+    /// `seen_step` since the value last written: a restored `seen` is then at most that much
+    /// older than the truth, which can only make offline detection earlier.
     fn set(&mut self, slot: Slot, device: &str, name: &str, v: Option<i64>) {
-        let key = (slot, device.to_owned(), name.to_owned());
         let v = v.filter(|v| *v != 0);
-        if self.state.get(&key).copied() == v {
+        let step = self.seen_step;
+        let change = match self.devices.get_mut(device) {
+            Some(d) => {
+                let change = d.put(slot, name, v, step);
+                if d.is_empty() {
+                    self.devices.remove(device);
+                }
+                change
+            }
+            None if v.is_none() => Change::None,
+            None => {
+                let mut d = DevState::default();
+                let change = d.put(slot, name, v, step);
+                self.devices.insert(device.to_owned(), d);
+                change
+            }
+        };
+        if change == Change::None {
             return;
         }
-        match v {
-            Some(v) => self.state.insert(key.clone(), v),
-            None => self.state.remove(&key),
-        };
-        self.dirty.insert(key, v.unwrap_or(0));
+        // Keep `horizon` a lower bound of the timers (see `timers`).
+        match (slot, v) {
+            (Slot::Raised, None) => self.horizon = i64::MIN,
+            (Slot::Cond | Slot::Clear, Some(t)) => self.horizon = self.horizon.min(t),
+            (Slot::Seen, Some(t)) if !self.offline_after.is_zero() => {
+                self.horizon = self
+                    .horizon
+                    .min(t.saturating_add(dur_ms(self.offline_after)));
+            }
+            _ => {}
+        }
+        if change == Change::Write {
+            self.dirty
+                .push((slot, device.to_owned(), name.to_owned(), v.unwrap_or(0)));
+        }
+    }
+
+    /// Every persisted slot, in key order.
+    fn entries(&self) -> Vec<(Key, i64)> {
+        let mut all: Vec<(Key, i64)> = self
+            .devices
+            .iter()
+            .flat_map(|(dev, d)| {
+                d.entries()
+                    .map(move |(s, n, v)| ((s, dev.clone(), n.to_owned()), v))
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    fn set_context(&mut self, device: &str, group: &str, property: &str, value: &Json) {
+        if !self.devices.contains_key(device) {
+            self.devices.insert(device.to_owned(), DevState::default());
+        }
+        if let Some(d) = self.devices.get_mut(device) {
+            d.set_context(group, property, value);
+        }
+    }
+
+    fn take_context(&mut self, device: &str, group: &str) -> Option<(String, Json)> {
+        let d = self.devices.get_mut(device)?;
+        let c = d.take_context(group);
+        if d.is_empty() {
+            self.devices.remove(device);
+        }
+        c
     }
 
     fn finish(&mut self, mut out: Output) -> Output {
-        let dirty = std::mem::take(&mut self.dirty);
-        out.state = dirty.iter().map(|(k, v)| (self.key_text(k), *v)).collect();
-        let mut ids = BTreeSet::new();
-        out.events.retain(|e| ids.insert(e.record.id()));
+        if !self.dirty.is_empty() {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            // Key order; the last write of a key wins.
+            dirty.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+            let mut state = Vec::with_capacity(dirty.len());
+            for (i, (slot, dev, name, v)) in dirty.iter().enumerate() {
+                let next_same = dirty
+                    .get(i + 1)
+                    .is_some_and(|n| n.0 == *slot && n.1 == *dev && n.2 == *name);
+                if !next_same {
+                    state.push((self.key_text(*slot, dev, name), *v));
+                }
+            }
+            out.state = state;
+            dirty.clear();
+            self.dirty = dirty;
+        }
+        if out.events.len() > 1 {
+            let mut ids = BTreeSet::new();
+            out.events.retain(|e| ids.insert(e.record.id()));
+        }
         out
     }
 
     // --- devices ---
 
-    fn who_by_name(&self, name: &str) -> Result<Who, String> {
+    fn who_by_name(&mut self, name: &str) -> Result<Arc<Who>, String> {
+        if let Some(w) = self.whos.get(name) {
+            return Ok(Arc::clone(w));
+        }
         let ieee = self.names.get(name).cloned().or_else(|| ieee_hex(name));
         let (key, ieee) = match ieee {
             Some(h) => (format!("zigbee:{h}"), Some(format!("0x{h}"))),
             None => (format!("zigbee:name:{}", escape(name)), None),
         };
         let id = DeviceId::parse(&key).map_err(|e| e.to_string())?;
-        Ok(Who {
+        let mut who = Who {
             key,
             id,
             name: Some(name.to_owned()),
             ieee,
-        })
+            sensor: None,
+        };
+        who.sensor = self.sensor_index(&who);
+        let who = Arc::new(who);
+        if self.whos.len() >= WHO_CACHE {
+            self.whos.clear();
+        }
+        self.whos.insert(name.to_owned(), Arc::clone(&who));
+        Ok(who)
     }
 
     fn who_by_key(&self, key: &str) -> Option<Who> {
@@ -439,51 +784,63 @@ impl Engine {
         let (name, ieee) = match value.strip_prefix("name:") {
             Some(esc) => (Some(unescape(esc)), None),
             None => {
-                let name = self
-                    .names
-                    .iter()
-                    .find(|(_, h)| *h == value)
-                    .map(|(n, _)| n.clone());
+                let name = self.by_ieee.get(value).cloned();
                 (name, Some(format!("0x{value}")))
             }
         };
-        Some(Who {
+        let mut who = Who {
             key: key.to_owned(),
             id,
             name,
             ieee,
-        })
+            sensor: None,
+        };
+        who.sensor = self.sensor_index(&who);
+        Some(who)
     }
 
-    fn matches(who: &Who, wanted: &str) -> bool {
+    /// Whether `wanted` (a friendly name or IEEE address; `wanted_ieee` its 16 hex digits, if
+    /// it is one) names the device.
+    fn matches(who: &Who, wanted: &str, wanted_ieee: Option<&str>) -> bool {
         who.name.as_deref() == Some(wanted)
-            || match (&who.ieee, ieee_hex(wanted)) {
-                (Some(i), Some(w)) => i.get(2..) == Some(w.as_str()),
+            || match (&who.ieee, wanted_ieee) {
+                (Some(i), Some(w)) => i.get(2..) == Some(w),
                 _ => false,
             }
     }
 
+    fn sensor_index(&self, who: &Who) -> Option<usize> {
+        self.sensors
+            .iter()
+            .zip(&self.sensor_ieee)
+            .position(|(s, ieee)| Self::matches(who, &s.name, ieee.as_deref()))
+    }
+
     fn sensor(&self, who: &Who) -> Option<&SensorConfig> {
-        self.sensors.iter().find(|s| Self::matches(who, &s.name))
+        who.sensor.and_then(|i| self.sensors.get(i))
     }
 
     fn applies(rule: &Rule, who: &Who) -> bool {
-        rule.device.as_deref().is_none_or(|d| Self::matches(who, d))
+        rule.device
+            .as_deref()
+            .is_none_or(|d| Self::matches(who, d, rule.device_ieee.as_deref()))
     }
 
     /// Splits `<name>[/<suffix>]`, preferring the longest known friendly name.
     fn split_device<'t>(&self, rest: &'t str) -> (&'t str, &'t str) {
-        let known = self
-            .names
-            .keys()
-            .filter(|n| {
-                rest == n.as_str()
-                    || (rest.starts_with(n.as_str()) && rest.as_bytes().get(n.len()) == Some(&b'/'))
-            })
-            .max_by_key(|n| n.len());
-        if let Some(n) = known {
-            let suffix = rest.get(n.len() + 1..).unwrap_or("");
-            return (&rest[..n.len()], suffix);
+        // Candidates, longest first: the whole topic rest, then its parts before each `/`.
+        if !self.names.is_empty() {
+            if self.names.contains_key(rest) {
+                return (rest, "");
+            }
+            let cuts = rest.match_indices('/').map(|(i, _)| i).rev();
+            for i in cuts {
+                if let (Some(name), Some(suffix)) = (rest.get(..i), rest.get(i + 1..)) {
+                    if self.names.contains_key(name) {
+                        return (name, suffix);
+                    }
+                }
+            }
         }
         if let Some(name) = rest.strip_suffix("/availability") {
             return (name, "availability");
@@ -682,17 +1039,26 @@ impl Engine {
                 tracked.insert(format!("zigbee:{ieee}"));
             }
         }
+        self.by_ieee.clear();
+        for (name, ieee) in &names {
+            if !self.by_ieee.contains_key(ieee) {
+                self.by_ieee.insert(ieee.clone(), name.clone());
+            }
+        }
         self.names = names;
+        self.whos.clear();
+        // Who a device is decides which rules apply, so every timer may have moved.
+        self.horizon = i64::MIN;
         self.migrate_fallback_ids();
         // Offline tracking follows the list: start the clock of new devices, stop that of
         // removed ones.
         let seen: Vec<String> = self
-            .state
-            .keys()
-            .filter(|(s, d, _)| {
+            .entries()
+            .into_iter()
+            .filter(|((s, d, _), _)| {
                 *s == Slot::Seen && ieee_hex(d.strip_prefix("zigbee:").unwrap_or("")).is_some()
             })
-            .map(|(_, d, _)| d.clone())
+            .map(|((_, d, _), _)| d)
             .collect();
         for d in seen {
             if !tracked.contains(&d) {
@@ -716,10 +1082,9 @@ impl Engine {
     /// Moves the state of devices known only by friendly name to their IEEE id.
     fn migrate_fallback_ids(&mut self) {
         let moves: Vec<(Key, i64)> = self
-            .state
-            .iter()
+            .entries()
+            .into_iter()
             .filter(|((_, d, _), _)| d.starts_with("zigbee:name:"))
-            .map(|(k, v)| (k.clone(), *v))
             .collect();
         for ((slot, d, name), v) in moves {
             let Some(esc) = d.strip_prefix("zigbee:name:") else {
@@ -733,8 +1098,8 @@ impl Engine {
             if self.get(slot, &new, &name).is_none() {
                 self.set(slot, &new, &name, Some(v));
             }
-            if let Some(c) = self.context.remove(&(d.clone(), name.clone())) {
-                self.context.insert((new, name), c);
+            if let Some((p, v)) = self.take_context(&d, &name) {
+                self.set_context(&new, &name, &p, &v);
             }
         }
     }
@@ -841,45 +1206,63 @@ impl Engine {
                 None
             }
         };
-        let sensor = self.sensor(&who).cloned();
         let rules = Arc::clone(&self.rules);
-        let mut mdcs = BTreeSet::new();
-        // Rule order, not payload order: the first rule of a type or code wins.
-        let mut stopped: BTreeSet<&str> = BTreeSet::new();
-        let mut done: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
-        let mut ruled: BTreeSet<&str> = BTreeSet::new();
-        for rule in rules.iter().filter(|r| Self::applies(r, &who)) {
-            let property = rule.property.as_str();
-            let Some(value) = obj.get(property) else {
+        // The rules that take effect for this device and payload: every applying rule of a
+        // present, non-null property, except one that an earlier applying rule of the same
+        // property and type replaces, or that an earlier applying `ignore` stops.
+        let mut run = std::mem::take(&mut self.scratch);
+        run.clear();
+        for (property, value) in obj {
+            if value.is_null() {
+                continue;
+            }
+            let Some(pr) = self.by_property.get(property.as_str()) else {
                 continue;
             };
-            ruled.insert(property);
-            if value.is_null() || stopped.contains(property) {
+            for (i, blockers) in &pr.live {
+                let applies = |j: &usize| rules.get(*j).is_some_and(|r| Self::applies(r, &who));
+                if applies(i) && !blockers.iter().any(applies) {
+                    run.push(*i);
+                }
+            }
+        }
+        // Rule order, not payload order: the first rule of a type or code wins.
+        run.sort_unstable();
+        self.mdcs.clear();
+        let ctx = Ctx {
+            who: &who,
+            seq: msg.sequence,
+            at: device_time.unwrap_or(now),
+            device_time,
+            now,
+        };
+        for i in &run {
+            let Some(rule) = rules.get(*i) else {
                 continue;
-            }
-            if rule.emit == RuleEmit::Ignore {
-                stopped.insert(property);
+            };
+            let Some(value) = obj.get(rule.property.as_str()) else {
                 continue;
-            }
-            if !done.insert((property, rule.emit.as_str(), rule.event_type.as_str())) {
-                continue; // an earlier rule of this property and type replaces it
-            }
-            let ctx = Ctx {
-                who: &who,
-                sensor: sensor.as_ref(),
-                seq: msg.sequence,
-                at: device_time.unwrap_or(now),
-                device_time,
-                now,
             };
             if rule.emit == RuleEmit::Observation {
-                self.observe(rule, &ctx, value, msg.retained, &mut mdcs, out);
+                self.observe(rule, &ctx, value, msg.retained, out);
             } else {
                 self.condition(rule, &ctx, value, msg.retained, out);
             }
         }
-        for property in obj.keys().filter(|p| !ruled.contains(p.as_str())) {
-            tracing::debug!(property = %property, device = %who.key, "no zigbee2mqtt rule for property");
+        self.scratch = run;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for property in obj.keys() {
+                let ruled = self.by_property.get(property.as_str()).is_some_and(|pr| {
+                    pr.any_global
+                        || pr
+                            .all
+                            .iter()
+                            .any(|j| rules.get(*j).is_some_and(|r| Self::applies(r, &who)))
+                });
+                if !ruled {
+                    tracing::debug!(property = %property, device = %who.key, "no zigbee2mqtt rule for property");
+                }
+            }
         }
         self.advance(now, out);
         Ok(())
@@ -891,7 +1274,6 @@ impl Engine {
         ctx: &Ctx<'_>,
         value: &Json,
         retained: bool,
-        mdcs: &mut BTreeSet<u32>,
         out: &mut Output,
     ) {
         let v = match rules::observation_value(rule, value) {
@@ -904,11 +1286,11 @@ impl Engine {
                 return;
             }
         };
-        let last_name = format!("{}.{}", rule.event_type, rule.property);
         if rule.on_change {
+            let last_name = rule.last_key();
             let h = value_hash(value);
-            let unchanged = self.get(Slot::Last, &ctx.who.key, &last_name) == Some(h);
-            self.set(Slot::Last, &ctx.who.key, &last_name, Some(h));
+            let unchanged = self.get(Slot::Last, &ctx.who.key, last_name) == Some(h);
+            self.set(Slot::Last, &ctx.who.key, last_name, Some(h));
             if unchanged {
                 return;
             }
@@ -916,11 +1298,13 @@ impl Engine {
         if retained {
             return;
         }
-        if !mdcs.insert(rule.mdc.0) {
+        if self.mdcs.contains(&rule.mdc.0) {
             tracing::debug!(property = %rule.property, "second observation with the same code in one message; skipped");
             return;
         }
-        let category = ctx.sensor.and_then(|s| s.category).unwrap_or(self.category);
+        self.mdcs.push(rule.mdc.0);
+        let sensor = self.sensor(ctx.who);
+        let category = sensor.and_then(|s| s.category).unwrap_or(self.category);
         let mut b = Reading::builder(ctx.who.id.clone(), rule.mdc, v)
             .sequence(ctx.seq)
             .category(category);
@@ -932,7 +1316,7 @@ impl Engine {
         if let Some(t) = ctx.device_time {
             b = b.device_time(t);
         }
-        if let Some(p) = ctx.sensor.and_then(|s| s.person.as_ref()) {
+        if let Some(p) = sensor.and_then(|s| s.person.as_ref()) {
             b = b.person(PersonRef::new(p.clone()));
         }
         out.events.push(Event {
@@ -976,12 +1360,12 @@ impl Engine {
             }
             let debounce = dur_ms(rule.debounce);
             if self
-                .get(Slot::Moment, dev, &group)
+                .get(Slot::Moment, dev, group)
                 .is_some_and(|last| now.saturating_sub(last) < debounce)
             {
                 return;
             }
-            self.set(Slot::Moment, dev, &group, Some(now));
+            self.set(Slot::Moment, dev, group, Some(now));
             let ev = self.condition_event(
                 rule,
                 ctx.who,
@@ -997,15 +1381,12 @@ impl Engine {
         }
         let cond = rule.cond_key();
         if active {
-            if self.get(Slot::Cond, dev, &cond).is_none() {
-                self.set(Slot::Cond, dev, &cond, Some(now));
+            if self.get(Slot::Cond, dev, cond).is_none() {
+                self.set(Slot::Cond, dev, cond, Some(now));
             }
-            self.context.insert(
-                (dev.to_owned(), group.clone()),
-                (rule.property.clone(), value.clone()),
-            );
-            self.set(Slot::Clear, dev, &group, None);
-            let raised = self.get(Slot::Raised, dev, &group).is_some();
+            self.set_context(dev, group, &rule.property, value);
+            self.set(Slot::Clear, dev, group, None);
+            let raised = self.get(Slot::Raised, dev, group).is_some();
             if !raised && rule.for_.is_zero() && self.in_hours(rule, now) {
                 let ev = self.condition_event(
                     rule,
@@ -1018,29 +1399,36 @@ impl Engine {
                     value.clone(),
                 );
                 out.events.push(ev);
-                self.set(Slot::Raised, dev, &group, Some(1));
+                self.set(Slot::Raised, dev, group, Some(1));
             }
         } else {
-            self.set(Slot::Cond, dev, &cond, None);
-            let raised = self.get(Slot::Raised, dev, &group).is_some();
-            let others = self.group_active(dev, rule.emit, &rule.event_type);
-            if raised && !others && self.get(Slot::Clear, dev, &group).is_none() {
-                self.set(Slot::Clear, dev, &group, Some(now));
-                self.context.insert(
-                    (dev.to_owned(), group.clone()),
-                    (rule.property.clone(), value.clone()),
-                );
+            self.set(Slot::Cond, dev, cond, None);
+            let raised = self.get(Slot::Raised, dev, group).is_some();
+            if !raised {
+                return;
+            }
+            let others = self.group_active(dev, rule.emit.as_str(), &rule.event_type);
+            if !others && self.get(Slot::Clear, dev, group).is_none() {
+                self.set(Slot::Clear, dev, group, Some(now));
+                self.set_context(dev, group, &rule.property, value);
             }
         }
     }
 
-    /// Whether any condition of the group is active for the device.
-    fn group_active(&self, dev: &str, emit: RuleEmit, event_type: &str) -> bool {
-        let prefix = format!("{}.{}.", emit.as_str(), event_type);
-        self.state
-            .range((Slot::Cond, dev.to_owned(), String::new())..)
-            .take_while(|((s, d, _), _)| *s == Slot::Cond && d == dev)
-            .any(|((_, _, n), _)| n.starts_with(&prefix))
+    /// Whether any condition of the group `<emit>.<event_type>` is active for the device.
+    fn group_active(&self, dev: &str, emit: &str, event_type: &str) -> bool {
+        // Names starting with `<emit>.<event_type>.`.
+        let is_of_group = |n: &str| {
+            n.strip_prefix(emit)
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_prefix(event_type))
+                .is_some_and(|n| n.starts_with('.'))
+        };
+        self.devices.get(dev).is_some_and(|d| {
+            d.slots
+                .iter()
+                .any(|(s, n, _)| *s == Slot::Cond && is_of_group(n))
+        })
     }
 
     fn group_rule(&self, who: &Who, group: &str) -> Option<&Rule> {
@@ -1236,58 +1624,87 @@ impl Engine {
         self.finish(out)
     }
 
-    fn timers(&self) -> Vec<(i64, Timer)> {
-        let mut timers = Vec::new();
-        for ((slot, dev, name), v) in &self.state {
-            match slot {
-                Slot::Clear => {
-                    let Some(who) = self.who_by_key(dev) else {
-                        continue;
-                    };
-                    let d = dur_ms(self.group_debounce(&who, name));
-                    timers.push((v.saturating_add(d), Timer::Clear(dev.clone(), name.clone())));
-                }
-                Slot::Cond => {
-                    let Some(who) = self.who_by_key(dev) else {
-                        continue;
-                    };
-                    let Some(rule) = self.rules.iter().find(|r| {
-                        r.is_condition()
-                            && !r.momentary
-                            && r.cond_key() == *name
-                            && Self::applies(r, &who)
-                    }) else {
-                        continue;
-                    };
-                    if self.get(Slot::Raised, dev, &rule.group_key()).is_some() {
-                        continue;
+    /// Calls `f(due, slot, device, name)` for every timer (in no order): a pending clear
+    /// (slot `clear`), a `for` rule to raise (`cond`), a silent device (`seen`).
+    ///
+    /// `horizon` stays at most the earliest of them: only a `clear` or `cond` set (at or
+    /// after its value), a `seen` set (due `offline_after` later) or an alarm no longer
+    /// raised (any) can add an earlier timer; `Engine::set` lowers it then, and
+    /// `bridge/devices`, `restore` and firing timers reset it.
+    fn for_each_timer(&self, mut f: impl FnMut(i64, Slot, &str, &str)) {
+        for (dev, d) in &self.devices {
+            let mut who: Option<Option<Who>> = None;
+            for (slot, name, v) in d.entries() {
+                match slot {
+                    Slot::Clear => {
+                        let Some(who) = who.get_or_insert_with(|| self.who_by_key(dev)) else {
+                            continue;
+                        };
+                        let dl = dur_ms(self.group_debounce(who, name));
+                        f(v.saturating_add(dl), slot, dev, name);
                     }
-                    if let Some(due) = self.due(rule, *v) {
-                        timers.push((due, Timer::Raise(dev.clone(), name.clone())));
+                    Slot::Cond => {
+                        let Some(who) = who.get_or_insert_with(|| self.who_by_key(dev)) else {
+                            continue;
+                        };
+                        let Some(rule) = self.rules.iter().find(|r| {
+                            r.is_condition()
+                                && !r.momentary
+                                && r.cond_key() == name
+                                && Self::applies(r, who)
+                        }) else {
+                            continue;
+                        };
+                        if d.get(Slot::Raised, rule.group_key()).is_some() {
+                            continue;
+                        }
+                        if let Some(due) = self.due(rule, v) {
+                            f(due, slot, dev, name);
+                        }
                     }
+                    Slot::Seen
+                        if d.get(Slot::Raised, OFFLINE).is_none()
+                            && !self.offline_after.is_zero() =>
+                    {
+                        f(
+                            v.saturating_add(dur_ms(self.offline_after)),
+                            slot,
+                            dev,
+                            name,
+                        );
+                    }
+                    _ => {}
                 }
-                Slot::Seen
-                    if self.get(Slot::Raised, dev, OFFLINE).is_none()
-                        && !self.offline_after.is_zero() =>
-                {
-                    timers.push((
-                        v.saturating_add(dur_ms(self.offline_after)),
-                        Timer::Offline(dev.clone()),
-                    ));
-                }
-                _ => {}
             }
         }
-        timers
     }
 
     fn advance(&mut self, now: Timestamp, out: &mut Output) {
-        let mut due: Vec<(i64, Timer)> = self
-            .timers()
-            .into_iter()
-            .filter(|(t, _)| *t <= ms(now))
-            .collect();
+        let now_ms = ms(now);
+        if now_ms < self.horizon {
+            return;
+        }
+        let mut due: Vec<(i64, Timer)> = Vec::new();
+        let mut next = i64::MAX;
+        self.for_each_timer(|t, slot, dev, name| {
+            if t > now_ms {
+                next = next.min(t);
+                return;
+            }
+            let timer = match slot {
+                Slot::Clear => Timer::Clear(dev.to_owned(), name.to_owned()),
+                Slot::Cond => Timer::Raise(dev.to_owned(), name.to_owned()),
+                _ => Timer::Offline(dev.to_owned()),
+            };
+            due.push((t, timer));
+        });
+        self.horizon = next;
+        if due.is_empty() {
+            return;
+        }
         due.sort();
+        // What fired may have left or added timers: look again next time.
+        self.horizon = i64::MIN;
         for (t, timer) in due {
             let at = Timestamp::from_unix_millis(t);
             match timer {
@@ -1308,12 +1725,11 @@ impl Engine {
                     } else {
                         RuleEmit::Technical
                     };
-                    if self.group_active(&dev, emit, event_type) {
+                    if self.group_active(&dev, emit.as_str(), event_type) {
                         continue;
                     }
                     let (property, value) = self
-                        .context
-                        .remove(&(dev.clone(), group.clone()))
+                        .take_context(&dev, &group)
                         .map_or((None, Json::Null), |(p, v)| (Some(p), v));
                     let severity = self.group_severity(&who, &group);
                     let cleared_at = since.map_or(at, Timestamp::from_unix_millis);
@@ -1346,14 +1762,16 @@ impl Engine {
                         continue;
                     };
                     let group = rule.group_key();
-                    if self.get(Slot::Raised, &dev, &group).is_some() {
+                    if self.get(Slot::Raised, &dev, group).is_some() {
                         continue;
                     }
                     let (property, value) = self
-                        .context
-                        .get(&(dev.clone(), group.clone()))
-                        .cloned()
-                        .map_or((rule.property.clone(), Json::Null), |(p, v)| (p, v));
+                        .devices
+                        .get(&dev)
+                        .and_then(|d| d.context(group))
+                        .map_or((rule.property.clone(), Json::Null), |(_, p, v)| {
+                            (p.clone(), v.clone())
+                        });
                     out.events.push(self.condition_event(
                         &rule,
                         &who,
@@ -1364,7 +1782,7 @@ impl Engine {
                         Some(&property),
                         value,
                     ));
-                    self.set(Slot::Raised, &dev, &group, Some(1));
+                    self.set(Slot::Raised, &dev, group, Some(1));
                 }
                 Timer::Offline(dev) => {
                     let Some(who) = self.who_by_key(&dev) else {
@@ -1382,11 +1800,9 @@ impl Engine {
 
     /// The earliest time [`Engine::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.timers()
-            .into_iter()
-            .map(|(t, _)| t)
-            .min()
-            .map(Timestamp::from_unix_millis)
+        let mut next: Option<i64> = None;
+        self.for_each_timer(|t, _, _, _| next = Some(next.map_or(t, |n| n.min(t))));
+        next.map(Timestamp::from_unix_millis)
     }
 }
 
@@ -1399,7 +1815,6 @@ enum Timer {
 
 struct Ctx<'a> {
     who: &'a Who,
-    sensor: Option<&'a SensorConfig>,
     seq: u64,
     at: Timestamp,
     device_time: Option<Timestamp>,

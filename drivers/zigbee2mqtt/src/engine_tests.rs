@@ -680,3 +680,66 @@ fn bad_observation_type_is_an_engine_error() {
     let err = Engine::new(s).unwrap_err();
     assert!(err.to_string().contains("set mdc"), "{err}");
 }
+
+#[test]
+fn seen_is_persisted_coarsely() {
+    // offline_after 1 h: `seen` is written when first heard of, then only once it moved by
+    // min(1 h / 100, 5 min) = 36 s; offline detection still uses the exact time.
+    let mut s = Settings::new("home");
+    s.config.offline_after = ConfigDuration::from_secs(3_600);
+    let mut en = Engine::new(s).unwrap();
+    let topic = "zigbee2mqtt/hall/climate";
+    let key = format!("{}seen:zigbee:name:hall/climate ", en.state_prefix());
+    let seen = |o: &Output| {
+        o.state
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect::<Vec<_>>()
+    };
+    let mut committed = Vec::new();
+    let out = send(&mut en, topic, r#"{"temperature":21.5}"#, 1, 0);
+    assert_eq!(seen(&out), vec![T0], "the first message is written");
+    committed.extend(out.state);
+    for (i, at) in [1_000, 20_000, 35_999].into_iter().enumerate() {
+        let out = send(&mut en, topic, r#"{"temperature":21.5}"#, 2 + i as u64, at);
+        assert!(out.state.is_empty(), "{at}: {:?}", out.state);
+    }
+    let out = send(&mut en, topic, r#"{"temperature":21.5}"#, 5, 36_000);
+    assert_eq!(seen(&out), vec![T0 + 36_000], "moved a step");
+    committed.extend(out.state);
+    let out = send(&mut en, topic, r#"{"temperature":21.5}"#, 6, 50_000);
+    assert!(out.state.is_empty());
+    // In memory the time is exact: offline an hour after the last message.
+    assert_eq!(en.next_deadline(), Some(t(3_650_000)));
+    // After a restart the persisted time is at most a step old: offline detection is earlier,
+    // never later.
+    let mut again = Engine::new({
+        let mut s = Settings::new("home");
+        s.config.offline_after = ConfigDuration::from_secs(3_600);
+        s
+    })
+    .unwrap();
+    again.restore(committed);
+    assert_eq!(again.next_deadline(), Some(t(3_636_000)));
+    assert_eq!(
+        edges(&again.tick(t(3_636_000))),
+        vec![e("device_offline", "raised")]
+    );
+    // Unsetting is written at once (a device removed from bridge/devices).
+    let out = send(
+        &mut en,
+        "zigbee2mqtt/bridge/devices",
+        &devices("bathroom/leak"),
+        7,
+        51_000,
+    );
+    assert!(
+        out.state.iter().all(|(k, _)| *k != key),
+        "not an IEEE device"
+    );
+    let ieee_key = format!("{}seen:zigbee:00158d0001a2b3c4 ", en.state_prefix());
+    assert!(out.state.contains(&(ieee_key.clone(), T0 + 51_000)));
+    let out = send(&mut en, "zigbee2mqtt/bridge/devices", "[]", 8, 52_000);
+    assert!(out.state.contains(&(ieee_key, 0)));
+}

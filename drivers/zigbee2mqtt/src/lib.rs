@@ -29,7 +29,7 @@
 //! kept under that id moves to the IEEE id when `bridge/devices` names it. Topics match the
 //! longest known friendly name, so names may contain `/`.
 //!
-//! ## Rule semantics (operator text: `RULES.md`)
+//! ## Rule semantics (operator text: `docs/zigbee2mqtt.md`)
 //! - Rules are checked in order, the config's before the shipped ones; every matching rule of a
 //!   payload property applies, except that a rule whose property and type an earlier rule
 //!   already had is skipped (so a config rule replaces the shipped one), and `ignore` stops the
@@ -104,6 +104,15 @@
 //! `moment` (momentary last raised, ms), `last` (hash of the last on_change value), `seen`
 //! (last heard of, ms). The caller commits them with the records and passes them to
 //! [`Engine::restore`] at start-up.
+//!
+//! Every slot is written when it changes, except `seen`: the engine keeps the exact time in
+//! memory (offline detection uses it) but writes `seen` only when a device is first heard of,
+//! when it is unset, when the time moved back, or when it moved at least min(`offline_after` /
+//! 100, 5 min) since the value last written (with the default 25 h: 5 min). So a steady
+//! stream of messages writes almost no state. After a restart the restored `seen` may be up
+//! to that step older than the last message, which can only make offline detection that much
+//! earlier (at most 1 % of `offline_after`), never later. Test:
+//! `engine_tests::seen_is_persisted_coarsely`.
 //!
 //! ## Invariants (tests)
 //! - Never panics on any input; unreadable messages are [`InputError`]s, skipped parts are

@@ -10,7 +10,6 @@ use serde_json::Value as Json;
 use crate::EngineError;
 
 /// The shipped rules file.
-/// The shipped rules file.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
 /// `MDC_PART_PHD_AI` (IEEE 11073-10471, independent living activity hub).
@@ -271,22 +270,30 @@ pub(crate) struct Rule {
     pub words: Option<(&'static str, &'static str)>,
     pub on_change: bool,
     pub severity: Severity,
+    /// `device` as 16 lowercase hex digits, when it is an IEEE address.
+    pub device_ieee: Option<String>,
+    /// `<emit>.<type>.<property>`, see [`Rule::cond_key`].
+    cond_key: String,
+    /// `<emit>.<type>`, see [`Rule::group_key`].
+    group_key: String,
+    /// `<type>.<property>`: the name of the on_change state of an observation.
+    last_key: String,
 }
 
 impl Rule {
     /// The key of this rule's condition state: `<emit>.<type>.<property>`.
-    pub(crate) fn cond_key(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            self.emit.as_str(),
-            self.event_type,
-            self.property
-        )
+    pub(crate) fn cond_key(&self) -> &str {
+        &self.cond_key
     }
 
     /// The key of the alarm it drives: `<emit>.<type>` (rules of one type share one alarm).
-    pub(crate) fn group_key(&self) -> String {
-        group_key(self.emit, &self.event_type)
+    pub(crate) fn group_key(&self) -> &str {
+        &self.group_key
+    }
+
+    /// The name of an observation's last value: `<type>.<property>`.
+    pub(crate) fn last_key(&self) -> &str {
+        &self.last_key
     }
 
     pub(crate) fn is_condition(&self) -> bool {
@@ -377,7 +384,14 @@ pub(crate) fn compile(
     if r.momentary && r.emit != RuleEmit::Alarm {
         return Err(bad("momentary only applies to alarm rules".into()));
     }
+    let cond_key = format!("{}.{}.{}", r.emit.as_str(), event_type, r.property);
+    let group_key = group_key(r.emit, &event_type);
+    let last_key = format!("{}.{}", event_type, r.property);
     Ok(Rule {
+        device_ieee: r.device.as_deref().and_then(ieee_hex),
+        cond_key,
+        group_key,
+        last_key,
         property: r.property.clone(),
         emit: r.emit,
         event_type,
@@ -393,6 +407,15 @@ pub(crate) fn compile(
         on_change: r.on_change,
         severity,
     })
+}
+
+/// 16 lowercase hex digits of an IEEE address (`0x00158D…` or bare hex), if it is one.
+pub(crate) fn ieee_hex(s: &str) -> Option<String> {
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    (h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
 }
 
 /// The shipped rules, parsed.
