@@ -136,7 +136,7 @@ fn demo_keep_leaves_an_outbox_that_stats_can_read() {
     let s = hearth(&["outbox", "stats", "--data-dir", &dir, "--json"]);
     assert!(s.status.success(), "{}", text(&s.stderr));
     let json: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], hearth_outbox::SCHEMA_VERSION);
     assert_eq!(json["routes"][0]["name"], "hub");
     assert!(json["counters"]["ingested"].as_i64().unwrap() > 0);
     let human = hearth(&["outbox", "stats", "--data-dir", &dir]);

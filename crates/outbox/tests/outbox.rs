@@ -547,3 +547,47 @@ fn alarms_are_never_expired_by_retention() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].lane(), Lane::Alarm);
 }
+
+#[test]
+fn a_version_1_file_is_migrated_and_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
+        .unwrap();
+    drop(ob);
+    // Make it a version-1 file, as the build of issue 2 wrote it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE journal; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    assert_eq!(ob.len(), 1);
+    assert!(ob.journal("x").unwrap().is_empty());
+    assert_eq!(stats(&path).unwrap().schema_version, SCHEMA_VERSION);
+}
+
+#[test]
+fn journal_entries_commit_with_their_batch_and_old_ones_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    for seq in [1, 5, 9] {
+        let mut b = ob.batch().unwrap();
+        b.append(&reading(seq, Category::Health, 0), at(0)).unwrap();
+        b.put_journal("mqtt:z", seq as i64, &[seq as u8; 3], 5)
+            .unwrap();
+        b.commit().unwrap();
+    }
+    // A rolled-back batch leaves no entry.
+    {
+        let mut b = ob.batch().unwrap();
+        b.put_journal("mqtt:z", 20, b"lost", 0).unwrap();
+        drop(b);
+    }
+    assert_eq!(
+        ob.journal("mqtt:z").unwrap(),
+        vec![(5, vec![5u8; 3]), (9, vec![9u8; 3])]
+    );
+    assert!(ob.journal("mqtt:other").unwrap().is_empty());
+}
