@@ -4,28 +4,19 @@
 //! dead-letter table.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{hub_config, start_connected, stop};
 use hearth_test_kit::mosquitto::Mosquitto;
 
 const THERMO: &str = r#"{"v":1,"id":"0d8f7c1e-6a4b-4f7e-9a61-3f4b1c2d5e6f","device":{"id":"TH-0042","manufacturer":"Acme","model":"RoomTherm 2"},"category":"welfare","readings":[{"mdc":8519694,"value":21.5,"unit":"Cel","time":"2024-05-01T12:00:00+02:00"}]}"#;
 const BED: &str = r#"{"v":1,"id":"bed-77-evt-1552","device":{"id":"BED-77","model":"NightPad"},"category":"welfare","alarms":[{"type":"no_bed_return","state":"raised","time":"2024-05-02T02:14:00+02:00","sequence":1552}]}"#;
 /// A typo'd key: the contract refuses unknown keys.
 const TYPO: &str = r#"{"v":1,"id":"m-3","device":{"id":"TH-0042"},"readings":[{"mdc":8519694,"valeu":21.5,"unit":"Cel","time":"2024-05-01T12:00:00+02:00"}]}"#;
-
-fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
 
 fn rows(path: &Path) -> Vec<(String, String, String, i64)> {
     if !path.exists() {
@@ -48,45 +39,11 @@ fn vendor_messages_are_stored_once_and_bad_ones_are_answered() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[gateway]
-data_dir = "{data}"
-
-[mqtt]
-port = {port}
-
-[[route]]
-name = "hub"
-categories = ["health", "welfare", "administrative"]
-uplink = "loopback"
-
-[[source]]
-name = "vendors"
-kind = "external"
-category = "welfare"
-
-[source.external]
-drivers = ["acme"]
-"#,
-            data = data.display(),
-            port = broker.port()
-        ),
-    )
-    .unwrap();
+    let sources = "[[source]]\nname = \"vendors\"\nkind = \"external\"\ncategory = \"welfare\"\n\
+                   [source.external]\ndrivers = [\"acme\"]\n";
+    std::fs::write(&config, hub_config(&data, broker.port(), sources)).unwrap();
     let log = dir.path().join("hearth.log");
-    let mut child = start(&config, &log);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("MQTT connected")
-    {
-        assert!(Instant::now() < deadline, "hearth did not connect");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let child = start_connected(&config, &log);
 
     // The vendor listens for its errors.
     let errors = Command::new("mosquitto_sub")
@@ -122,11 +79,7 @@ drivers = ["acme"]
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(800));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    stop(child);
 
     let got = rows(&receiver);
     assert_eq!(
@@ -196,28 +149,10 @@ fn the_example_driver_delivers_its_readings_through_hearth() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\ndata_dir = \"{}\"\n[mqtt]\nport = {}\n[[route]]\nname = \"hub\"\n\
-             categories = [\"health\", \"welfare\", \"administrative\"]\nuplink = \"loopback\"\n\
-             [[source]]\nname = \"vendors\"\nkind = \"external\"\ncategory = \"welfare\"\n",
-            data.display(),
-            broker.port()
-        ),
-    )
-    .unwrap();
+    let sources = "[[source]]\nname = \"vendors\"\nkind = \"external\"\ncategory = \"welfare\"\n";
+    std::fs::write(&config, hub_config(&data, broker.port(), sources)).unwrap();
     let log = dir.path().join("hearth.log");
-    let mut child = start(&config, &log);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("MQTT connected")
-    {
-        assert!(Instant::now() < deadline, "hearth did not connect");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let child = start_connected(&config, &log);
     let out = Command::new(&python)
         .arg("drivers/examples/external-thermometer/thermometer.py")
         .args(["--host", "127.0.0.1", "--port", &broker.port().to_string()])
@@ -236,11 +171,7 @@ fn the_example_driver_delivers_its_readings_through_hearth() {
         assert!(Instant::now() < deadline, "got {:?}", rows(&receiver));
         std::thread::sleep(Duration::from_millis(100));
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    stop(child);
     let got = rows(&receiver);
     assert_eq!(got.len(), 7, "{got:?}");
     assert!(

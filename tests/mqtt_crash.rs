@@ -5,30 +5,17 @@
 //! receiver's values identify the messages.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{hub_config, start, start_connected, stop};
 use hearth_test_kit::mosquitto::Mosquitto;
 
 const MESSAGES: usize = 10_000;
 const KILLS: usize = 10;
-
-fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
 
 /// Temperatures received (in hundredths), sorted, and the number of resends the receiver saw.
 fn received(path: &Path) -> (Vec<i64>, i64) {
@@ -62,53 +49,12 @@ fn kill_9_while_10000_messages_are_published_loses_none_and_stores_none_twice() 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[gateway]
-id = "mqtt-crash-test"
-data_dir = "{data}"
-time_zone = "UTC"
-
-[outbox]
-integrity_check = "quick"
-
-[mqtt]
-port = {port}
-
-[[route]]
-name = "hub"
-categories = ["health", "welfare", "administrative"]
-uplink = "loopback"
-batch_size = 500
-
-[[source]]
-name = "zigbee"
-kind = "zigbee2mqtt"
-category = "welfare"
-"#,
-            data = data.display(),
-            port = broker.port()
-        ),
-    )
-    .unwrap();
+    let sources = "[[source]]\nname = \"zigbee\"\nkind = \"zigbee2mqtt\"\ncategory = \"welfare\"\n";
+    std::fs::write(&config, hub_config(&data, broker.port(), sources)).unwrap();
     let log = dir.path().join("hearth.log");
-    let mut child = start(&config, &log);
     // The first run creates the persistent session; from then on the broker keeps every
     // message for hearth, whether it runs or not.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("MQTT connected")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "hearth did not connect to mosquitto"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let mut child = start_connected(&config, &log);
 
     // Publish in chunks over a few seconds while the daemon is killed and restarted.
     let payloads: Vec<String> = (0..MESSAGES)
@@ -169,8 +115,7 @@ category = "welfare"
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(500));
-    unsafe_free_sigterm(&child);
-    child.wait().unwrap();
+    stop(child);
 
     let (got, resent) = received(&receiver);
     let want: Vec<i64> = (0..MESSAGES as i64).collect();
@@ -208,13 +153,4 @@ category = "welfare"
          receiver; outbox counters {:?}",
         stats.counters
     );
-}
-
-/// SIGTERM through the `kill` command (the crate forbids unsafe code, so no libc call here).
-fn unsafe_free_sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

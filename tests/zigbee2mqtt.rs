@@ -4,10 +4,12 @@
 //! malformed payload must end in the dead-letter table.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{hub_config, start_connected, stop};
 use hearth_test_kit::mosquitto::Mosquitto;
 
 /// `zigbee2mqtt/bridge/devices` as zigbee2mqtt 1.x/2.x publishes it (retained), trimmed to the
@@ -20,33 +22,6 @@ const BRIDGE_DEVICES: &str = r#"[
  {"ieee_address":"0x00158d000443c2d1","friendly_name":"hallway/door","type":"EndDevice","network_address":20177,"supported":true,"definition":{"model":"MCCGQ11LM","vendor":"Aqara","description":"Door and window contact sensor","exposes":[]}},
  {"ieee_address":"0x00158d00045a1b2c","friendly_name":"living room climate","type":"EndDevice","network_address":3321,"supported":true,"definition":{"model":"WSDCGQ11LM","vendor":"Aqara","description":"Temperature, humidity and pressure sensor","exposes":[]}}
 ]"#;
-
-fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn wait_for_log(log: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains(needle)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// (kind, source, detail, mdc, value) of everything the receiver got.
 type Row = (String, String, String, Option<i64>, Option<f64>);
@@ -83,36 +58,10 @@ fn real_device_payloads_become_alarms_technical_alarms_and_observations() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[gateway]
-data_dir = "{data}"
-time_zone = "Europe/Oslo"
-
-[mqtt]
-port = {port}
-
-[[route]]
-name = "hub"
-categories = ["health", "welfare", "administrative"]
-uplink = "loopback"
-
-[[source]]
-name = "zigbee"
-kind = "zigbee2mqtt"
-category = "welfare"
-"#,
-            data = data.display(),
-            port = broker.port()
-        ),
-    )
-    .unwrap();
+    let sources = "[[source]]\nname = \"zigbee\"\nkind = \"zigbee2mqtt\"\ncategory = \"welfare\"\n";
+    std::fs::write(&config, hub_config(&data, broker.port(), sources)).unwrap();
     let log = dir.path().join("hearth.log");
-    let mut child = start(&config, &log);
-    wait_for_log(&log, "MQTT connected");
-    std::thread::sleep(Duration::from_millis(300));
+    let child = start_connected(&config, &log);
 
     let z = |topic: &str, payload: &str| {
         broker.publish(&format!("zigbee2mqtt/{topic}"), payload, 1, false)
@@ -172,11 +121,7 @@ category = "welfare"
             rows
         }
     };
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    stop(child);
 
     // Safety alarms, under the IEEE addresses learnt from bridge/devices.
     assert!(
