@@ -215,25 +215,14 @@ pub async fn run(
                 };
                 let ctx =
                     DriverContext::new(ingest.clone(), technical.clone(), sources_stop.clone());
-                let running = sources_running.clone();
-                supervisor.add(TaskSpec::new(
-                    format!("source/{}", source.name),
-                    true,
-                    move |task| {
-                        let settings = settings.clone();
-                        let ctx = ctx.clone();
-                        let running = running.clone();
-                        async move {
-                            let mut driver = Simulated::new(settings).map_err(TaskError::fatal)?;
-                            running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let result = driver.run(&ctx).await;
-                            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                            result.map_err(TaskError::new)?;
-                            // Sources stop before the rest (two-phase shutdown); stay "running"
-                            // until the supervisor's own shutdown, so this is no unexpected exit.
-                            task.shutdown_requested().await;
-                            Ok(())
-                        }
+                supervisor.add(source_task(
+                    &source.name,
+                    ctx,
+                    sources_running.clone(),
+                    move || {
+                        Simulated::new(settings.clone())
+                            .map(|d| Box::new(d) as Box<dyn Driver>)
+                            .map_err(|e| e.to_string())
                     },
                 ))?;
             }
@@ -301,24 +290,11 @@ pub async fn run(
                 let plan = mqtt_plan(&config, source)?;
                 let ctx =
                     DriverContext::new(ingest.clone(), technical.clone(), sources_stop.clone());
-                let running = sources_running.clone();
-                supervisor.add(TaskSpec::new(
-                    format!("source/{}", source.name),
-                    true,
-                    move |task| {
-                        let plan = plan.clone();
-                        let ctx = ctx.clone();
-                        let running = running.clone();
-                        async move {
-                            let mut driver = plan.source().map_err(TaskError::fatal)?;
-                            running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let result = driver.run(&ctx).await;
-                            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                            result.map_err(TaskError::new)?;
-                            task.shutdown_requested().await;
-                            Ok(())
-                        }
-                    },
+                supervisor.add(source_task(
+                    &source.name,
+                    ctx,
+                    sources_running.clone(),
+                    move || plan.source().map(|d| Box::new(d) as Box<dyn Driver>),
                 ))?;
             }
         }
@@ -601,5 +577,35 @@ fn mqtt_plan(config: &Config, source: &hearth_config::SourceConfig) -> anyhow::R
         name: source.name.clone(),
         transport,
         handler,
+    })
+}
+
+/// A supervised source: `make` builds the driver on every (re)start (an error there is fatal:
+/// the configuration cannot work); the task counts itself in `running` while the driver runs,
+/// and once the driver returned (sources stop first in the two-phase shutdown) it stays
+/// "running" until the supervisor's own shutdown, so that is no unexpected exit.
+fn source_task<M>(
+    name: &str,
+    ctx: DriverContext,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    make: M,
+) -> TaskSpec
+where
+    M: Fn() -> Result<Box<dyn Driver>, String> + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    TaskSpec::new(format!("source/{name}"), true, move |task| {
+        let ctx = ctx.clone();
+        let running = running.clone();
+        let make = make.clone();
+        async move {
+            let mut driver = make().map_err(TaskError::fatal)?;
+            running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let result = driver.run(&ctx).await;
+            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            result.map_err(TaskError::new)?;
+            task.shutdown_requested().await;
+            Ok(())
+        }
     })
 }

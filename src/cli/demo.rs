@@ -91,7 +91,16 @@ fn describe(r: &hearth_uplink::loopback::Received) -> String {
         ("alarm", _) if r.source.starts_with("zigbee") => format!("ALARM {}", r.detail),
         ("alarm", _) => "ALARM emergency button pressed".to_owned(),
         ("reading", _) if r.source.starts_with("zigbee") => {
-            format!("sensor observation (MDC {})", r.mdc.unwrap_or(0))
+            // IEEE 11073-10471 sensor types (partition 130); others by code.
+            let name = match r.mdc.unwrap_or(0) {
+                8_519_694 => "room temperature",
+                8_519_695 => "humidity",
+                8_519_687 => "motion/occupancy",
+                8_519_690 => "door contact",
+                8_519_691 => "bed/chair usage",
+                _ => "sensor observation",
+            };
+            format!("{name} (MDC {})", r.mdc.unwrap_or(0))
         }
         ("reading", _) if r.source.starts_with("ble:") => {
             let name = r
