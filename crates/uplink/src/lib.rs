@@ -22,6 +22,7 @@
 
 pub mod loopback;
 mod sender;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

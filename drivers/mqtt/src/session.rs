@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use hearth_config::MqttConfig;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, Transport};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
 use crate::{Incoming, MqttError};
@@ -80,58 +78,16 @@ fn read_password(p: &Path) -> Result<String, MqttError> {
     Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
-/// rustls client config: TLS 1.2+, the configured CA file or the system's trust store, and the
-/// client certificate for mutual TLS when configured.
+/// rustls client config for `[mqtt]` (crates/uplink's one TLS setup).
 pub(crate) fn tls_config(cfg: &MqttConfig) -> Result<rustls::ClientConfig, MqttError> {
-    let bad = |what: String| MqttError::Config { what };
-    let ca_path = cfg
-        .ca_file
-        .clone()
-        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&ca_path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            bad(format!(
-                "cannot read CA certificates from {}: {e}; set mqtt.ca_file to a PEM file",
-                ca_path.display()
-            ))
-        })?;
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(bad(format!(
-            "{} holds no usable CA certificate; set mqtt.ca_file to the PEM file of the CA \
-             that signed the broker's certificate",
-            ca_path.display()
-        )));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| bad(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots);
-    match (&cfg.client_cert, &cfg.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    bad(format!(
-                        "cannot read mqtt.client_cert {}: {e}",
-                        cert.display()
-                    ))
-                })?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                bad(format!(
-                    "cannot read mqtt.client_key {}: {e}; it must be a PEM private key",
-                    key.display()
-                ))
-            })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| bad(format!("client certificate and key do not fit: {e}")))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
+    let files = hearth_uplink::tls::TlsFiles {
+        ca_file: cfg.ca_file.clone(),
+        client_cert: cfg.client_cert.clone(),
+        client_key: cfg.client_key.clone(),
+    };
+    hearth_uplink::tls::client_config(&files, "mqtt").map_err(|e| MqttError::Config {
+        what: e.to_string(),
+    })
 }
 
 /// Connects and runs the two tasks. Returns the link events; the tasks end when `events` is
