@@ -1,0 +1,265 @@
+//! Code systems, the MDC → LOINC table and the other small tables of the encoder.
+
+use hearth_model::{AbsentReason, Mdc};
+
+/// IEEE 11073-10101 (MDC) code system.
+pub const MDC_SYSTEM: &str = "urn:iso:std:iso:11073:10101";
+/// LOINC.
+pub const LOINC_SYSTEM: &str = "http://loinc.org";
+/// UCUM (fixed by PhdNumericObservation for `valueQuantity.system`).
+pub const UCUM_SYSTEM: &str = "http://unitsofmeasure.org";
+/// FHIR data-absent-reason codes.
+pub const DAR_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/data-absent-reason";
+/// FHIR observation categories (`vital-signs`).
+pub const OBSERVATION_CATEGORY_SYSTEM: &str =
+    "http://terminology.hl7.org/CodeSystem/observation-category";
+/// The PHD IG's own observation category (`phd`, required by PhdBaseObservation).
+pub const PHD_CATEGORY_SYSTEM: &str =
+    "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories";
+/// IEEE 11073 BITs as codes `<MDC>.<bit>` (PhdBitsEnumerationObservation components).
+pub const ASN1_TO_HL7_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/ASN1ToHL7";
+/// Device identifier types of the PHD IG (SYSID, BTMAC, ZIGBEE …).
+pub const CONTINUA_DEVICE_IDENTIFIERS: &str =
+    "http://terminology.hl7.org/CodeSystem/ContinuaDeviceIdentifiers";
+/// IEEE EUI-64 system id (PhdDevice/PhgDevice `identifier[SYSID]`).
+pub const SYSID_SYSTEM: &str = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680";
+/// Zigbee IEEE address (an EUI-64 transport address).
+pub const ZIGBEE_SYSTEM: &str = "http://hl7.org/fhir/sid/eui-64/zigbee";
+/// RFC 3986 URIs: the identifier system for `urn:uuid:` values, used for hearth's record ids.
+pub const URI_SYSTEM: &str = "urn:ietf:rfc:3986";
+/// FHIR core extension that points an Observation at the gateway (PhgDevice).
+pub const GATEWAY_DEVICE_EXTENSION: &str =
+    "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice";
+/// Canonical base of the PHD IG's profiles.
+pub const PHD_PROFILE_BASE: &str = "http://hl7.org/fhir/uv/phd/StructureDefinition/";
+
+/// PHD device type (MDC_MOC_VMS_MDS_SIMP).
+pub const MDC_PHD_TYPE: u32 = 65573;
+/// PHG device type (MDC_MOC_VMS_MDS_AHD).
+pub const MDC_PHG_TYPE: u32 = 531981;
+/// Firmware version type (MDC_ID_PROD_SPEC_FW).
+pub const MDC_VERSION_FW: u32 = 531976;
+/// Software version type (MDC_ID_PROD_SPEC_SW).
+pub const MDC_VERSION_SW: u32 = 531975;
+
+/// One row of the LOINC table: the MDC code, the unit it applies to (`None` = any) and the LOINC
+/// codes to add after the MDC coding, and whether the observation is a vital sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoincRow {
+    /// MDC code of `Observation.code` (or of a component).
+    pub mdc: u32,
+    /// UCUM unit the LOINC code requires (glucose differs by mass vs moles); `None` = any unit.
+    pub unit: Option<&'static str>,
+    /// LOINC codes, in the order they are written.
+    pub loinc: &'static [&'static str],
+    /// Whether the FHIR `vital-signs` category applies.
+    pub vital_sign: bool,
+}
+
+const fn row(mdc: u32, loinc: &'static [&'static str], vital_sign: bool) -> LoincRow {
+    LoincRow {
+        mdc,
+        unit: None,
+        loinc,
+        vital_sign,
+    }
+}
+
+const fn glucose(mdc: u32, unit: &'static str, loinc: &'static [&'static str]) -> LoincRow {
+    LoincRow {
+        mdc,
+        unit: Some(unit),
+        loinc,
+        vital_sign: false,
+    }
+}
+
+/// Glucose in blood: mass concentration (LOINC 2339-0) …
+const GLU_MASS: &[&str] = &["2339-0"];
+/// … and substance concentration (LOINC 15074-8, the code VKP uses for all sample types).
+const GLU_MOLES: &[&str] = &["15074-8"];
+
+/// MDC → LOINC (FHIR vital signs, PHD IG examples, VKP table in the research notes).
+/// Keep it small and checked: `tests::loinc_table_is_what_the_notes_say`.
+pub static LOINC: &[LoincRow] = &[
+    row(147842, &["8867-4"], true),            // MDC_ECG_HEART_RATE
+    row(149530, &["8867-4"], true),            // MDC_PULS_OXIM_PULS_RATE
+    row(149546, &["8867-4"], true),            // MDC_PULS_RATE_NON_INV
+    row(150020, &["85354-9"], true),           // MDC_PRESS_BLD_NONINV (panel)
+    row(150021, &["8480-6"], true),            // … _SYS
+    row(150022, &["8462-4"], true),            // … _DIA
+    row(150023, &["8478-0"], true),            // … _MEAN
+    row(150364, &["8310-5"], true),            // MDC_TEMP_BODY
+    row(150456, &["59408-5", "2708-6"], true), // MDC_PULS_OXIM_SAT_O2
+    glucose(160184, "mg/dL", GLU_MASS),        // capillary whole blood
+    glucose(160184, "mmol/L", GLU_MOLES),
+    glucose(160188, "mg/dL", GLU_MASS), // capillary plasma
+    glucose(160188, "mmol/L", GLU_MOLES),
+    glucose(160192, "mg/dL", GLU_MASS), // venous whole blood
+    glucose(160192, "mmol/L", GLU_MOLES),
+    glucose(160196, "mg/dL", GLU_MASS), // venous plasma
+    glucose(160196, "mmol/L", GLU_MOLES),
+    glucose(160200, "mg/dL", GLU_MASS), // arterial whole blood
+    glucose(160200, "mmol/L", GLU_MOLES),
+    glucose(160204, "mg/dL", GLU_MASS), // arterial plasma
+    glucose(160204, "mmol/L", GLU_MOLES),
+    glucose(160364, "mg/dL", GLU_MASS), // undetermined whole blood
+    glucose(160364, "mmol/L", GLU_MOLES),
+    glucose(160368, "mg/dL", GLU_MASS), // undetermined plasma
+    glucose(160368, "mmol/L", GLU_MOLES),
+    row(188736, &["29463-7"], true), // MDC_MASS_BODY_ACTUAL
+    row(188740, &["8302-2"], true),  // MDC_LEN_BODY_ACTUAL
+    row(188752, &["39156-5"], true), // MDC_RATIO_MASS_BODY_LEN_SQ
+];
+
+/// The LOINC row for a code and unit, if any.
+pub fn loinc_for(mdc: Mdc, unit: Option<&str>) -> Option<&'static LoincRow> {
+    LOINC
+        .iter()
+        .find(|r| r.mdc == mdc.0 && (r.unit.is_none() || r.unit == unit))
+}
+
+/// The FHIR data-absent-reason code and display for a model absent reason (PHD IG FLOATS:
+/// NaN → not-a-number, ±INF → ±infinity, NRes and reserved → error).
+pub fn data_absent_reason(reason: AbsentReason) -> (&'static str, &'static str) {
+    match reason {
+        AbsentReason::NotANumber => ("not-a-number", "Not a Number (NaN)"),
+        AbsentReason::PositiveInfinity => ("positive-infinity", "Positive Infinity (PINF)"),
+        AbsentReason::NegativeInfinity => ("negative-infinity", "Negative Infinity (NINF)"),
+        AbsentReason::NotAtThisResolution | AbsentReason::Reserved | AbsentReason::Error => {
+            ("error", "Error")
+        }
+        AbsentReason::Unknown => ("unknown", "Unknown"),
+    }
+}
+
+/// The device specialization (`Device.specialization.systemType`, DeviceTypes11073MDC) implied
+/// by an observation code, when one is obvious.
+pub fn specialization_for(mdc: Mdc) -> Option<u32> {
+    Some(match mdc.0 {
+        150020..=150023 | 149546 | 8410608 => 528391, // BP
+        150456 | 149530 | 150448 | 150604 => 528388,  // pulse oximeter
+        150364 | 150392 | 188420..=188496 => 528392,  // thermometer
+        188736 | 188740 | 188752 => 528399,           // scale
+        160184..=160208 | 160364 | 160368 | 8417752 => 528401, // glucose meter
+        160212 | 8418008 | 8418060 => 528409,         // CGM
+        188748..=188780 => 528404,                    // body composition
+        147842 | 147240 => 528390,                    // basic ECG / HR
+        _ => return None,
+    })
+}
+
+/// How a BITs field's bits (least significant first, BLE numbering, as the model keeps them)
+/// map to the IEEE 11073 MDER numbering of the ASN1ToHL7 codes `<MDC>.<n>` (bit 0 = most
+/// significant). There is no general rule (mdc-codes notes: "map by meaning"), so only checked
+/// fields are listed; others are [`crate::EncodeError::UnmappedBits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitMapping {
+    /// Model bit n is code bit n, for n in `0..count`.
+    Same {
+        /// How many bits are defined.
+        count: u8,
+    },
+    /// Model bit n is code bit `width − 1 − n`, for n in `0..width`.
+    Reversed {
+        /// The field width.
+        width: u8,
+    },
+}
+
+/// The bit mapping of a BITs observation code, if it is known.
+pub fn bit_mapping(mdc: Mdc) -> Option<BitMapping> {
+    match mdc.0 {
+        // MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS: BLE b0…b5 = 8410608.0…5.
+        8410608 => Some(BitMapping::Same { count: 6 }),
+        // MDC_GLU_METER_DEV_STATUS: BLE b0…b10 = 8417752.0…10 (b11 time fault has no code).
+        8417752 => Some(BitMapping::Same { count: 11 }),
+        // MDC_PULS_OXIM_DEV_STATUS: BLE bit n = 150604.(15−n).
+        150604 => Some(BitMapping::Reversed { width: 16 }),
+        _ => None,
+    }
+}
+
+/// The MDC reference id (FHIR `display`) from hearth-ieee11073's table.
+pub fn mdc_display(mdc: Mdc) -> Option<&'static str> {
+    hearth_ieee11073::mdc::lookup(mdc.0).map(|t| t.reference_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loinc(mdc: u32, unit: Option<&str>) -> Option<&'static [&'static str]> {
+        loinc_for(Mdc(mdc), unit).map(|r| r.loinc)
+    }
+
+    #[test]
+    fn loinc_table_is_what_the_notes_say() {
+        assert_eq!(loinc(150020, Some("mm[Hg]")), Some(&["85354-9"][..]));
+        assert_eq!(loinc(150021, Some("mm[Hg]")), Some(&["8480-6"][..]));
+        assert_eq!(loinc(150022, None), Some(&["8462-4"][..]));
+        assert_eq!(loinc(150023, None), Some(&["8478-0"][..]));
+        assert_eq!(loinc(149546, Some("/min")), Some(&["8867-4"][..]));
+        assert_eq!(loinc(149530, Some("/min")), Some(&["8867-4"][..]));
+        assert_eq!(loinc(147842, Some("/min")), Some(&["8867-4"][..]));
+        assert_eq!(loinc(150364, Some("Cel")), Some(&["8310-5"][..]));
+        assert_eq!(loinc(150456, Some("%")), Some(&["59408-5", "2708-6"][..]));
+        assert_eq!(loinc(188736, Some("kg")), Some(&["29463-7"][..]));
+        assert_eq!(loinc(188740, Some("cm")), Some(&["8302-2"][..]));
+        assert_eq!(loinc(188752, Some("kg/m2")), Some(&["39156-5"][..]));
+        assert_eq!(loinc(160184, Some("mg/dL")), Some(&["2339-0"][..]));
+        assert_eq!(loinc(160184, Some("mmol/L")), Some(&["15074-8"][..]));
+        assert_eq!(
+            loinc(160184, Some("kg/L")),
+            None,
+            "glucose LOINC depends on the unit"
+        );
+        assert_eq!(loinc(160212, Some("mg/dL")), None, "ISF is not blood");
+        assert_eq!(loinc(67996, Some("%")), None, "battery is no vital sign");
+        assert!(!loinc_for(Mdc(160184), Some("mg/dL")).is_some_and(|r| r.vital_sign));
+        assert!(loinc_for(Mdc(150456), None).is_some_and(|r| r.vital_sign));
+    }
+
+    #[test]
+    fn every_loinc_row_names_a_known_mdc_term() {
+        for r in LOINC {
+            assert!(
+                mdc_display(Mdc(r.mdc)).is_some(),
+                "{} not in the MDC table",
+                r.mdc
+            );
+        }
+    }
+
+    #[test]
+    fn absent_reasons_map_to_data_absent_reason_codes() {
+        let codes = [
+            "unknown",
+            "asked-unknown",
+            "temp-unknown",
+            "not-asked",
+            "asked-declined",
+            "masked",
+            "not-applicable",
+            "unsupported",
+            "as-text",
+            "error",
+            "not-a-number",
+            "negative-infinity",
+            "positive-infinity",
+            "not-performed",
+            "not-permitted",
+        ];
+        for r in AbsentReason::ALL {
+            assert!(codes.contains(&data_absent_reason(r).0), "{r:?}");
+        }
+        assert_eq!(
+            data_absent_reason(AbsentReason::NotANumber).0,
+            "not-a-number"
+        );
+        assert_eq!(
+            data_absent_reason(AbsentReason::NotAtThisResolution).0,
+            "error"
+        );
+    }
+}

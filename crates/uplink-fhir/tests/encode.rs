@@ -1,0 +1,361 @@
+//! Behaviour of `encode_bundle` beyond the golden files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use hearth_model::*;
+use hearth_uplink_fhir::*;
+use serde_json::Value as J;
+
+fn encode(records: &[Record], ctx: &Context) -> J {
+    let b = encode_bundle(records, ctx, Profile::Phd).unwrap();
+    serde_json::from_slice(&b.to_json_bytes()).unwrap()
+}
+
+fn temp(v: hearth_model::Value) -> Record {
+    common::build(common::reading(
+        common::ble("0011223344556677"),
+        150364,
+        v,
+        Some("Cel"),
+    ))
+}
+
+fn alarm() -> Record {
+    let t = Timestamp::from_unix_millis(common::T0);
+    Record::Alarm(Alarm::new(
+        DeviceId::new("z2m", "0x00158d0001a2b3c4").unwrap(),
+        AlarmKind::Fall,
+        AlarmState::Raised,
+        t,
+        t,
+        Category::Health,
+        None,
+        None,
+    ))
+}
+
+fn technical() -> Record {
+    let t = Timestamp::from_unix_millis(common::T0);
+    Record::Technical(TechnicalAlarm::new(
+        "ble",
+        TechnicalKind::LowBattery,
+        Severity::Warning,
+        AlarmState::Raised,
+        "battery low",
+        t,
+    ))
+}
+
+#[test]
+fn every_entry_is_a_conditional_create_on_its_identifier() {
+    let ctx = common::context();
+    for (name, records) in common::cases() {
+        let v = encode(&records, &ctx);
+        for e in v["entry"].as_array().unwrap() {
+            let r = &e["resource"];
+            let id = &r["identifier"][0];
+            let (system, value) = (
+                id["system"].as_str().unwrap(),
+                id["value"].as_str().unwrap(),
+            );
+            assert_eq!(e["request"]["method"], "POST", "{name}");
+            assert_eq!(e["request"]["url"], r["resourceType"], "{name}");
+            assert_eq!(
+                e["request"]["ifNoneExist"].as_str().unwrap(),
+                if_none_exist(system, value),
+                "{name}: ifNoneExist must search the first identifier"
+            );
+        }
+        // Observation identifier and fullUrl are the record id.
+        for (rec, e) in records.iter().zip(
+            v["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["resource"]["resourceType"] == "Observation"),
+        ) {
+            assert_eq!(e["fullUrl"], rec.id().urn());
+            assert_eq!(
+                e["resource"]["identifier"][0]["system"],
+                "urn:ietf:rfc:3986"
+            );
+            assert_eq!(e["resource"]["identifier"][0]["value"], rec.id().urn());
+        }
+    }
+}
+
+#[test]
+fn a_resend_is_byte_identical_even_when_received_later() {
+    let ctx = common::context();
+    let b = common::reading(
+        common::ble("0011223344556677"),
+        150364,
+        hearth_model::Value::numeric(36.6),
+        Some("Cel"),
+    );
+    let first = Record::Reading(b.clone().build(Timestamp::from_unix_millis(common::T0 + 1)));
+    let again = Record::Reading(b.build(Timestamp::from_unix_millis(common::T0 + 86_400_000)));
+    assert_eq!(
+        encode_bundle(&[first], &ctx, Profile::Phd)
+            .unwrap()
+            .to_json_bytes(),
+        encode_bundle(&[again], &ctx, Profile::Phd)
+            .unwrap()
+            .to_json_bytes()
+    );
+}
+
+#[test]
+fn absent_values_become_data_absent_reasons() {
+    let ctx = common::context();
+    for (reason, code) in [
+        (AbsentReason::NotANumber, "not-a-number"),
+        (AbsentReason::NotAtThisResolution, "error"),
+        (AbsentReason::PositiveInfinity, "positive-infinity"),
+        (AbsentReason::NegativeInfinity, "negative-infinity"),
+        (AbsentReason::Reserved, "error"),
+        (AbsentReason::Error, "error"),
+        (AbsentReason::Unknown, "unknown"),
+    ] {
+        let v = encode(&[temp(hearth_model::Value::Absent(reason))], &ctx);
+        let obs = &v["entry"][2]["resource"];
+        assert!(obs.get("valueQuantity").is_none());
+        assert_eq!(obs["dataAbsentReason"]["coding"][0]["code"], code);
+        assert_eq!(
+            obs["dataAbsentReason"]["coding"][0]["system"],
+            "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+        );
+    }
+}
+
+#[test]
+fn decimals_are_printed_as_the_device_resolved_them() {
+    let ctx = common::context();
+    let b = encode_bundle(
+        &[temp(hearth_model::Value::numeric_with_decimals(37.0, 2))],
+        &ctx,
+        Profile::Phd,
+    )
+    .unwrap();
+    let body = String::from_utf8(b.to_json_bytes()).unwrap();
+    assert!(
+        body.contains(r#""valueQuantity":{"value":37.00,"unit":"Cel""#),
+        "{body}"
+    );
+}
+
+#[test]
+fn non_finite_numbers_are_refused() {
+    let ctx = common::context();
+    for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let r = common::build(
+            common::reading(
+                common::ble("0011223344556677"),
+                150364,
+                hearth_model::Value::numeric(x),
+                Some("Cel"),
+            )
+            .sequence(9),
+        );
+        let err = encode_bundle(
+            &[temp(hearth_model::Value::numeric(1.0)), r.clone()],
+            &ctx,
+            Profile::Phd,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, EncodeError::NonFinite { index: 1, .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.record(), Some((1, r.id())));
+    }
+}
+
+#[test]
+fn alarms_are_refused_or_skipped() {
+    let mut ctx = common::context();
+    let reading = temp(hearth_model::Value::numeric(36.6));
+    let records = [reading.clone(), alarm(), technical()];
+    let err = encode_bundle(&records, &ctx, Profile::Phd).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EncodeError::NotAnObservation {
+                index: 1,
+                kind: "safety alarm",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("SCAIP"));
+
+    ctx.options.unsupported = Unsupported::Skip;
+    let b = encode_bundle(&records, &ctx, Profile::Phd).unwrap();
+    assert_eq!(
+        b.entries().last(),
+        Some(&EntryRole::Observation(reading.id()))
+    );
+    let skipped: Vec<_> = b.skipped().iter().map(|s| (s.index, s.record)).collect();
+    assert_eq!(skipped, vec![(1, records[1].id()), (2, records[2].id())]);
+    assert!(b.skipped()[1].reason.contains("technical alarm"));
+
+    // Only alarms: nothing to send, not even devices.
+    let b = encode_bundle(&records[1..], &ctx, Profile::Phd).unwrap();
+    assert!(b.is_empty());
+}
+
+#[test]
+fn unmapped_bits_are_refused_or_skipped() {
+    let mut ctx = common::context();
+    let cgm = common::build(common::reading(
+        common::ble("0011223344556677"),
+        8_418_060,
+        hearth_model::Value::Enumerated(Enumerated::Bits { bits: 1, width: 24 }),
+        None,
+    ));
+    assert!(matches!(
+        encode_bundle(std::slice::from_ref(&cgm), &ctx, Profile::Phd),
+        Err(EncodeError::UnmappedBits { mdc: 8_418_060, .. })
+    ));
+    ctx.options.unsupported = Unsupported::Skip;
+    assert_eq!(
+        encode_bundle(&[cgm], &ctx, Profile::Phd)
+            .unwrap()
+            .skipped()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn plx_status_bits_use_11073_numbering() {
+    let ctx = common::context();
+    let r = common::build(common::reading(
+        common::ble("0011223344556677"),
+        150_604,
+        hearth_model::Value::Enumerated(Enumerated::Bits {
+            bits: 1 << 11,
+            width: 16,
+        }),
+        None,
+    ));
+    let v = encode(&[r], &ctx);
+    let comps = v["entry"][2]["resource"]["component"].as_array().unwrap();
+    let set: Vec<&str> = comps
+        .iter()
+        .filter(|c| c["valueBoolean"] == true)
+        .map(|c| c["code"]["coding"][0]["code"].as_str().unwrap())
+        .collect();
+    // BLE b11 "unconnected to user" = 150604.4 sensor-off (mdc-codes notes).
+    assert_eq!(set, ["150604.4"]);
+}
+
+#[test]
+fn other_profiles_are_not_implemented_yet() {
+    let ctx = common::context();
+    for p in [Profile::Vkp, Profile::Pmd] {
+        assert_eq!(
+            encode_bundle(&[], &ctx, p),
+            Err(EncodeError::ProfileNotImplemented(p.as_str()))
+        );
+    }
+}
+
+#[test]
+fn patient_comes_from_the_reading_else_the_route() {
+    let mut ctx = common::context();
+    let own = common::build(
+        common::reading(
+            common::ble("0011223344556677"),
+            150364,
+            hearth_model::Value::numeric(36.6),
+            Some("Cel"),
+        )
+        .person(PersonRef::new("Patient/abc")),
+    );
+    let v = encode(std::slice::from_ref(&own), &ctx);
+    assert_eq!(
+        v["entry"][2]["resource"]["subject"]["reference"],
+        "Patient/abc"
+    );
+
+    let route = temp(hearth_model::Value::numeric(36.6));
+    ctx.patient = None;
+    let err = encode_bundle(&[route], &ctx, Profile::Phd).unwrap_err();
+    assert!(matches!(err, EncodeError::NoPatient { index: 0, .. }));
+
+    let bad = common::build(
+        common::reading(
+            common::ble("0011223344556677"),
+            150364,
+            hearth_model::Value::numeric(36.6),
+            Some("Cel"),
+        )
+        .person(PersonRef::new("13116900216")),
+    );
+    let err = encode_bundle(&[bad], &ctx, Profile::Phd).unwrap_err();
+    assert!(matches!(err, EncodeError::BadPersonRefAt { .. }));
+    assert!(
+        !err.to_string().contains("1311"),
+        "personal id in an error message"
+    );
+}
+
+#[test]
+fn duplicates_missing_units_and_bad_components_are_typed_errors() {
+    let ctx = common::context();
+    let r = temp(hearth_model::Value::numeric(1.0));
+    assert!(matches!(
+        encode_bundle(&[r.clone(), r], &ctx, Profile::Phd),
+        Err(EncodeError::DuplicateRecord { index: 1, .. })
+    ));
+    let no_unit = common::build(common::reading(
+        common::ble("0011223344556677"),
+        150364,
+        hearth_model::Value::numeric(1.0),
+        None,
+    ));
+    assert!(matches!(
+        encode_bundle(&[no_unit], &ctx, Profile::Phd),
+        Err(EncodeError::MissingUnit { .. })
+    ));
+    let nested = temp(hearth_model::Value::Compound(vec![Component {
+        mdc: Mdc(150021),
+        value: hearth_model::Value::Compound(vec![]),
+    }]));
+    assert!(matches!(
+        encode_bundle(&[nested], &ctx, Profile::Phd),
+        Err(EncodeError::BadComponent { .. })
+    ));
+    assert!(matches!(
+        encode_bundle(
+            &[temp(hearth_model::Value::Compound(vec![]))],
+            &ctx,
+            Profile::Phd
+        ),
+        Err(EncodeError::EmptyCompound { .. })
+    ));
+}
+
+#[test]
+fn outcomes_map_back_to_records() {
+    let ctx = common::context();
+    let (_, records) = common::cases().remove(4); // SpO2 + pulse: gateway, device, 2 observations
+    let b = encode_bundle(&records, &ctx, Profile::Phd).unwrap();
+    assert_eq!(b.len(), 4);
+    let reply = serde_json::json!({"resourceType": "Bundle", "type": "transaction-response", "entry": [
+        {"response": {"status": "200 OK"}}, {"response": {"status": "201 Created"}},
+        {"response": {"status": "201 Created"}}, {"response": {"status": "200 OK"}}]});
+    let outcomes = parse_transaction_response(reply.to_string().as_bytes(), b.len()).unwrap();
+    let per_record = b.record_outcomes(&outcomes).unwrap();
+    assert_eq!(
+        per_record,
+        vec![
+            (records[0].id(), EntryOutcome::Delivered { created: true }),
+            (records[1].id(), EntryOutcome::Delivered { created: false }),
+        ]
+    );
+    assert!(b.record_outcomes(&outcomes[1..]).is_none());
+}
