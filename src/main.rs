@@ -110,9 +110,18 @@ enum BleCommand {
         /// The value as hex bytes (spaces, colons and dashes allowed).
         #[arg(long, value_name = "HEX", allow_hyphen_values = true)]
         hex: String,
-        /// Output format (fhir and pcd01 arrive with issue 4).
+        /// Output format: the decoded readings (json), or what a FHIR route (a transaction
+        /// Bundle) or a PCD-01 route (an HL7 v2.6 ORU^R01, one segment per line) would send.
         #[arg(long, default_value = "json", value_parser = ["json", "fhir", "pcd01"])]
         format: String,
+        /// With --format fhir: the receiver's profile (phd: HL7 PHD IG; vkp: HL7 Norway's
+        /// welfare-technology hub; pmd: Norsk helsenett's Pasientens måledata).
+        #[arg(long, default_value = "phd", value_parser = ["phd", "vkp", "pmd"])]
+        profile: String,
+        /// The person the readings are about, as a route would know it
+        /// (`Patient/<id>` or `<system>|<value>`).
+        #[arg(long, default_value = "Patient/example", value_name = "REF")]
+        patient: String,
     },
     /// Scan with the real Bluetooth adapter and list advertising devices.
     Scan {
@@ -180,10 +189,12 @@ fn main() -> ExitCode {
                     characteristic,
                     hex,
                     format,
+                    profile,
+                    patient,
                 },
         } => {
             // Malformed input is exit 2 (DESIGN: the command line).
-            return match cli::ble::decode(&characteristic, &hex, &format) {
+            return match cli::ble::decode(&characteristic, &hex, &format, &profile, &patient) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(2),
                 Err(e) => {

@@ -378,3 +378,54 @@ type = "plant_mood"
         "{err}"
     );
 }
+
+#[test]
+fn ble_decode_prints_what_a_fhir_or_pcd01_route_would_send() {
+    let bp = "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00";
+    let o = hearth(&[
+        "ble",
+        "decode",
+        "--characteristic",
+        "2A35",
+        "--hex",
+        bp,
+        "--format",
+        "fhir",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let bundle: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "transaction");
+    let entries = bundle["entry"].as_array().unwrap();
+    let bp_obs = entries
+        .iter()
+        .find(|e| e["resource"]["code"]["coding"][0]["code"] == "150020")
+        .unwrap_or_else(|| panic!("{bundle}"));
+    assert!(
+        bp_obs["request"]["ifNoneExist"]
+            .as_str()
+            .unwrap()
+            .starts_with("identifier="),
+        "{bp_obs}"
+    );
+    let o = hearth(&[
+        "ble",
+        "decode",
+        "--characteristic",
+        "2A35",
+        "--hex",
+        bp,
+        "--format",
+        "pcd01",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let hl7 = text(&o.stdout);
+    assert!(hl7.starts_with("MSH|^~\\&|HEARTH|"), "{hl7}");
+    assert!(hl7.contains("|ORU^R01^ORU_R01|"), "{hl7}");
+    assert!(
+        hl7.lines().any(|l| l.starts_with("OBX|")
+            && l.contains("150021^MDC_PRESS_BLD_NONINV_SYS^MDC")
+            && l.contains("|128|")),
+        "{hl7}"
+    );
+}

@@ -125,8 +125,82 @@ pub fn to_json(characteristic: u16, d: &Decoded) -> Json {
     })
 }
 
+/// The decoded values as readings of a placeholder device (`ble:decoded`) for `patient`; device
+/// local times are read as UTC (the CLI has no gateway time zone).
+fn readings(d: &Decoded, patient: &str) -> anyhow::Result<Vec<hearth_model::Record>> {
+    let device = hearth_model::DeviceId::new("ble", "decoded")?;
+    let now = hearth_model::Timestamp::now();
+    d.observations
+        .iter()
+        .map(|o| {
+            let mut b = hearth_model::Reading::builder(device.clone(), o.mdc, o.value.clone())
+                .person(hearth_model::PersonRef::new(patient));
+            if let Some(u) = &o.unit {
+                b = b.unit(u.clone());
+            }
+            if let Some(seq) = o.sequence {
+                b = b.sequence(seq);
+            }
+            match &o.time {
+                Some(DeviceTime::Utc(ms)) => {
+                    b = b.device_time(hearth_model::Timestamp::from_unix_millis(*ms));
+                }
+                Some(DeviceTime::Local(l)) => {
+                    if let (Some(y), Some(mo), Some(day)) = (l.year, l.month, l.day) {
+                        let dt = jiff::civil::date(y as i16, mo as i8, day as i8).at(
+                            l.hour as i8,
+                            l.minute as i8,
+                            l.second as i8,
+                            0,
+                        );
+                        if let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC) {
+                            b = b.device_time(hearth_model::Timestamp::from_unix_millis(
+                                z.timestamp().as_millisecond(),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(hearth_model::Record::Reading(b.build(now)))
+        })
+        .collect()
+}
+
+/// What would be sent for one value, in a receiver's format.
+fn encoded(d: &Decoded, format: &str, profile: &str, patient: &str) -> anyhow::Result<String> {
+    let records = readings(d, patient)?;
+    match format {
+        "fhir" => {
+            let profile = match profile {
+                "phd" => hearth_uplink_fhir::Profile::Phd,
+                "vkp" => hearth_uplink_fhir::Profile::Vkp,
+                "pmd" => hearth_uplink_fhir::Profile::Pmd,
+                other => anyhow::bail!("--profile {other}: use phd, vkp or pmd"),
+            };
+            let gateway =
+                hearth_uplink_fhir::Gateway::new(hearth_model::DeviceId::new("hearth", "cli")?);
+            let ctx = hearth_uplink_fhir::Context::new(gateway, None);
+            let bundle = hearth_uplink_fhir::encode_bundle(&records, &ctx, profile)?;
+            Ok(bundle.to_pretty_json())
+        }
+        _ => {
+            let ctx = hearth_uplink_pcd01::Context::new("HEARTH", hearth_model::Timestamp::now());
+            let message = hearth_uplink_pcd01::encode_oru(&records, &ctx)?;
+            // Segments end in CR on the wire; one per line here.
+            Ok(message.as_str().replace('\r', "\n"))
+        }
+    }
+}
+
 /// Decode one value; exit code 2 with a message naming the byte on malformed input.
-pub fn decode(characteristic: &str, hex: &str, format: &str) -> anyhow::Result<bool> {
+pub fn decode(
+    characteristic: &str,
+    hex: &str,
+    format: &str,
+    profile: &str,
+    patient: &str,
+) -> anyhow::Result<bool> {
     let uuid = match parse_uuid(characteristic) {
         Ok(u) => u,
         Err(e) => {
@@ -145,9 +219,7 @@ pub fn decode(characteristic: &str, hex: &str, format: &str) -> anyhow::Result<b
         Ok(d) => {
             match format {
                 "json" => println!("{}", serde_json::to_string_pretty(&to_json(uuid, &d))?),
-                other => anyhow::bail!(
-                    "--format {other} is not available yet (fhir and pcd01 arrive with issue 4); use json"
-                ),
+                other => print!("{}", encoded(&d, other, profile, patient)?),
             }
             Ok(true)
         }
