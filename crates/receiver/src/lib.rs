@@ -1,0 +1,379 @@
+//! # hearth-receiver
+//!
+//! The reference central-side receiver: what hearth's tests, demos and installers use as "the
+//! central hub". Operator documentation: `RECEIVER.md`.
+//!
+//! - **FHIR endpoint** (`POST /`, `/fhir`, `/fhir/`): FHIR R4 transaction (or batch) Bundles with
+//!   conditional-create semantics (`request.ifNoneExist`): a known identifier is answered
+//!   `200 OK` and counted as a duplicate, a new one is stored and answered `201 Created`.
+//! - **MLLP endpoint**: HL7 v2 ORU^R01 (IHE PCD-01) messages in MLLP frames; every OBX row is
+//!   stored keyed by its OBX-21 observation instance id (or control id + OBX-4), the message is
+//!   acknowledged with MSA `AA` (`CA` in enhanced mode) or rejected with `AR` and an ERR segment.
+//! - **TLS** on both (rustls + ring, TLS 1.2/1.3), optionally requiring client certificates.
+//! - **Store**: one SQLite file ([`summary`] reads it).
+//! - **Faults** ([`Faults`]): error answers, latency, down windows, garbage, resets — seeded.
+//!
+//! ## Invariants
+//! - A resend is never stored twice: rows are keyed by (format, key) and a known key only raises
+//!   its copy count. Tests: `tests/receiver.rs` `fhir_conditional_create_then_resend_is_200`,
+//!   `mllp_message_is_acked_and_a_resend_is_a_duplicate`.
+//! - Faults are deterministic for a given seed and sequential requests. Tests:
+//!   `faults::tests::rates_split_and_are_deterministic`,
+//!   `tests/receiver.rs` `error_rate_half_gives_about_half_503`.
+//! - No panics on input: arbitrary bytes on either port give an error answer or a closed
+//!   connection, and the receiver keeps serving. Test: `tests/receiver.rs`
+//!   `garbage_input_never_panics_and_the_receiver_keeps_serving`.
+#![forbid(unsafe_code)]
+
+mod faults;
+mod fhir;
+mod mllp;
+mod store;
+mod tls;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+pub use faults::Faults;
+pub use store::{FHIR, FormatSummary, MLLP, OBSERVATION, Summary, summary};
+pub use tls::{ServerTls, server_config};
+
+use faults::Injector;
+use store::Store;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an endpoint listens.
+#[derive(Debug)]
+pub enum Listen {
+    /// Bind this address (port 0: any free port; [`RunningReceiver`] tells which).
+    Addr(SocketAddr),
+    /// Use a listener the caller bound already (e.g. handed over by systemd or a test).
+    Listener(std::net::TcpListener),
+}
+
+impl Listen {
+    /// `127.0.0.1:0`: loopback, any free port.
+    pub fn loopback() -> Self {
+        Listen::Addr(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(a: SocketAddr) -> Self {
+        Listen::Addr(a)
+    }
+}
+
+impl From<std::net::TcpListener> for Listen {
+    fn from(l: std::net::TcpListener) -> Self {
+        Listen::Listener(l)
+    }
+}
+
+/// What to start.
+#[derive(Debug)]
+pub struct ReceiverConfig {
+    /// The FHIR endpoint; `None`: not started.
+    pub fhir: Option<Listen>,
+    /// The MLLP (PCD-01) endpoint; `None`: not started.
+    pub mllp: Option<Listen>,
+    /// TLS for both endpoints; `None`: plain TCP.
+    pub tls: Option<ServerTls>,
+    /// The SQLite file (created if missing; reused, and added to, if present).
+    pub store: PathBuf,
+    /// Faults to inject (default: none).
+    pub faults: Faults,
+    /// FHIR only: require `Authorization: Bearer <this>`; other requests get `401`.
+    pub require_bearer: Option<String>,
+}
+
+impl ReceiverConfig {
+    /// Both endpoints on loopback with free ports, plain TCP, no faults.
+    pub fn new(store: impl Into<PathBuf>) -> Self {
+        Self {
+            fhir: Some(Listen::loopback()),
+            mllp: Some(Listen::loopback()),
+            tls: None,
+            store: store.into(),
+            faults: Faults::default(),
+            require_bearer: None,
+        }
+    }
+}
+
+/// Why the receiver cannot start (or a store cannot be read).
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    /// A listen address could not be bound.
+    #[error(
+        "cannot listen for {what} on {addr}: {source}; choose a free port or stop what uses it"
+    )]
+    Bind {
+        /// `FHIR` or `MLLP`.
+        what: &'static str,
+        /// The address asked for ("injected listener" for [`Listen::Listener`]).
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The TLS files are unusable; the message names the file and the problem.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The SQLite store failed.
+    #[error("store {path}: {source}; check that the file is writable and not corrupt")]
+    Store {
+        /// The SQLite file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// An internal task failed (a bug; the message says where).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A connection after the (optional) TLS handshake.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+pub(crate) type BoxFuture = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type Handler = Arc<dyn Fn(Box<dyn Io>) -> BoxFuture + Send + Sync>;
+
+pub(crate) type SharedStore = Arc<Mutex<Store>>;
+
+/// Run `f` on the store in a blocking task.
+pub(crate) async fn with_store<T, F>(store: &SharedStore, f: F) -> Result<T, ReceiverError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Store) -> Result<T, ReceiverError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = match store.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| ReceiverError::Internal(format!("store task: {e}")))?
+}
+
+/// Add counters, logging (not failing) on error.
+pub(crate) async fn count(
+    store: &SharedStore,
+    format: &'static str,
+    counters: Vec<(&'static str, u64)>,
+) {
+    if let Err(e) = with_store(store, move |s| s.count(format, &counters)).await {
+        tracing::warn!(error = %e, "receiver: counting failed");
+    }
+}
+
+/// A started receiver.
+#[derive(Debug)]
+pub struct RunningReceiver {
+    fhir_addr: Option<SocketAddr>,
+    mllp_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningReceiver {
+    /// The FHIR endpoint's address (with the port chosen for port 0).
+    pub fn fhir_addr(&self) -> Option<SocketAddr> {
+        self.fhir_addr
+    }
+
+    /// The MLLP endpoint's address.
+    pub fn mllp_addr(&self) -> Option<SocketAddr> {
+        self.mllp_addr
+    }
+
+    /// Stop listening, close every connection and wait for the tasks to end. What was
+    /// committed to the store stays.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                tracing::warn!(error = %e, "receiver: endpoint task failed");
+            }
+        }
+    }
+}
+
+fn bind(listen: Listen, what: &'static str) -> Result<tokio::net::TcpListener, ReceiverError> {
+    let (std_listener, addr) = match listen {
+        Listen::Addr(a) => (std::net::TcpListener::bind(a), a.to_string()),
+        Listen::Listener(l) => (Ok(l), "injected listener".to_owned()),
+    };
+    let bind_err = |source| ReceiverError::Bind {
+        what,
+        addr: addr.clone(),
+        source,
+    };
+    let l = std_listener.map_err(bind_err)?;
+    l.set_nonblocking(true).map_err(bind_err)?;
+    tokio::net::TcpListener::from_std(l).map_err(bind_err)
+}
+
+/// Start the endpoints the configuration names. Must be called inside a tokio runtime.
+pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError> {
+    let started = Instant::now();
+    let store_path = cfg.store.clone();
+    let store: SharedStore = Arc::new(Mutex::new(
+        tokio::task::spawn_blocking(move || Store::open(&store_path))
+            .await
+            .map_err(|e| ReceiverError::Internal(format!("opening the store: {e}")))??,
+    ));
+    let acceptor = match &cfg.tls {
+        Some(t) => Some(TlsAcceptor::from(server_config(t)?)),
+        None => None,
+    };
+    let (stop, _) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut fhir_addr = None;
+    let mut mllp_addr = None;
+    if let Some(listen) = cfg.fhir {
+        let listener = bind(listen, "FHIR")?;
+        fhir_addr = Some(local_addr(&listener, "FHIR")?);
+        let endpoint = Arc::new(fhir::Fhir {
+            store: store.clone(),
+            injector: Injector::new(cfg.faults.clone(), started, 1),
+            bearer: cfg.require_bearer.clone(),
+        });
+        let handler: Handler = {
+            let endpoint = endpoint.clone();
+            Arc::new(move |io| Box::pin(endpoint.clone().serve(io)))
+        };
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            acceptor.clone(),
+            handler,
+            endpoint_down(endpoint.clone()),
+            store.clone(),
+            FHIR,
+            stop.subscribe(),
+        )));
+    }
+    if let Some(listen) = cfg.mllp {
+        let listener = bind(listen, "MLLP")?;
+        mllp_addr = Some(local_addr(&listener, "MLLP")?);
+        let endpoint = Arc::new(mllp::Mllp::new(
+            store.clone(),
+            Injector::new(cfg.faults.clone(), started, 2),
+        ));
+        let handler: Handler = {
+            let endpoint = endpoint.clone();
+            Arc::new(move |io| Box::pin(endpoint.clone().serve(io)))
+        };
+        let down: DownCheck = {
+            let endpoint = endpoint.clone();
+            Arc::new(move |t| endpoint.injector.is_down(t))
+        };
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            handler,
+            down,
+            store.clone(),
+            MLLP,
+            stop.subscribe(),
+        )));
+    }
+    tracing::info!(?fhir_addr, ?mllp_addr, "receiver started");
+    Ok(RunningReceiver {
+        fhir_addr,
+        mllp_addr,
+        stop,
+        tasks,
+    })
+}
+
+type DownCheck = Arc<dyn Fn(Instant) -> bool + Send + Sync>;
+
+fn endpoint_down(e: Arc<fhir::Fhir>) -> DownCheck {
+    Arc::new(move |t| e.injector.is_down(t))
+}
+
+fn local_addr(
+    l: &tokio::net::TcpListener,
+    what: &'static str,
+) -> Result<SocketAddr, ReceiverError> {
+    l.local_addr().map_err(|source| ReceiverError::Bind {
+        what,
+        addr: "local address".into(),
+        source,
+    })
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: Handler,
+    down: DownCheck,
+    store: SharedStore,
+    format: &'static str,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            r = listener.accept() => r,
+        };
+        while conns.try_join_next().is_some() {}
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, format, "receiver: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if down(Instant::now()) {
+            // Zero linger: the peer sees a reset, as from a host that is down.
+            let _ = tcp.set_zero_linger();
+            drop(tcp);
+            let store = store.clone();
+            conns.spawn(
+                async move { count(&store, format, vec![("fault:down_connection", 1)]).await },
+            );
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let handler = handler.clone();
+        conns.spawn(async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(tcp),
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, format, "receiver: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, format, "receiver: TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            handler(io).await;
+        });
+    }
+    conns.shutdown().await;
+}
