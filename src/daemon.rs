@@ -110,6 +110,8 @@ fn outbox_options(config: &Config) -> OutboxOptions {
             name: r.name.clone(),
             categories: r.categories.clone(),
             retry: retry_policy(&config.retry_for(r)),
+            // FHIR and PCD-01 carry measurements; alarms go to alarm receivers (SCAIP).
+            readings_only: matches!(r.uplink, UplinkKind::Fhir | UplinkKind::Pcd01),
         })
         .collect();
     let mut opts = OutboxOptions::new(outbox_path(&config.gateway.data_dir), routes);
@@ -143,11 +145,126 @@ fn make_uplink(
             }
             Ok(Box::new(up))
         }
+        UplinkKind::Fhir => Ok(Box::new(fhir_uplink(config, route)?)),
+        UplinkKind::Pcd01 => Ok(Box::new(pcd01_uplink(config, route)?)),
         other => bail!(
             "route {:?}: uplink {other} is not available in this build",
             route.name
         ),
     }
+}
+
+fn tls_files(route: &hearth_config::RouteConfig) -> hearth_uplink::tls::TlsFiles {
+    let t = route.tls.clone().unwrap_or_default();
+    hearth_uplink::tls::TlsFiles {
+        ca_file: t.ca_file,
+        client_cert: t.client_cert,
+        client_key: t.client_key,
+    }
+}
+
+fn fhir_uplink(
+    config: &Config,
+    route: &hearth_config::RouteConfig,
+) -> anyhow::Result<hearth_uplink_net::FhirUplink> {
+    use hearth_config::{FhirAuthKind, FhirProfile};
+    use hearth_uplink_fhir::{Context, Gateway, PatientRef, Profile};
+    let Some(f) = &route.fhir else {
+        bail!(
+            "route {:?}: uplink = \"fhir\" needs [route.fhir]",
+            route.name
+        );
+    };
+    let mut gateway = Gateway::new(hearth_model::DeviceId::new("hearth", &config.gateway.id)?);
+    gateway.manufacturer = Some("hearth".into());
+    gateway.model = Some("hearth home gateway".into());
+    gateway.software_version = Some(env!("CARGO_PKG_VERSION").into());
+    let patient = match &f.patient {
+        Some(p) => Some(
+            PatientRef::from_person(&hearth_model::PersonRef::new(p.clone())).map_err(|_| {
+                anyhow::anyhow!(
+                    "route {:?}: fhir.patient is neither Patient/<id> nor <system>|<value>",
+                    route.name
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let mut context = Context::new(gateway, patient);
+    context.options.unsupported = hearth_uplink_fhir::Unsupported::Skip;
+    context.national.organization = f
+        .organization
+        .clone()
+        .map(|orgnr| hearth_uplink_fhir::Organization { orgnr, name: None });
+    context.national.municipality = f
+        .municipality
+        .clone()
+        .map(|number| hearth_uplink_fhir::Municipality { number, name: None });
+    let a = &f.auth;
+    let auth = match a.kind {
+        FhirAuthKind::None => hearth_uplink_net::Auth::None,
+        FhirAuthKind::Bearer => {
+            let file = a.token_file.clone().unwrap_or_default();
+            let token = std::fs::read_to_string(&file).with_context(|| {
+                format!(
+                    "route {:?}: cannot read fhir.auth.token_file {}",
+                    route.name,
+                    file.display()
+                )
+            })?;
+            hearth_uplink_net::Auth::Bearer(token.lines().next().unwrap_or("").trim().to_owned())
+        }
+        FhirAuthKind::Oauth2 => {
+            hearth_uplink_net::Auth::OAuth2ClientCredentials(hearth_uplink_net::OAuth2 {
+                token_url: a.token_url.clone().unwrap_or_default(),
+                client_id: a.client_id.clone().unwrap_or_default(),
+                scope: a.scope.clone(),
+                key_file: a.private_key.clone().unwrap_or_default(),
+                kid: a.key_id.clone(),
+                tls: None,
+            })
+        }
+    };
+    let profile = match f.profile {
+        FhirProfile::Phd => Profile::Phd,
+        FhirProfile::Vkp => Profile::Vkp,
+        FhirProfile::Pmd => Profile::Pmd,
+    };
+    hearth_uplink_net::FhirUplink::new(hearth_uplink_net::FhirSettings {
+        base_url: f.url.clone(),
+        tls: tls_files(route),
+        timeout: f.timeout.get(),
+        profile,
+        context,
+        auth,
+    })
+    .map_err(|e| anyhow::anyhow!("route {:?}: {e}", route.name))
+}
+
+fn pcd01_uplink(
+    config: &Config,
+    route: &hearth_config::RouteConfig,
+) -> anyhow::Result<hearth_uplink_net::MllpUplink> {
+    let Some(m) = &route.pcd01 else {
+        bail!(
+            "route {:?}: uplink = \"pcd01\" needs [route.pcd01]",
+            route.name
+        );
+    };
+    let mut context = hearth_uplink_pcd01::Context::new("HEARTH", hearth_model::Timestamp::now());
+    context.sending_facility = Some(config.gateway.id.clone());
+    context.receiving_application = m.receiving_application.clone();
+    context.receiving_facility = m.receiving_facility.clone();
+    context.non_readings = hearth_uplink_pcd01::NonReadings::Skip;
+    hearth_uplink_net::MllpUplink::new(hearth_uplink_net::MllpSettings {
+        host: m.host.clone(),
+        port: m.port,
+        tls: m.tls.then(|| tls_files(route)),
+        server_name: m.server_name.clone(),
+        timeout: m.timeout.get(),
+        context,
+    })
+    .map_err(|e| anyhow::anyhow!("route {:?}: {e}", route.name))
 }
 
 /// Run the daemon until `shutdown` resolves (or a fatal error).

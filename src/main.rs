@@ -5,6 +5,7 @@ mod cli;
 mod daemon;
 mod logging;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -63,10 +64,74 @@ enum Command {
         #[command(subcommand)]
         command: BleCommand,
     },
+    /// The reference central-side receiver (FHIR + MLLP/PCD-01) for tests, demos, installers.
+    Receiver {
+        #[command(subcommand)]
+        command: ReceiverCommand,
+    },
     /// Smart-home and safety sensors through zigbee2mqtt: classify messages, show the rules.
     Zigbee2mqtt {
         #[command(subcommand)]
         command: Zigbee2mqttCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+// Parsed once at start-up; the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum ReceiverCommand {
+    /// Run the receiver: a FHIR endpoint that takes transaction Bundles with conditional create
+    /// and an MLLP listener that answers HL7 ACKs, storing what arrives; prints a summary at the
+    /// end. Listens on loopback unless told otherwise.
+    Run {
+        /// SQLite file for what arrives (created if missing).
+        #[arg(long, value_name = "FILE", default_value = "receiver.db")]
+        store: PathBuf,
+        /// FHIR listen address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        fhir: SocketAddr,
+        /// MLLP listen address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2575")]
+        mllp: SocketAddr,
+        /// Serve TLS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by this CA (mutual TLS).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
+        /// Require `Authorization: Bearer TOKEN` on FHIR requests.
+        #[arg(long, value_name = "TOKEN")]
+        bearer: Option<String>,
+        /// Share of requests answered with 503 (FHIR) or AE (MLLP), 0..=1.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Share of requests answered with garbage, 0..=1.
+        #[arg(long, default_value_t = 0.0)]
+        garbage_rate: f64,
+        /// Share of requests whose connection is closed without an answer, 0..=1.
+        #[arg(long, default_value_t = 0.0)]
+        reset_rate: f64,
+        /// Delay before every answer, e.g. 50ms.
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        latency: Duration,
+        /// Be down from FROM for LENGTH (e.g. 10s+30s); repeatable.
+        #[arg(long, value_name = "FROM+LENGTH", value_parser = cli::receiver::parse_down)]
+        down: Vec<(Duration, Duration)>,
+        /// Seed of the fault generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this long (default: until Ctrl-C).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Print what a receiver store holds (observations, duplicates recognised, faults).
+    Summary {
+        /// The receiver's SQLite file.
+        #[arg(long, value_name = "FILE", default_value = "receiver.db")]
+        store: PathBuf,
     },
 }
 
@@ -229,6 +294,45 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Receiver {
+            command:
+                ReceiverCommand::Run {
+                    store,
+                    fhir,
+                    mllp,
+                    tls_cert,
+                    tls_key,
+                    client_ca,
+                    bearer,
+                    error_rate,
+                    garbage_rate,
+                    reset_rate,
+                    latency,
+                    down,
+                    seed,
+                    duration,
+                },
+        } => cli::receiver::run(cli::receiver::RunOptions {
+            store,
+            fhir: Some(fhir),
+            mllp: Some(mllp),
+            tls: tls_cert.zip(tls_key),
+            client_ca,
+            bearer,
+            faults: hearth_receiver::Faults {
+                error_rate,
+                latency,
+                down,
+                garbage_rate,
+                reset_rate,
+                seed,
+            },
+            duration,
+        })
+        .map(|()| true),
+        Command::Receiver {
+            command: ReceiverCommand::Summary { store },
+        } => cli::receiver::summary(&store).map(|()| true),
         Command::Zigbee2mqtt {
             command: Zigbee2mqttCommand::Rules,
         } => {

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hearth_config::{
-    BleBackendKind, BleSourceConfig, Config, ConfigDuration, LoopbackConfig, RouteConfig,
-    SimulatedConfig, SourceConfig, SourceKind, UplinkKind, Zigbee2mqttBackendKind,
-    Zigbee2mqttConfig,
+    BleBackendKind, BleSourceConfig, Config, ConfigDuration, FhirAuthConfig, FhirProfile,
+    FhirRouteConfig, LoopbackConfig, Pcd01RouteConfig, RouteConfig, SimulatedConfig, SourceConfig,
+    SourceKind, UplinkKind, Zigbee2mqttBackendKind, Zigbee2mqttConfig,
 };
 use hearth_model::Category;
 use hearth_uplink::SenderEvent;
 use tokio::sync::mpsc;
 
 /// The demo's embedded configuration, rooted in `data_dir`.
-pub fn demo_config(data_dir: PathBuf) -> Config {
+pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
     let mut c = Config::default();
     c.gateway.id = "hearth-demo".into();
     c.gateway.data_dir = data_dir;
@@ -34,11 +34,44 @@ pub fn demo_config(data_dir: PathBuf) -> Config {
         loopback: Some(LoopbackConfig {
             path: Some(PathBuf::from(format!("received-{name}.db"))),
         }),
+        fhir: None,
+        pcd01: None,
+        tls: None,
     };
     c.routes = vec![
         route("hub", vec![Category::Health, Category::Welfare]),
         route("operations", vec![Category::Administrative]),
     ];
+    // The reference receiver on loopback (plain: the demo has no PKI; every route off the box
+    // must use TLS, which validation enforces).
+    if let Some((fhir, mllp)) = receiver {
+        let mut f = route("hub-fhir", vec![Category::Health]);
+        f.uplink = UplinkKind::Fhir;
+        f.loopback = None;
+        f.fhir = Some(FhirRouteConfig {
+            url: format!("http://127.0.0.1:{fhir}/fhir"),
+            profile: FhirProfile::Phd,
+            timeout: ConfigDuration::from_secs(5),
+            patient: Some("Patient/demo".into()),
+            organization: None,
+            municipality: None,
+            auth: FhirAuthConfig::default(),
+        });
+        let mut p = route("hub-pcd01", vec![Category::Health]);
+        p.uplink = UplinkKind::Pcd01;
+        p.loopback = None;
+        p.pcd01 = Some(Pcd01RouteConfig {
+            host: "127.0.0.1".into(),
+            port: mllp,
+            tls: false,
+            server_name: None,
+            timeout: ConfigDuration::from_secs(5),
+            receiving_application: Some("DEMO-HUB".into()),
+            receiving_facility: None,
+        });
+        c.routes.push(f);
+        c.routes.push(p);
+    }
     c.sources = vec![
         SourceConfig {
             name: "demo".into(),
@@ -140,7 +173,6 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let data_dir = dir.path().to_owned();
-    let config = demo_config(data_dir.clone());
     if std::env::var_os("RUST_LOG").is_none() {
         crate::logging::init("warn", hearth_config::LogFormat::Human)?;
     } else {
@@ -169,7 +201,11 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         "  zigbee2mqtt sensors replayed without a broker (water leak, smoke, SOS button, door, bed,"
     );
     println!("   temperature/humidity) through the shipped rules");
-    println!("routes: hub ← health + welfare, operations ← technical alarms");
+    println!("routes: hub ← health + welfare, operations ← technical alarms (loopback receivers);");
+    println!(
+        "        hub-fhir ← health readings as FHIR (PHD IG), hub-pcd01 ← health readings as PCD-01,"
+    );
+    println!("        both to hearth's reference receiver on loopback");
     match duration {
         Some(d) => println!(
             "running for {}; Ctrl-C stops earlier\n",
@@ -183,7 +219,18 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let started = Instant::now();
+    let receiver_store = data_dir.join("receiver.db");
+    let config_dir = data_dir.clone();
     let result = rt.block_on(async move {
+        let receiver =
+            hearth_receiver::start(hearth_receiver::ReceiverConfig::new(&receiver_store))
+                .await
+                .context("cannot start the reference receiver")?;
+        let ports = receiver
+            .fhir_addr()
+            .zip(receiver.mllp_addr())
+            .map(|(f, m)| (f.port(), m.port()));
+        let config = demo_config(config_dir, ports);
         let (rx_tx, mut rx_rx) = mpsc::channel(1024);
         let (ev_tx, mut ev_rx) = mpsc::channel(1024);
         let observers = crate::daemon::Observers { received: Some(rx_tx), sender: Some(ev_tx), simulated_glucose_records: 30 };
@@ -220,6 +267,7 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
             }
         };
         crate::daemon::run(config, observers, stop).await?;
+        receiver.shutdown().await;
         let delivered = printer.await.unwrap_or(0);
         anyhow::Ok(delivered)
     });
@@ -237,6 +285,15 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         hub.unique, hub.resent
     );
     println!("  received by operations      {} unique", ops.unique);
+    let central = hearth_receiver::summary(&data_dir.join("receiver.db"))?;
+    println!(
+        "  reference receiver          FHIR {} observations, PCD-01 {} observations \
+         ({} + {} resends recognised)",
+        central.fhir.observations,
+        central.mllp.observations,
+        central.fhir.duplicates,
+        central.mllp.duplicates
+    );
     println!("  still queued                {}", stats.records());
     println!(
         "  dead letters                {}",

@@ -69,6 +69,7 @@ mod error;
 mod locate;
 mod schema;
 mod schema_mqtt;
+mod schema_uplink;
 mod units;
 mod validate;
 mod validate_mqtt;
@@ -77,11 +78,12 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigWarning, ErrorKind};
 pub use schema::{
-    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, GatewayConfig, Hours,
-    IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig,
-    RetentionConfig, RetryConfig, RetryOverride, RouteConfig, RuleConfig, RuleEmit, RuleValue,
+    BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, FhirAuthConfig,
+    FhirAuthKind, FhirProfile, FhirRouteConfig, GatewayConfig, Hours, IntegrityCheck, LogConfig,
+    LogFormat, LoopbackConfig, MqttConfig, OutboxConfig, Pcd01RouteConfig, RetentionConfig,
+    RetryConfig, RetryOverride, RouteConfig, RouteTlsConfig, RuleConfig, RuleEmit, RuleValue,
     SEVERITIES, SensorConfig, SimulatedConfig, SourceConfig, SourceKind, SupervisorConfig,
-    UplinkKind, Zigbee2mqttBackendKind, Zigbee2mqttConfig,
+    UplinkKind, Zigbee2mqttBackendKind, Zigbee2mqttConfig, is_loopback_host, url_scheme_host,
 };
 pub use units::{ByteSize, ConfigDuration};
 

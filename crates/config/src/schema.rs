@@ -11,6 +11,7 @@ use hearth_model::Category;
 use serde::{Deserialize, Serialize};
 
 pub use crate::schema_mqtt::*;
+pub use crate::schema_uplink::*;
 use crate::units::{ByteSize, ConfigDuration, category};
 
 /// The whole configuration of one hearth gateway.
@@ -336,6 +337,15 @@ pub struct RouteConfig {
     /// `[route.loopback]`: options for `uplink = "loopback"` (only allowed there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loopback: Option<LoopbackConfig>,
+    /// `[route.fhir]`: options for `uplink = "fhir"` (required there, only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir: Option<FhirRouteConfig>,
+    /// `[route.pcd01]`: options for `uplink = "pcd01"` (required there, only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcd01: Option<Pcd01RouteConfig>,
+    /// `[route.tls]`: CA and client certificate of the route's TLS connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouteTlsConfig>,
 }
 
 impl RouteConfig {
@@ -392,7 +402,10 @@ impl UplinkKind {
 
     /// Whether this build implements the uplink; validation rejects the others.
     pub const fn is_available(self) -> bool {
-        matches!(self, UplinkKind::Loopback)
+        matches!(
+            self,
+            UplinkKind::Loopback | UplinkKind::Fhir | UplinkKind::Pcd01
+        )
     }
 
     /// When the uplink arrives, for the "not available" message.

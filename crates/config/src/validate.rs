@@ -310,6 +310,7 @@ impl Checker<'_, '_> {
                     ),
                 );
             }
+            self.check_route_uplink(route, &path);
             if !(1..=10_000).contains(&route.batch_size) {
                 self.fail(
                     path.key("batch_size"),

@@ -362,3 +362,166 @@ pub(crate) fn tls_keys_without_tls(m: &MqttConfig) -> Vec<&'static str> {
     .filter_map(|(k, set)| set.then_some(k))
     .collect()
 }
+
+impl Checker<'_, '_> {
+    /// `[route.fhir]`, `[route.pcd01]` and `[route.tls]` of `route` at `path` (`route[i]`).
+    pub(crate) fn check_route_uplink(
+        &mut self,
+        route: &crate::schema::RouteConfig,
+        path: &KeyPath,
+    ) {
+        use crate::schema::{FhirAuthKind, UplinkKind, is_loopback_host, url_scheme_host};
+        let kind = route.uplink;
+        let misplaced = |this: &mut Self, table: &str, wanted: &str| {
+            this.fail(
+                path.key(table),
+                format!(
+                    "[route.{table}] only applies to uplink = \"{wanted}\", but this route's \
+                     uplink is \"{kind}\"; remove the table"
+                ),
+            );
+        };
+        match (&route.fhir, kind) {
+            (Some(_), k) if k != UplinkKind::Fhir => misplaced(self, "fhir", "fhir"),
+            (None, UplinkKind::Fhir) => self.fail(
+                path.key("fhir"),
+                "uplink = \"fhir\" needs a [route.fhir] table with url = \"https://…\"".into(),
+            ),
+            (Some(f), _) => {
+                let p = path.key("fhir");
+                match url_scheme_host(&f.url) {
+                    Some(("https", _)) => {}
+                    Some(("http", host)) if is_loopback_host(host) => {}
+                    Some(("http", _)) => self.fail(
+                        p.key("url"),
+                        format!(
+                            "url \"{}\" is plain http to another host; health data leaves the \
+                             box only over TLS: use https://",
+                            f.url
+                        ),
+                    ),
+                    _ => self.fail(
+                        p.key("url"),
+                        format!("url \"{}\" is not an http(s)://host[:port]/path URL", f.url),
+                    ),
+                }
+                self.positive(f.timeout.get(), p.key("timeout"), "timeout");
+                if f.patient.as_deref().is_some_and(|x| x.trim().is_empty()) {
+                    self.fail(
+                        p.key("patient"),
+                        "patient must not be empty; leave it out or write Patient/<id> or \
+                         <system>|<value>"
+                            .into(),
+                    );
+                }
+                let digits =
+                    |v: &str, n: usize| v.len() == n && v.bytes().all(|b| b.is_ascii_digit());
+                if let Some(o) = &f.organization
+                    && !digits(o, 9)
+                {
+                    self.fail(
+                        p.key("organization"),
+                        format!("organization \"{o}\" is not a 9-digit organisation number"),
+                    );
+                }
+                match &f.municipality {
+                    Some(m) if !digits(m, 4) => self.fail(
+                        p.key("municipality"),
+                        format!("municipality \"{m}\" is not a 4-digit municipality number"),
+                    ),
+                    None if f.profile == crate::schema::FhirProfile::Pmd => self.fail(
+                        p.key("municipality"),
+                        "profile = \"pmd\" needs municipality (the 4-digit kommunenummer)".into(),
+                    ),
+                    _ => {}
+                }
+                let a = &f.auth;
+                let ap = p.key("auth");
+                match a.kind {
+                    FhirAuthKind::None => {}
+                    FhirAuthKind::Bearer => {
+                        if a.token_file.is_none() {
+                            self.fail(
+                                ap.key("token_file"),
+                                "kind = \"bearer\" needs token_file (a file whose first line is \
+                                 the token)"
+                                    .into(),
+                            );
+                        }
+                    }
+                    FhirAuthKind::Oauth2 => {
+                        for (key, set) in [
+                            ("token_url", a.token_url.is_some()),
+                            ("client_id", a.client_id.is_some()),
+                            ("private_key", a.private_key.is_some()),
+                        ] {
+                            if !set {
+                                self.fail(
+                                    ap.key(key),
+                                    format!(
+                                        "kind = \"oauth2\" needs {key} (client credentials with \
+                                         a private_key_jwt assertion)"
+                                    ),
+                                );
+                            }
+                        }
+                        if let Some(u) = &a.token_url
+                            && !matches!(url_scheme_host(u), Some(("https", _)))
+                            && !matches!(url_scheme_host(u), Some(("http", h)) if is_loopback_host(h))
+                        {
+                            self.fail(
+                                ap.key("token_url"),
+                                format!("token_url \"{u}\" must be an https:// URL"),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        match (&route.pcd01, kind) {
+            (Some(_), k) if k != UplinkKind::Pcd01 => misplaced(self, "pcd01", "pcd01"),
+            (None, UplinkKind::Pcd01) => self.fail(
+                path.key("pcd01"),
+                "uplink = \"pcd01\" needs a [route.pcd01] table with host and port".into(),
+            ),
+            (Some(m), _) => {
+                let p = path.key("pcd01");
+                if m.host.trim().is_empty() {
+                    self.fail(p.key("host"), "host must not be empty".into());
+                }
+                if m.port == 0 {
+                    self.fail(p.key("port"), "port 0 is not an MLLP port".into());
+                }
+                if !m.tls && !is_loopback_host(&m.host) {
+                    self.fail(
+                        p.key("tls"),
+                        format!(
+                            "tls = false to {}: health data leaves the box only over TLS; \
+                             plain MLLP is allowed to a loopback address only",
+                            m.host
+                        ),
+                    );
+                }
+                self.positive(m.timeout.get(), p.key("timeout"), "timeout");
+            }
+            _ => {}
+        }
+        if let Some(t) = &route.tls {
+            if !matches!(kind, UplinkKind::Fhir | UplinkKind::Pcd01) {
+                misplaced(self, "tls", "fhir\" or \"pcd01");
+            }
+            if t.client_cert.is_some() != t.client_key.is_some() {
+                let at = self.pick(&[
+                    path.key("tls").key("client_cert"),
+                    path.key("tls").key("client_key"),
+                ]);
+                self.fail(
+                    at,
+                    "client_cert and client_key go together (mutual TLS); set both or neither"
+                        .into(),
+                );
+            }
+        }
+    }
+}

@@ -172,14 +172,52 @@ fn duplicate_route_names_point_at_the_second_one() {
 }
 
 #[test]
-fn a_fhir_uplink_is_rejected_as_not_available_in_this_build() {
-    check(
-        &BASE.replace("uplink = \"loopback\"", "uplink = \"fhir\""),
-        "hearth.toml:7:10: route[0].uplink: uplink \"fhir\" is not available in this build yet \
-         (arrives with issue 4); use \"loopback\"",
-    );
+fn a_scaip_uplink_is_rejected_as_not_available_in_this_build() {
     let e = error(&BASE.replace("uplink = \"loopback\"", "uplink = \"scaip\""));
+    assert_eq!(e.key, "route[0].uplink");
     assert!(e.message.contains("not available in this build yet"), "{e}");
+}
+
+#[test]
+fn a_fhir_route_needs_its_table_and_tls_to_other_hosts() {
+    let e = error(&BASE.replace("uplink = \"loopback\"", "uplink = \"fhir\""));
+    assert_eq!(e.key, "route[0].fhir");
+    assert!(e.message.contains("needs a [route.fhir] table"), "{e}");
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"fhir\"\n[route.fhir]\nurl = \"http://hub.example.no/fhir\"",
+    ));
+    assert_eq!((e.key.as_str(), e.line), ("route[0].fhir.url", 9));
+    assert!(e.message.contains("use https://"), "{e}");
+    // Plain http to a local receiver is fine; oauth2 names what it lacks.
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"fhir\"\n[route.fhir]\nurl = \"http://127.0.0.1:8080/fhir\"\n\
+         [route.fhir.auth]\nkind = \"oauth2\"\nclient_id = \"hearth\"",
+    ));
+    let got: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "route[0].fhir.auth.token_url",
+            "route[0].fhir.auth.private_key"
+        ]
+    );
+}
+
+#[test]
+fn a_pcd01_route_needs_host_port_and_tls_off_the_box() {
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"pcd01\"\n[route.pcd01]\nhost = \"hub.example.no\"\nport = 2575\ntls = false",
+    ));
+    assert_eq!(e.key, "route[0].pcd01.tls");
+    assert!(e.message.contains("only over TLS"), "{e}");
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"loopback\"\n[route.pcd01]\nhost = \"h\"\nport = 1",
+    ));
+    assert_eq!(e.key, "route[0].pcd01");
 }
 
 #[test]
@@ -473,7 +511,7 @@ fn a_route_retry_override_is_checked_merged_with_the_global_policy() {
 #[test]
 fn all_validation_errors_are_reported_in_document_order() {
     let text = "[gateway]\nid = \"has space\"\ndata_dir = \"relative\"\n\n\
-                [[route]]\nname = \"Hub\"\ncategories = []\nuplink = \"pcd01\"\nbatch_size = 0\n\n\
+                [[route]]\nname = \"Hub\"\ncategories = []\nuplink = \"scaip\"\nbatch_size = 0\n\n\
                 [outbox]\nmax_rows = 10\n";
     let e = error(text);
     let got: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.key.as_str())).collect();

@@ -110,6 +110,62 @@ fn full_config() -> Config {
         loopback: Some(LoopbackConfig {
             path: Some(PathBuf::from("x.db")),
         }),
+        fhir: None,
+        pcd01: None,
+        tls: None,
+    });
+    let tls = Some(RouteTlsConfig {
+        ca_file: Some(PathBuf::from("ca.pem")),
+        client_cert: Some(PathBuf::from("c.pem")),
+        client_key: Some(PathBuf::from("k.pem")),
+    });
+    c.routes.push(RouteConfig {
+        name: "hub-fhir".into(),
+        categories: vec![Category::Health],
+        uplink: UplinkKind::Fhir,
+        batch_size: 100,
+        enabled: true,
+        retry: None,
+        loopback: None,
+        fhir: Some(FhirRouteConfig {
+            url: "https://hub.example.no/fhir".into(),
+            profile: FhirProfile::Phd,
+            timeout: ConfigDuration::from_secs(30),
+            patient: Some("Patient/1".into()),
+            organization: Some("974760673".into()),
+            municipality: Some("0301".into()),
+            auth: FhirAuthConfig {
+                kind: FhirAuthKind::Oauth2,
+                token_file: Some(PathBuf::from("t")),
+                token_url: Some("https://id.example.no/connect/token".into()),
+                client_id: Some("hearth".into()),
+                scope: Some("s".into()),
+                private_key: Some(PathBuf::from("k.pem")),
+                key_id: Some("k1".into()),
+            },
+        }),
+        pcd01: None,
+        tls: tls.clone(),
+    });
+    c.routes.push(RouteConfig {
+        name: "hub-pcd01".into(),
+        categories: vec![Category::Health],
+        uplink: UplinkKind::Pcd01,
+        batch_size: 100,
+        enabled: true,
+        retry: None,
+        loopback: None,
+        fhir: None,
+        pcd01: Some(Pcd01RouteConfig {
+            host: "hub.example.no".into(),
+            port: 2575,
+            tls: true,
+            server_name: Some("hub.example.no".into()),
+            timeout: ConfigDuration::from_secs(30),
+            receiving_application: Some("HUB".into()),
+            receiving_facility: Some("KOMMUNE".into()),
+        }),
+        tls,
     });
     c.sources.push(SourceConfig {
         name: "sim".into(),

@@ -101,6 +101,7 @@ fn main() {
         name: "hub".into(),
         categories: vec![Category::Health],
         retry: RetryPolicy::default(),
+        readings_only: false,
     };
     let mut opts = OutboxOptions::new(dir.path().join("outbox.db"), vec![route]);
     opts.max_rows = 10_000_000;

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "hub".into(),
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
+        readings_only: false,
     };
     let mut opts = OutboxOptions::new(dir.join("outbox.db"), vec![route]);
     opts.max_rows = n.max(2_000_000) + 1000;

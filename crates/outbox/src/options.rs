@@ -52,6 +52,9 @@ pub struct RouteSpec {
     pub categories: Vec<Category>,
     /// Per-record retry policy.
     pub retry: RetryPolicy,
+    /// Only readings reach this route, never alarms or technical alarms (a FHIR or PCD-01
+    /// receiver carries measurements; alarms go to alarm receivers).
+    pub readings_only: bool,
 }
 
 /// Maximum age per category before an undelivered record is dropped (and counted).

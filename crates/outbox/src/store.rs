@@ -131,6 +131,8 @@ struct Inner {
     routes: Vec<Route>,
     /// Route ids per category code: the fan-out table (invariant 5).
     fan_out: [Vec<RouteId>; 3],
+    /// Routes that take readings only (never alarms or technical alarms).
+    readings_only: Vec<RouteId>,
     /// Every route id in the database, including routes no longer configured, so that dropping
     /// or expiring a record removes all of its deliveries.
     all_route_ids: Vec<RouteId>,
@@ -406,7 +408,10 @@ impl Batch<'_> {
             return Ok(AppendOutcome::Invalid(why));
         }
         let category = record.category();
-        let routes = self.inner.fan_out[usize::from(category.code())].clone();
+        let mut routes = self.inner.fan_out[usize::from(category.code())].clone();
+        if !matches!(record, Record::Reading(_)) {
+            routes.retain(|r| !self.inner.readings_only.contains(r));
+        }
         if routes.is_empty() {
             let seen = self
                 .tx
@@ -422,8 +427,14 @@ impl Batch<'_> {
                 Some(record),
                 0,
                 &format!(
-                    "no route carries category {category}; add it to a [[route]] categories list \
-                     (records already dead-lettered stay in the dead_letter table)"
+                    "no route carries this {} of category {category}; add a [[route]] that takes \
+                     it (FHIR and PCD-01 routes take readings only; records already \
+                     dead-lettered stay in the dead_letter table)",
+                    match record {
+                        Record::Reading(_) => "reading",
+                        Record::Alarm(_) => "alarm",
+                        Record::Technical(_) => "technical alarm",
+                    }
                 ),
                 &payload,
                 now,
@@ -1073,6 +1084,7 @@ impl Inner {
         let e = |op| move |err| sql(op, at, err);
         let mut routes = Vec::with_capacity(opts.routes.len());
         let mut fan_out: [Vec<RouteId>; 3] = Default::default();
+        let mut readings_only = Vec::new();
         for spec in &opts.routes {
             conn.execute(
                 "INSERT INTO route (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
@@ -1087,6 +1099,9 @@ impl Inner {
                 )
                 .map_err(e("register route"))?;
             let id = RouteId(id);
+            if spec.readings_only {
+                readings_only.push(id);
+            }
             for c in &spec.categories {
                 let slot = &mut fan_out[usize::from(c.code())];
                 if !slot.contains(&id) {
@@ -1129,6 +1144,7 @@ impl Inner {
             opts,
             routes,
             fan_out,
+            readings_only,
             all_route_ids,
             totals,
         })

@@ -16,6 +16,7 @@ pub fn route(name: &str, categories: &[Category]) -> RouteSpec {
             max: std::time::Duration::from_secs(60),
             jitter: 0.0,
         },
+        readings_only: false,
     }
 }
 

@@ -591,3 +591,33 @@ fn journal_entries_commit_with_their_batch_and_old_ones_are_dropped() {
     );
     assert!(ob.journal("mqtt:other").unwrap().is_empty());
 }
+
+#[test]
+fn a_readings_only_route_never_gets_alarms_and_an_alarm_nobody_takes_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut fhir = route("fhir", &[Category::Health]);
+    fhir.readings_only = true;
+    let mut ob = open(&path, vec![fhir]);
+    let alarm = Record::Alarm(Alarm::new(
+        DeviceId::new("zigbee", "00158d0001a2b3c4").unwrap(),
+        AlarmKind::WaterLeak,
+        AlarmState::Raised,
+        at(0),
+        at(0),
+        Category::Health,
+        None,
+        Some(1),
+    ));
+    let outcomes = ob
+        .append_all(&[reading(1, Category::Health, 0), alarm], at(0))
+        .unwrap()
+        .0;
+    assert_eq!(
+        outcomes,
+        vec![AppendOutcome::Stored, AppendOutcome::Unrouted]
+    );
+    let s = stats(&path).unwrap();
+    assert_eq!(s.records(), 1);
+    assert_eq!(s.counters.get("unrouted"), Some(&1));
+}

@@ -189,6 +189,7 @@ impl Harness {
             name: ROUTE.into(),
             categories: Category::ALL.to_vec(),
             retry: RetryPolicy::default(),
+            readings_only: false,
         };
         let (outbox, _) = Outbox::open(OutboxOptions::new(&path, vec![route]))?;
         outbox

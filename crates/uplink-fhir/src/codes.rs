@@ -263,3 +263,188 @@ mod tests {
         );
     }
 }
+
+/// SNOMED CT.
+pub const SNOMED_SYSTEM: &str = "http://snomed.info/sct";
+/// Norsk laboratoriekodeverk (NLK, NPU codes), as in the VKP glucose example.
+pub const NLK_SYSTEM: &str = "urn:oid:2.16.578.1.12.4.1.1.7280";
+/// Fødselsnummer (FNR), VkpSubjectIdentifiers.
+pub const FNR_SYSTEM: &str = "urn:oid:2.16.578.1.12.4.1.4.1";
+/// D-nummer (DNR), VkpSubjectIdentifiers.
+pub const DNR_SYSTEM: &str = "urn:oid:2.16.578.1.12.4.1.4.2";
+/// Felles hjelpenummer (FHN), VkpSubjectIdentifiers.
+pub const FHN_SYSTEM: &str = "urn:oid:2.16.578.1.12.4.1.4.3";
+/// The subject identifier systems VKP binds (required) to.
+pub const NATIONAL_ID_SYSTEMS: &[&str] = &[FNR_SYSTEM, DNR_SYSTEM, FHN_SYSTEM];
+/// Organisasjonsnummer (Enhetsregisteret), VkpPerformerOrganizationIdentifiers.
+pub const ORGNR_SYSTEM: &str = "urn:oid:2.16.578.1.12.4.1.4.101";
+/// Kommunenummer (PMD Bundle `meta.tag` system in NHN's examples).
+pub const KOMMUNENUMMER_SYSTEM: &str =
+    "https://register.geonorge.no/sosi-kodelister/inndelinger/inndelingsbase/kommunenummer";
+/// PMD Bundle identifier system in NHN's examples.
+pub const PMD_BUNDLE_IDENTIFIER_SYSTEM: &str = "https://www.nhn.no/komlink/bundle-identifier";
+/// PMD batch Bundle profile id (VkpObservation IG, `pmd-Bundle-Observation`).
+pub const PMD_BUNDLE_PROFILE: &str = "pmd-Bundle-Observation";
+
+/// A code with its display.
+pub type Coded = (&'static str, &'static str);
+
+/// One measurement VKP/PMD can carry: the VkpObservation profile id, its LOINC and SNOMED CT
+/// codes (and NLK for glucose), the UCUM units the profile allows and the MDC codes of hearth
+/// readings that map to it. Sources: HL7Norway/VkpObservation `input/fsh/profiles/*.fsh`,
+/// `input/fsh/instances/vkp-*.fsh`; R4 vital-signs profiles for the units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NationalRow {
+    /// What it is, for error messages (`blood pressure`, …).
+    pub name: &'static str,
+    /// VkpObservation profile id.
+    pub profile: &'static str,
+    /// LOINC code (fixed by the R4 vital-signs parent).
+    pub loinc: Coded,
+    /// SNOMED CT code (the VKP slice).
+    pub snomed: Coded,
+    /// NLK/NPU code, where VKP gives one.
+    pub nlk: Option<Coded>,
+    /// UCUM units allowed (BP: those of the components).
+    pub units: &'static [&'static str],
+    /// MDC codes of readings.
+    pub mdc: &'static [u32],
+}
+
+/// Blood-pressure component codes: (MDC, LOINC, SNOMED CT). Systolic and diastolic are
+/// required by the R4 `bp` profile; mean is an extra (open slicing), as in the VKP example.
+pub static BP_COMPONENTS: &[(u32, Coded, Option<Coded>)] = &[
+    (
+        150021,
+        ("8480-6", "Systolic blood pressure"),
+        Some(("271649006", "Systolic blood pressure")),
+    ),
+    (
+        150022,
+        ("8462-4", "Diastolic blood pressure"),
+        Some(("271650006", "Diastolic blood pressure")),
+    ),
+    (150023, ("8478-0", "Mean blood pressure"), None),
+];
+
+/// Glucose in blood, all BLE sample types (mdc-codes notes; VKP has one code for all).
+const GLUCOSE_MDC: &[u32] = &[
+    160184, 160188, 160192, 160196, 160200, 160204, 160364, 160368,
+];
+
+/// The measurements VKP and PMD carry. Everything else is [`crate::EncodeError::NotInProfile`].
+pub static NATIONAL: &[NationalRow] = &[
+    NationalRow {
+        name: "blood pressure",
+        profile: "vkp-Observation-Bloodpressure",
+        loinc: ("85354-9", "Blood pressure panel with all children optional"),
+        snomed: ("75367002", "Blood pressure"),
+        nlk: None,
+        units: &["mm[Hg]"],
+        mdc: &[150020],
+    },
+    NationalRow {
+        name: "heart rate",
+        profile: "vkp-Observation-Heartrate",
+        loinc: ("8867-4", "Heart rate"),
+        snomed: ("364075005", "Heart rate"),
+        nlk: None,
+        units: &["/min"],
+        mdc: &[147842, 149530, 149546],
+    },
+    NationalRow {
+        name: "oxygen saturation",
+        profile: "vkp-Observation-Oxygensat",
+        loinc: ("2708-6", "Oxygen saturation in Arterial blood"),
+        snomed: ("431314004", "Peripheral oxygen saturation"),
+        nlk: None,
+        units: &["%"],
+        mdc: &[150456],
+    },
+    NationalRow {
+        name: "body temperature",
+        profile: "vkp-Observation-Bodytemp",
+        loinc: ("8310-5", "Body temperature"),
+        snomed: ("276885007", "Core body temperature"),
+        nlk: None,
+        units: &["Cel", "[degF]"],
+        mdc: &[150364],
+    },
+    NationalRow {
+        name: "body weight",
+        profile: "vkp-Observation-Bodyweight",
+        loinc: ("29463-7", "Body weight"),
+        snomed: ("27113001", "Body weight"),
+        nlk: None,
+        units: &["kg", "g", "[lb_av]"],
+        mdc: &[188736],
+    },
+    NationalRow {
+        name: "blood glucose",
+        profile: "vkp-Observation",
+        loinc: ("15074-8", "Glucose [Moles/volume] in Blood"),
+        snomed: ("434912009", "Blood glucose concentration"),
+        nlk: Some(("NPU02187", "B—Glucose")),
+        units: &["mmol/L"],
+        mdc: GLUCOSE_MDC,
+    },
+];
+
+/// The VKP/PMD row of a reading's MDC code.
+pub fn national_for(mdc: Mdc) -> Option<&'static NationalRow> {
+    NATIONAL.iter().find(|r| r.mdc.contains(&mdc.0))
+}
+
+/// The VKP/PMD row of a LOINC code (for checks).
+pub fn national_for_loinc(loinc: &str) -> Option<&'static NationalRow> {
+    NATIONAL.iter().find(|r| r.loinc.0 == loinc)
+}
+
+/// mg/dL per mmol/L of glucose (molar mass 180.156 g/mol). hearth's BLE driver reports kg/L
+/// meters in mg/dL; VKP's 15074-8 is a substance concentration, so they are converted.
+pub const GLUCOSE_MG_DL_PER_MMOL_L: f64 = 18.0156;
+
+#[cfg(test)]
+mod national_tests {
+    use super::*;
+
+    #[test]
+    fn national_table_is_what_the_vkp_profiles_say() {
+        let row = |m| national_for(Mdc(m)).map(|r| (r.profile, r.loinc.0, r.snomed.0));
+        assert_eq!(
+            row(150020),
+            Some(("vkp-Observation-Bloodpressure", "85354-9", "75367002"))
+        );
+        assert_eq!(
+            row(149546),
+            Some(("vkp-Observation-Heartrate", "8867-4", "364075005"))
+        );
+        assert_eq!(
+            row(150456),
+            Some(("vkp-Observation-Oxygensat", "2708-6", "431314004"))
+        );
+        assert_eq!(
+            row(150364),
+            Some(("vkp-Observation-Bodytemp", "8310-5", "276885007"))
+        );
+        assert_eq!(
+            row(188736),
+            Some(("vkp-Observation-Bodyweight", "29463-7", "27113001"))
+        );
+        assert_eq!(
+            row(160184),
+            Some(("vkp-Observation", "15074-8", "434912009"))
+        );
+        assert_eq!(row(188740), None, "height has no VKP profile");
+        assert_eq!(
+            row(8410608),
+            None,
+            "BP status bits are not a VKP measurement"
+        );
+        for r in NATIONAL {
+            for m in r.mdc {
+                assert!(mdc_display(Mdc(*m)).is_some(), "{m} not in the MDC table");
+            }
+        }
+    }
+}

@@ -18,11 +18,15 @@ pub enum Profile {
     /// PhdDevice + PhgDevice. Implemented.
     #[default]
     Phd,
-    /// HL7 Norway VkpObservation (national welfare-technology hub). Not implemented yet:
-    /// [`EncodeError::ProfileNotImplemented`].
+    /// HL7 Norway VkpObservation profiles (national welfare-technology hub, VKP): a
+    /// `transaction` Bundle of VkpObservation-profiled Observations only (LOINC + SNOMED CT,
+    /// subject by national identity number, device by identifier), each a conditional create on
+    /// hearth's record id. See `PROFILES.md`.
     Vkp,
-    /// Norsk helsenett "Pasientens måledata". Not implemented yet:
-    /// [`EncodeError::ProfileNotImplemented`].
+    /// Norsk helsenett "Pasientens måledata" (PMD 2.0): a `batch` Bundle per the IG profile
+    /// `pmd-Bundle-Observation` (municipality tag, bundle identifier), Observations as for
+    /// [`Profile::Vkp`], each `PUT Observation/<record id>` so a resend overwrites instead of
+    /// duplicating. See `PROFILES.md`.
     Pmd,
 }
 
@@ -143,6 +147,65 @@ pub struct Options {
     pub unsupported: Unsupported,
 }
 
+/// An organisation by Norwegian organisation number (Enhetsregisteret, 9 digits), the
+/// `performer` of VKP/PMD Observations where the profile allows one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// Organisation number (`urn:oid:2.16.578.1.12.4.1.4.101`).
+    pub orgnr: String,
+    /// Name (`performer.display`).
+    pub name: Option<String>,
+}
+
+/// A Norwegian municipality (kommunenummer, 4 digits): PMD's Bundle `meta.tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Municipality {
+    /// Municipality number, e.g. `0301`.
+    pub number: String,
+    /// Name, e.g. `Oslo` (`tag.display`).
+    pub name: Option<String>,
+}
+
+/// PMD Bundle type: the IG's `pmd-Bundle-Observation` (`batch`, default) or the `collection`
+/// of NHN's 2026 API examples (no `request`; the server then cannot tell PUT from POST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PmdBundleType {
+    /// `batch`, each entry `PUT Observation/<record id>` (IG profile, default).
+    #[default]
+    Batch,
+    /// `collection`, entries without `request` (NHN API examples).
+    Collection,
+}
+
+/// Canonical base of the HL7 Norway VkpObservation IG (0.5.x).
+pub const VKP_PROFILE_BASE: &str = "http://hl7.no/fhir/vkpobservation/StructureDefinition/";
+
+/// Settings of the Norwegian profiles ([`Profile::Vkp`], [`Profile::Pmd`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct National {
+    /// Base for `meta.profile` URLs (`<base>vkp-Observation-Bodyweight`, …); `None` leaves
+    /// `meta.profile` out (which canonical VKP's and PMD's validators expect is unverified).
+    /// Default [`VKP_PROFILE_BASE`].
+    pub profile_base: Option<String>,
+    /// The responsible organisation (`performer`, where the profile allows it).
+    pub organization: Option<Organization>,
+    /// The municipality (required by [`Profile::Pmd`]).
+    pub municipality: Option<Municipality>,
+    /// PMD Bundle type.
+    pub pmd_bundle_type: PmdBundleType,
+}
+
+impl Default for National {
+    fn default() -> Self {
+        Self {
+            profile_base: Some(VKP_PROFILE_BASE.to_owned()),
+            organization: None,
+            municipality: None,
+            pmd_bundle_type: PmdBundleType::Batch,
+        }
+    }
+}
+
 /// Everything [`crate::encode_bundle`] needs besides the records.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -157,6 +220,8 @@ pub struct Context {
     pub device_id_system: String,
     /// Options.
     pub options: Options,
+    /// Settings of the Norwegian profiles (VKP, PMD).
+    pub national: National,
 }
 
 impl Context {
@@ -168,6 +233,7 @@ impl Context {
             devices: BTreeMap::new(),
             device_id_system: DEFAULT_DEVICE_ID_SYSTEM.to_owned(),
             options: Options::default(),
+            national: National::default(),
         }
     }
 }

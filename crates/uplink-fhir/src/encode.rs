@@ -44,6 +44,14 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    pub(crate) fn new(json: Json, entries: Vec<EntryRole>, skipped: Vec<Skipped>) -> Self {
+        Self {
+            json,
+            entries,
+            skipped,
+        }
+    }
+
     /// The request body (compact JSON, UTF-8).
     pub fn to_json_bytes(&self) -> Vec<u8> {
         self.json.to_compact().into_bytes()
@@ -116,9 +124,7 @@ pub fn encode_bundle(
 ) -> Result<Bundle, EncodeError> {
     match profile {
         Profile::Phd => {}
-        Profile::Vkp | Profile::Pmd => {
-            return Err(EncodeError::ProfileNotImplemented(profile.as_str()));
-        }
+        Profile::Vkp | Profile::Pmd => return crate::national::encode(records, ctx, profile),
     }
     let gateway_url = urn(&["fhir-phg", ctx.gateway.id.as_str()]);
 
@@ -217,7 +223,7 @@ fn bits_mappable(mdc: Mdc, width: u8) -> bool {
 }
 
 /// `urn:uuid:` of a UUID v5 (hearth's namespace) of the parts.
-fn urn(parts: &[&str]) -> String {
+pub(crate) fn urn(parts: &[&str]) -> String {
     RecordId::derive(parts).urn()
 }
 
@@ -282,7 +288,7 @@ pub fn eui64_text(raw: &str) -> Option<String> {
     Some(pairs.join("-"))
 }
 
-fn coding(system: &str, code: String, display: Option<&str>) -> Json {
+pub(crate) fn coding(system: &str, code: String, display: Option<&str>) -> Json {
     obj([
         ("system", Some(Json::str(system))),
         ("code", Some(Json::Str(code))),
@@ -298,7 +304,7 @@ fn mdc_coding(mdc: Mdc) -> Json {
     )
 }
 
-fn concept(codings: Vec<Json>) -> Json {
+pub(crate) fn concept(codings: Vec<Json>) -> Json {
     Json::Obj(vec![("coding", Json::Arr(codings))])
 }
 
@@ -348,7 +354,7 @@ fn profile_meta(profiles: &[&str]) -> Json {
     )])
 }
 
-fn data_absent(reason: AbsentReason) -> Json {
+pub(crate) fn data_absent(reason: AbsentReason) -> Json {
     let (code, display) = codes::data_absent_reason(reason);
     concept(vec![coding(
         codes::DAR_SYSTEM,
@@ -357,7 +363,7 @@ fn data_absent(reason: AbsentReason) -> Json {
     )])
 }
 
-fn quantity(value: Json, unit: &str) -> Json {
+pub(crate) fn quantity(value: Json, unit: &str) -> Json {
     Json::Obj(vec![
         ("value", value),
         ("unit", Json::str(unit)),
@@ -367,7 +373,7 @@ fn quantity(value: Json, unit: &str) -> Json {
 }
 
 /// FHIR `dateTime` (UTC, milliseconds) for a timestamp, if its year is within 1…9999.
-fn date_time(t: Timestamp) -> Option<String> {
+pub(crate) fn date_time(t: Timestamp) -> Option<String> {
     const MIN_MS: i64 = -62_135_596_800_000; // 0001-01-01T00:00:00Z
     const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     (MIN_MS..=MAX_MS)
@@ -375,8 +381,13 @@ fn date_time(t: Timestamp) -> Option<String> {
         .then(|| t.to_rfc3339())
 }
 
-fn subject(index: usize, r: &Reading, ctx: &Context) -> Result<Json, EncodeError> {
-    let patient = match &r.person {
+/// The reading's own person, else the route's patient.
+pub(crate) fn patient_of(
+    index: usize,
+    r: &Reading,
+    ctx: &Context,
+) -> Result<PatientRef, EncodeError> {
+    Ok(match &r.person {
         Some(p) => PatientRef::from_person(p).map_err(|_| EncodeError::BadPersonRefAt {
             index,
             record: r.id,
@@ -385,8 +396,11 @@ fn subject(index: usize, r: &Reading, ctx: &Context) -> Result<Json, EncodeError
             index,
             record: r.id,
         })?,
-    };
-    Ok(match patient {
+    })
+}
+
+fn subject(index: usize, r: &Reading, ctx: &Context) -> Result<Json, EncodeError> {
+    Ok(match patient_of(index, r, ctx)? {
         PatientRef::Reference(s) => reference(&s),
         PatientRef::Identifier { system, value } => Json::Obj(vec![(
             "identifier",
@@ -502,16 +516,7 @@ fn observation(
         }
     };
 
-    // Time: the device's, unless it says its clock was not set (then hearth's receipt time).
-    let (time, clock_note) = match r.device_time {
-        Some(t) if !r.flags.device_clock_unset => (t, false),
-        Some(_) => (r.received_at, true),
-        None => (r.received_at, false),
-    };
-    let effective = date_time(time).ok_or(EncodeError::TimeOutOfRange {
-        index,
-        record: r.id,
-    })?;
+    let (effective, clock_note) = effective_time(index, r)?;
 
     let mut category = vec![concept(vec![coding(
         codes::PHD_CATEGORY_SYSTEM,
@@ -552,18 +557,31 @@ fn observation(
     if clock_note {
         fields.push((
             "note",
-            Json::Arr(vec![Json::Obj(vec![(
-                "text",
-                Json::str(
-                    "The device reported that its clock was not set; effectiveDateTime is the \
-                     gateway's time of receipt.",
-                ),
-            )])]),
+            Json::Arr(vec![Json::Obj(vec![("text", Json::str(CLOCK_NOTE))])]),
         ));
     }
     let ifne = if_none_exist(codes::URI_SYSTEM, &record_urn);
     Ok(entry(record_urn, Json::Obj(fields), "Observation", ifne))
 }
+
+/// `effectiveDateTime` of a reading and whether it needs the clock note: the device's time,
+/// unless it says its clock was not set (then hearth's receipt time).
+pub(crate) fn effective_time(index: usize, r: &Reading) -> Result<(String, bool), EncodeError> {
+    let (time, clock_note) = match r.device_time {
+        Some(t) if !r.flags.device_clock_unset => (t, false),
+        Some(_) => (r.received_at, true),
+        None => (r.received_at, false),
+    };
+    let effective = date_time(time).ok_or(EncodeError::TimeOutOfRange {
+        index,
+        record: r.id,
+    })?;
+    Ok((effective, clock_note))
+}
+
+/// The note on an Observation whose device said its clock was not set.
+pub(crate) const CLOCK_NOTE: &str = "The device reported that its clock was not set; \
+     effectiveDateTime is the gateway's time of receipt.";
 
 /// The identifiers of a sensor, primary (the `ifNoneExist` key) first. The key is derived from
 /// the device id alone, never from facts that may arrive later, so it is stable for a device.
@@ -596,7 +614,7 @@ fn device_identifiers(id: &DeviceId, facts: Option<&Device>, ctx: &Context) -> V
     out
 }
 
-fn primary_key(id: &DeviceId, ctx: &Context) -> (String, String) {
+pub(crate) fn primary_key(id: &DeviceId, ctx: &Context) -> (String, String) {
     let value = id.as_str().split_once(':').map_or("", |(_, v)| v);
     let eui = eui64_text(value);
     match (id.scheme(), eui) {

@@ -13,7 +13,11 @@
 //!   absent reasons → FHIR data-absent-reason, BITs bit numbering, device specializations;
 //! - [`parse_transaction_response`]: the receiver's transaction-response → one [`EntryOutcome`]
 //!   per entry (delivered / retry / rejected with the diagnostics text);
-//! - [`check::phd_problems`]: our own check of the PHD elements a generic validator misses.
+//! - [`check::phd_problems`]: our own check of the PHD elements a generic validator misses;
+//! - the Norwegian profiles (`national` module, `PROFILES.md`): `Profile::Vkp` → a `transaction`
+//!   of HL7 Norway VkpObservation Observations (conditional create on the record id),
+//!   `Profile::Pmd` → a `batch` per `pmd-Bundle-Observation` (`PUT Observation/<record id>`,
+//!   municipality tag); [`codes::NATIONAL`], [`check::vkp_problems`], [`check::pmd_problems`].
 //!
 //! **Must not**: do I/O of any kind (no HTTP, TLS, OAuth, files, clock — time comes in the
 //! records), log personal identifiers (error messages name record ids, never patients), or know
@@ -76,10 +80,12 @@ pub mod codes;
 mod context;
 mod encode;
 mod json;
+mod national;
 mod response;
 
 pub use context::{
-    Context, DEFAULT_DEVICE_ID_SYSTEM, Gateway, Options, PatientRef, Profile, Unsupported,
+    Context, DEFAULT_DEVICE_ID_SYSTEM, Gateway, Municipality, National, Options, Organization,
+    PatientRef, PmdBundleType, Profile, Unsupported, VKP_PROFILE_BASE,
 };
 pub use encode::{Bundle, EntryRole, Skipped, encode_bundle, eui64_text, if_none_exist};
 pub use json::Json;
@@ -200,6 +206,46 @@ pub enum EncodeError {
         /// The record.
         record: RecordId,
     },
+    /// A reading the route's national profile (VKP, PMD) has no mapping for: a measurement
+    /// without a VKP profile, a unit the profile does not allow, a blood pressure without
+    /// systolic and diastolic parts, a coded/text/bits value.
+    #[error(
+        "record {index} ({record}) cannot be sent in profile {profile}: {why}; take its category \
+         off this route or set the route to skip such records"
+    )]
+    NotInProfile {
+        /// Position in the input.
+        index: usize,
+        /// The record.
+        record: RecordId,
+        /// `vkp` or `pmd`.
+        profile: &'static str,
+        /// What is missing (codes and units only, never personal data).
+        why: String,
+    },
+    /// VKP and PMD identify the patient by Norwegian national identity number (FNR, DNR or
+    /// FHN system, 11 digits); the reading's or route's patient is something else.
+    #[error(
+        "record {index} ({record}): profile {profile} needs the patient as a Norwegian national \
+         identity number (urn:oid:2.16.578.1.12.4.1.4.1|<11 digits>, or DNR/FHN); fix the \
+         device's person or the route's patient"
+    )]
+    NotNationalId {
+        /// Position in the input.
+        index: usize,
+        /// The record.
+        record: RecordId,
+        /// `vkp` or `pmd`.
+        profile: &'static str,
+    },
+    /// A setting the profile requires is missing or malformed (e.g. PMD's municipality).
+    #[error("profile {profile}: {what}; fix the route's configuration")]
+    BadSetting {
+        /// `vkp` or `pmd`.
+        profile: &'static str,
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The configured gateway EUI-64 is not 16 hex digits.
     #[error("the gateway's EUI-64 {0:?} is not 16 hex digits; fix it in the configuration")]
     BadGatewayEui64(String),
@@ -220,8 +266,12 @@ impl EncodeError {
             | NoPatient { index, record }
             | BadPersonRefAt { index, record }
             | TimeOutOfRange { index, record }
-            | DuplicateRecord { index, record } => Some((*index, *record)),
-            ProfileNotImplemented(_) | BadPersonRef | BadGatewayEui64(_) => None,
+            | DuplicateRecord { index, record }
+            | NotInProfile { index, record, .. }
+            | NotNationalId { index, record, .. } => Some((*index, *record)),
+            ProfileNotImplemented(_) | BadPersonRef | BadGatewayEui64(_) | BadSetting { .. } => {
+                None
+            }
         }
     }
 }

@@ -253,14 +253,155 @@ fn plx_status_bits_use_11073_numbering() {
 }
 
 #[test]
-fn other_profiles_are_not_implemented_yet() {
-    let ctx = common::context();
+fn national_profiles_refuse_what_they_cannot_carry() {
+    let ctx = common::national_context();
     for p in [Profile::Vkp, Profile::Pmd] {
-        assert_eq!(
-            encode_bundle(&[], &ctx, p),
-            Err(EncodeError::ProfileNotImplemented(p.as_str()))
+        // PHD-only cases: BP status bits, coded context values.
+        for (name, records) in common::cases() {
+            match encode_bundle(&records, &ctx, p) {
+                Ok(b) => {
+                    let v: J = serde_json::from_slice(&b.to_json_bytes()).unwrap();
+                    let problems = match p {
+                        Profile::Vkp => check::vkp_problems(&v),
+                        _ => check::pmd_problems(&v),
+                    };
+                    assert!(problems.is_empty(), "{name}: {problems:?}");
+                }
+                Err(EncodeError::NotInProfile { profile, why, .. }) => {
+                    assert_eq!(profile, p.as_str());
+                    assert!(!why.contains("1311"), "{why}");
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        let (_, bp) = common::cases().remove(0); // BP (absent diastolic) + status bits
+        let err = encode_bundle(&bp, &ctx, p).unwrap_err();
+        assert!(
+            matches!(&err, EncodeError::NotInProfile { index: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(err.record(), Some((1, bp[1].id())));
+        // Skip: listed, not dropped silently.
+        let mut skip = ctx.clone();
+        skip.options.unsupported = Unsupported::Skip;
+        let b = encode_bundle(&bp, &skip, p).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.skipped().len(), 1);
+        assert_eq!(b.skipped()[0].record, bp[1].id());
+        // Units outside the profile; BP without diastolic.
+        let kpa = common::build(common::reading(
+            common::ble("0011223344556677"),
+            150020,
+            hearth_model::Value::Compound(vec![Component {
+                mdc: Mdc(150021),
+                value: hearth_model::Value::numeric(17.0),
+            }]),
+            Some("kPa"),
+        ));
+        assert!(matches!(
+            encode_bundle(&[kpa], &ctx, p),
+            Err(EncodeError::NotInProfile { .. })
+        ));
+        let kelvin = common::build(common::reading(
+            common::ble("0011223344556677"),
+            150364,
+            hearth_model::Value::numeric(310.0),
+            Some("K"),
+        ));
+        assert!(matches!(
+            encode_bundle(&[kelvin], &ctx, p),
+            Err(EncodeError::NotInProfile { .. })
+        ));
+        // Alarms as in PHD.
+        assert!(matches!(
+            encode_bundle(&[alarm()], &ctx, p),
+            Err(EncodeError::NotAnObservation { .. })
+        ));
+    }
+}
+
+#[test]
+fn national_profiles_need_a_national_id() {
+    let mut ctx = common::national_context();
+    ctx.patient = Some(PatientRef::Reference("Patient/123".into()));
+    let r = temp(hearth_model::Value::numeric(36.6));
+    for p in [Profile::Vkp, Profile::Pmd] {
+        let err = encode_bundle(std::slice::from_ref(&r), &ctx, p).unwrap_err();
+        assert!(
+            matches!(err, EncodeError::NotNationalId { index: 0, .. }),
+            "{err}"
         );
     }
+    ctx.patient = Some(PatientRef::Identifier {
+        system: "urn:oid:2.16.578.1.12.4.1.4.1".into(),
+        value: "1311690021".into(),
+    });
+    let err = encode_bundle(&[r], &ctx, Profile::Vkp).unwrap_err();
+    assert!(
+        !err.to_string().contains("1311"),
+        "personal id in an error message"
+    );
+}
+
+#[test]
+fn pmd_needs_a_municipality_and_resends_are_identical() {
+    let mut ctx = common::national_context();
+    let (_, records) = common::national_cases().remove(4);
+    let a = encode_bundle(&records, &ctx, Profile::Pmd).unwrap();
+    let b = encode_bundle(&records, &ctx, Profile::Pmd).unwrap();
+    assert_eq!(a.to_json_bytes(), b.to_json_bytes());
+    let v: J = serde_json::from_slice(&a.to_json_bytes()).unwrap();
+    for (rec, e) in records.iter().zip(v["entry"].as_array().unwrap()) {
+        assert_eq!(e["request"]["method"], "PUT");
+        assert_eq!(e["request"]["url"], format!("Observation/{}", rec.id()));
+        assert_eq!(e["resource"]["identifier"][0]["value"], rec.id().urn());
+    }
+    ctx.national.pmd_bundle_type = PmdBundleType::Collection;
+    let c = encode_bundle(&records, &ctx, Profile::Pmd).unwrap();
+    let v: J = serde_json::from_slice(&c.to_json_bytes()).unwrap();
+    assert_eq!(v["type"], "collection");
+    assert!(v["entry"][0].get("request").is_none());
+    assert!(
+        check::pmd_problems(&v).is_empty(),
+        "{:?}",
+        check::pmd_problems(&v)
+    );
+    ctx.national.municipality = None;
+    assert!(matches!(
+        encode_bundle(&records, &ctx, Profile::Pmd),
+        Err(EncodeError::BadSetting { profile: "pmd", .. })
+    ));
+    assert!(
+        encode_bundle(&records, &ctx, Profile::Vkp).is_ok(),
+        "VKP needs no municipality"
+    );
+}
+
+#[test]
+fn vkp_entries_are_conditional_creates_and_outcomes_map_back() {
+    let ctx = common::national_context();
+    let (_, records) = common::national_cases().remove(4);
+    let b = encode_bundle(&records, &ctx, Profile::Vkp).unwrap();
+    assert_eq!(b.len(), 2, "Observations only");
+    let v: J = serde_json::from_slice(&b.to_json_bytes()).unwrap();
+    for (rec, e) in records.iter().zip(v["entry"].as_array().unwrap()) {
+        assert_eq!(
+            e["request"]["ifNoneExist"],
+            if_none_exist("urn:ietf:rfc:3986", &rec.id().urn())
+        );
+    }
+    let reply = serde_json::json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+        {"response": {"status": "200"}}, {"response": {"status": "400"}}]});
+    let outcomes = parse_transaction_response(reply.to_string().as_bytes(), b.len()).unwrap();
+    let per = b.record_outcomes(&outcomes).unwrap();
+    assert_eq!(
+        per[0],
+        (records[0].id(), EntryOutcome::Delivered { created: false })
+    );
+    assert!(matches!(
+        per[1].1,
+        EntryOutcome::Rejected { status: 400, .. }
+    ));
 }
 
 #[test]

@@ -67,3 +67,195 @@ fn encoding_is_deterministic() {
         assert_eq!(a, b, "{name}");
     }
 }
+
+/// `tests/golden/vkp-<case>.json` and `pmd-<case>.json`: the Norwegian profiles' Bundles of
+/// `common::national_cases` (`HEARTH_BLESS=1` rewrites them).
+#[test]
+fn national_golden_bundles_match() {
+    let bless = std::env::var_os("HEARTH_BLESS").is_some_and(|v| v == "1");
+    let ctx = common::national_context();
+    let mut failures = Vec::new();
+    for profile in [Profile::Vkp, Profile::Pmd] {
+        for (name, records) in common::national_cases() {
+            let got = encode_bundle(&records, &ctx, profile)
+                .unwrap()
+                .to_pretty_json();
+            let path = golden_dir().join(format!("{}-{name}.json", profile.as_str()));
+            if bless {
+                std::fs::write(&path, &got).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(want) if want == got => {}
+                Ok(_) => failures.push(format!("{name}: differs from {}", path.display())),
+                Err(e) => failures.push(format!("{name}: {} ({e})", path.display())),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden files differ (HEARTH_BLESS=1 rewrites them after review):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Every golden file of a national profile passes that profile's check, read from disk (so the
+/// files themselves, not only the encoder, are checked).
+#[test]
+fn national_golden_files_have_their_profile_elements() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(golden_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let check: fn(&serde_json::Value) -> Vec<String> = if name.starts_with("vkp-") {
+            check::vkp_problems
+        } else if name.starts_with("pmd-") {
+            check::pmd_problems
+        } else {
+            continue;
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let problems = check(&v);
+        assert!(problems.is_empty(), "{name}: {problems:#?}");
+        seen += 1;
+    }
+    assert_eq!(seen, 2 * common::national_cases().len());
+}
+
+fn examples_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("HEARTH_VKP_EXAMPLES").map(PathBuf::from),
+        Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/reference/vkp-examples"),
+        ),
+        Some(PathBuf::from("/work/shared/reference/vkp-examples")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| p.is_dir());
+    if found.is_none() {
+        let required = std::env::var_os("HEARTH_REQUIRE_VALIDATORS").is_some_and(|v| v == "1");
+        assert!(
+            !required,
+            "HEARTH_REQUIRE_VALIDATORS=1 but no VKP examples (HEARTH_VKP_EXAMPLES)"
+        );
+        eprintln!("SKIPPED: no official VKP examples (set HEARTH_VKP_EXAMPLES)");
+    }
+    found
+}
+
+fn codes_of(concept: &serde_json::Value) -> std::collections::BTreeSet<(String, String)> {
+    concept["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["system"].as_str().unwrap_or("").to_owned(),
+                c["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Shape against HL7 Norway's official examples (VkpObservation IG 0.5.1 `currentbuild/`): for
+/// every Observation in the golden files, the official example with the same LOINC code has the
+/// same profile, category and subject identifier system, its codes are a subset of ours (we add
+/// the MDC coding), its components' codes likewise, and its unit is ours (glucose: the example
+/// writes `mmol/l`, UCUM-equal to our `mmol/L`).
+#[test]
+fn national_golden_files_have_the_shape_of_the_official_examples() {
+    let Some(dir) = examples_dir() else { return };
+    let mut examples = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("vkpobservation-ig-0.5.1")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("Observation-") {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let loinc = v["code"]["coding"][0]["code"].as_str().unwrap().to_owned();
+        examples.insert(loinc, v);
+    }
+    assert_eq!(
+        examples.len(),
+        6,
+        "BP, HR, SpO2, temperature, weight, glucose examples"
+    );
+    let mut matched = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(golden_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("vkp-") || name.starts_with("pmd-")) {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for e in v["entry"].as_array().unwrap() {
+            let ours = &e["resource"];
+            let loinc = ours["code"]["coding"][0]["code"].as_str().unwrap();
+            let ex = examples
+                .get(loinc)
+                .unwrap_or_else(|| panic!("{name}: no official example for LOINC {loinc}"));
+            matched.insert(loinc.to_owned());
+            assert_eq!(
+                ours["meta"]["profile"], ex["meta"]["profile"],
+                "{name} {loinc}"
+            );
+            assert_eq!(
+                codes_of(&ours["category"][0]),
+                codes_of(&ex["category"][0]),
+                "{name} {loinc}"
+            );
+            assert!(
+                codes_of(&ex["code"]).is_subset(&codes_of(&ours["code"])),
+                "{name} {loinc}: {:?} not all in {:?}",
+                codes_of(&ex["code"]),
+                codes_of(&ours["code"])
+            );
+            assert_eq!(
+                ours["subject"]["identifier"]["system"], ex["subject"]["identifier"]["system"],
+                "{name} {loinc}"
+            );
+            assert_eq!(ours["status"], ex["status"], "{name} {loinc}");
+            if let Some(comps) = ex["component"].as_array() {
+                for ours_c in ours["component"].as_array().unwrap() {
+                    let oc = codes_of(&ours_c["code"]);
+                    let same = comps.iter().find(|c| {
+                        codes_of(&c["code"])
+                            .iter()
+                            .any(|x| x.0 == "http://loinc.org" && oc.contains(x))
+                    });
+                    let same = same
+                        .unwrap_or_else(|| panic!("{name}: component {oc:?} not in the example"));
+                    assert!(codes_of(&same["code"]).is_subset(&oc), "{name}: {oc:?}");
+                    assert_eq!(
+                        ours_c["valueQuantity"]["code"],
+                        same["valueQuantity"]["code"]
+                    );
+                }
+            } else {
+                let unit = |v: &serde_json::Value| {
+                    v["valueQuantity"]["code"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_ascii_lowercase()
+                };
+                // The weight example is in g; hearth sends the device's kg (both allowed).
+                if loinc != "29463-7" {
+                    assert_eq!(unit(ours), unit(ex), "{name} {loinc}");
+                }
+                assert_eq!(
+                    ours["valueQuantity"]["system"],
+                    ex["valueQuantity"]["system"]
+                );
+            }
+        }
+    }
+    assert_eq!(
+        matched.len(),
+        6,
+        "every official example has a golden counterpart: {matched:?}"
+    );
+}

@@ -97,6 +97,29 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_readings_encode_to_valid_national_json(mut records in proptest::collection::vec(reading(), 1..8), pmd in any::<bool>()) {
+        let mut seen = std::collections::BTreeSet::new();
+        records.retain(|r| seen.insert(r.id()));
+        let mut ctx = common::national_context();
+        ctx.options.unsupported = Unsupported::Skip;
+        let profile = if pmd { Profile::Pmd } else { Profile::Vkp };
+        match encode_bundle(&records, &ctx, profile) {
+            Ok(bundle) => {
+                let v: serde_json::Value = serde_json::from_slice(&bundle.to_json_bytes()).unwrap();
+                let problems = if pmd { check::pmd_problems(&v) } else { check::vkp_problems(&v) };
+                prop_assert!(problems.is_empty(), "{:#?}", problems);
+                prop_assert_eq!(bundle.len() + bundle.skipped().len(), records.len());
+            }
+            // A reading's own person that is not a national id, or a time FHIR cannot write.
+            Err(e) => prop_assert!(
+                matches!(e, EncodeError::NotNationalId { .. } | EncodeError::TimeOutOfRange { .. }
+                    | EncodeError::NonFinite { .. }),
+                "{}", e
+            ),
+        }
+    }
+
+    #[test]
     fn response_parser_never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..256), sent in 0usize..5) {
         let _ = parse_transaction_response(&body, sent);
     }

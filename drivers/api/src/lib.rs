@@ -297,6 +297,7 @@ mod tests {
             name: "ops".into(),
             categories: Category::ALL.to_vec(),
             retry: RetryPolicy::default(),
+            readings_only: false,
         };
         let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
         OutboxWriter::spawn(ob, 100).unwrap().0

@@ -34,6 +34,7 @@ fn writer(dir: &std::path::Path) -> OutboxWriter {
         name: "hub".into(),
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
+        readings_only: false,
     };
     let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
     OutboxWriter::spawn(ob, 1000).unwrap().0

@@ -230,6 +230,7 @@ mod tests {
             name: "hub".into(),
             categories: Category::ALL.to_vec(),
             retry: RetryPolicy::default(),
+            readings_only: false,
         };
         let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
         let (writer, thread) = OutboxWriter::spawn(ob, 100).unwrap();

@@ -151,3 +151,90 @@ pub fn cases() -> Vec<(&'static str, Vec<Record>)> {
         ),
     ]
 }
+
+/// A synthetic national identity number (as used elsewhere in these tests).
+pub const FNR: &str = "13116900216";
+
+/// The context of the Norwegian profiles: patient by FNR, an organisation, Oslo.
+pub fn national_context() -> Context {
+    let mut ctx = context();
+    ctx.patient = Some(PatientRef::Identifier {
+        system: "urn:oid:2.16.578.1.12.4.1.4.1".into(),
+        value: FNR.into(),
+    });
+    ctx.national.organization = Some(Organization {
+        orgnr: "312229544".into(),
+        name: Some("Test kommune".into()),
+    });
+    ctx.national.municipality = Some(Municipality {
+        number: "0301".into(),
+        name: Some("Oslo".into()),
+    });
+    ctx
+}
+
+/// The golden cases of the Norwegian profiles (what VKP/PMD carry): name → records.
+pub fn national_cases() -> Vec<(&'static str, Vec<Record>)> {
+    let bp = ble("0a1b2c0001d4e5f6");
+    let thermo = ble("0a1b2c0001d4e5f7");
+    let pox = ble("0a1b2c0001d4e5f8");
+    let glu = ble("0a1b2c0001d4e5f9");
+    let scale = DeviceId::new("ext", "acme-scale|17").unwrap();
+    vec![
+        (
+            "blood_pressure",
+            vec![
+                build(reading(
+                    bp.clone(),
+                    150020,
+                    Value::Compound(vec![
+                        Component {
+                            mdc: Mdc(150021),
+                            value: num(128.0, 0),
+                        },
+                        Component {
+                            mdc: Mdc(150022),
+                            value: num(82.0, 0),
+                        },
+                        Component {
+                            mdc: Mdc(150023),
+                            value: num(97.0, 0),
+                        },
+                    ]),
+                    Some("mm[Hg]"),
+                )),
+                build(reading(bp, 149546, num(64.0, 0), Some("/min"))),
+            ],
+        ),
+        (
+            "body_temperature",
+            vec![build(reading(thermo, 150364, num(36.5, 1), Some("Cel")))],
+        ),
+        (
+            "weight",
+            vec![build(reading(scale, 188736, num(72.4, 2), Some("kg")))],
+        ),
+        (
+            "glucose",
+            vec![
+                build(
+                    reading(glu.clone(), 160184, num(5.6, 1), Some("mmol/L"))
+                        .sequence(17)
+                        .flags(ReadingFlags {
+                            device_clock_unset: false,
+                            stored_record: true,
+                        }),
+                ),
+                // A kg/L meter (reported in mg/dL by the BLE driver): converted to mmol/L.
+                build(reading(glu, 160188, num(101.0, 0), Some("mg/dL")).sequence(18)),
+            ],
+        ),
+        (
+            "spo2_pulse",
+            vec![
+                build(reading(pox.clone(), 150456, num(97.0, 0), Some("%"))),
+                build(reading(pox, 149530, num(72.0, 0), Some("/min"))),
+            ],
+        ),
+    ]
+}

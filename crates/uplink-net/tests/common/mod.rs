@@ -200,6 +200,7 @@ pub fn claimed(records: Vec<Record>) -> Vec<Claimed> {
         name: "hub".into(),
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
+        readings_only: false,
     };
     let (mut ob, _) =
         Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();

@@ -1,0 +1,181 @@
+//! End to end through both uplinks (issue 4): 10 000 readings in the outbox, the daemon
+//! delivering them as FHIR transaction Bundles and as PCD-01 messages over mutual TLS to the
+//! reference receiver, which injects faults (503/AE, resets, garbage answers) and is down for
+//! 30 s. The receiver must end with exactly 10 000 unique observations per format and nothing
+//! created twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{pki, start, stop};
+use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
+use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+
+const READINGS: u64 = 10_000;
+
+fn prefill(path: &std::path::Path) {
+    let routes = ["fhir", "pcd01"]
+        .iter()
+        .map(|n| RouteSpec {
+            name: (*n).into(),
+            categories: vec![Category::Health],
+            retry: RetryPolicy::default(),
+            readings_only: false,
+        })
+        .collect();
+    let (mut ob, _) = Outbox::open(OutboxOptions::new(path, routes)).unwrap();
+    let now = Timestamp::now();
+    let kinds = [
+        (150_364u32, "Cel", 36.0, 1u8),
+        (188_736, "kg", 70.0, 1),
+        (150_456, "%", 95.0, 0),
+        (149_530, "/min", 60.0, 0),
+    ];
+    let mut i = 0u64;
+    while i < READINGS {
+        let mut b = ob.batch().unwrap();
+        for _ in 0..1000 {
+            let (mdc, unit, base, decimals) = kinds[(i % 4) as usize];
+            let device = DeviceId::new("ble", &format!("00112233445566{:02x}", i % 8)).unwrap();
+            let value = base + (i % 10) as f64 / if decimals == 1 { 10.0 } else { 1.0 };
+            let r = Reading::builder(
+                device,
+                Mdc(mdc),
+                Value::numeric_with_decimals(value, decimals),
+            )
+            .unit(Ucum::new(unit))
+            .device_time(Timestamp::from_unix_millis(
+                1_760_000_000_000 + i as i64 * 1000,
+            ))
+            .sequence(i)
+            .person(PersonRef::new("Patient/e2e-1"))
+            .category(Category::Health)
+            .build(now);
+            b.append(&Record::Reading(r), now).unwrap();
+            i += 1;
+        }
+        b.commit().unwrap();
+    }
+}
+
+#[test]
+fn ten_thousand_readings_reach_both_formats_once_through_faults_and_a_30_s_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    pki(d);
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    prefill(&data.join("outbox.db"));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = d.join("receiver.db");
+    let mut cfg = hearth_receiver::ReceiverConfig::new(&store);
+    cfg.tls = Some(hearth_receiver::ServerTls {
+        cert: d.join("server.pem"),
+        key: d.join("server.key"),
+        client_ca: Some(d.join("ca.pem")),
+    });
+    cfg.faults = hearth_receiver::Faults {
+        error_rate: 0.10,
+        reset_rate: 0.05,
+        garbage_rate: 0.03,
+        latency: Duration::ZERO,
+        down: vec![(Duration::from_secs(2), Duration::from_secs(30))],
+        seed: 7,
+    };
+    let receiver = rt.block_on(hearth_receiver::start(cfg)).unwrap();
+    let (fhir, mllp) = (receiver.fhir_addr().unwrap(), receiver.mllp_addr().unwrap());
+
+    let config = d.join("hearth.toml");
+    let tls = format!(
+        "[route.tls]\nca_file = \"{ca}\"\nclient_cert = \"{c}\"\nclient_key = \"{k}\"\n",
+        ca = d.join("ca.pem").display(),
+        c = d.join("client.pem").display(),
+        k = d.join("client.key").display()
+    );
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[gateway]
+id = "e2e-gateway"
+data_dir = "{data}"
+
+[retry]
+initial = "200ms"
+max = "2s"
+
+[[route]]
+name = "fhir"
+categories = ["health"]
+uplink = "fhir"
+batch_size = 200
+[route.fhir]
+url = "https://localhost:{fport}/fhir"
+timeout = "5s"
+{tls}
+[[route]]
+name = "pcd01"
+categories = ["health"]
+uplink = "pcd01"
+batch_size = 200
+[route.pcd01]
+host = "localhost"
+port = {mport}
+timeout = "5s"
+{tls}"#,
+            data = data.display(),
+            fport = fhir.port(),
+            mport = mllp.port(),
+        ),
+    )
+    .unwrap();
+    let log = d.join("hearth.log");
+    let child = start(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let s = hearth_outbox::stats(&data.join("outbox.db")).unwrap();
+        if s.records() == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} records still queued after 240 s; log {}",
+            s.records(),
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop(child);
+    rt.block_on(receiver.shutdown());
+
+    let s = hearth_receiver::summary(&store).unwrap();
+    eprintln!("{s}");
+    assert_eq!(s.fhir.observations, READINGS, "{s}");
+    assert_eq!(s.mllp.observations, READINGS, "{s}");
+    assert_eq!(s.fhir.created_twice, 0, "{s}");
+    assert_eq!(s.mllp.created_twice, 0, "{s}");
+    assert!(
+        s.fhir.faults_injected() > 0 && s.mllp.faults_injected() > 0,
+        "{s}"
+    );
+    let outbox = hearth_outbox::stats(&data.join("outbox.db")).unwrap();
+    assert_eq!(
+        outbox.counter("delivered:fhir"),
+        READINGS as i64,
+        "{:?}",
+        outbox.counters
+    );
+    assert_eq!(
+        outbox.counter("delivered:pcd01"),
+        READINGS as i64,
+        "{:?}",
+        outbox.counters
+    );
+}
