@@ -9,9 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{pki, start, stop};
+use common::{start, stop};
 use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
 use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+use hearth_test_kit::pki::pki;
 
 const READINGS: u64 = 10_000;
 

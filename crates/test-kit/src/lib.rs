@@ -57,6 +57,7 @@ mod error;
 pub mod golden;
 mod harness;
 pub mod mosquitto;
+pub mod pki;
 
 pub use conformance::{
     Conformance, DriverFactory, OnDevice, Summary, assert_ack_after_commit, assert_driver_readings,

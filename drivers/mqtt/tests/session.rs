@@ -163,95 +163,14 @@ async fn malformed_messages_are_dead_lettered_acknowledged_and_answered() {
     );
 }
 
-/// Runs openssl; panics with its stderr.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl (install the openssl package)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all signed by
-/// the CA (the operator's PKI in miniature).
-fn pki(dir: &std::path::Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=hearth test CA",
-        ],
-    );
-    for (name, ext) in [
-        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN=hearth-{name}"),
-            ],
-        );
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-            ],
-        );
-    }
-}
+use hearth_test_kit::pki::pki;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_client_certificate_and_a_password() {
     let pki_dir = tempfile::tempdir().unwrap();
     let d = pki_dir.path();
     pki(d);
-    // mosquitto started as root drops to its own user: let it read the test PKI.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for f in ["server.key", "server.pem", "ca.pem"] {
-        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
     let status = std::process::Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
         .arg(d.join("passwd"))
