@@ -214,6 +214,24 @@ impl Checker<'_, '_> {
         self.check_sources(config);
     }
 
+    /// `[<parent>.<table>]` is set, but it only applies when the parent's `key` is `wanted`,
+    /// and this parent's `key` is `actual` (e.g. `[source.ble]` on a simulated source).
+    pub(crate) fn misplaced(
+        &mut self,
+        path: &KeyPath,
+        (parent, table): (&str, &str),
+        (key, wanted): (&str, &str),
+        actual: &dyn std::fmt::Display,
+    ) {
+        self.fail(
+            path.key(table),
+            format!(
+                "[{parent}.{table}] only applies to {key} = \"{wanted}\", but this {parent}'s \
+                 {key} is \"{actual}\"; remove the table"
+            ),
+        );
+    }
+
     pub(crate) fn positive(&mut self, d: Duration, path: KeyPath, name: &str) {
         if d.is_zero() {
             self.fail(path, format!("{name} must be longer than 0s"));
@@ -325,13 +343,11 @@ impl Checker<'_, '_> {
             }
 
             if route.loopback.is_some() && route.uplink != UplinkKind::Loopback {
-                self.fail(
-                    path.key("loopback"),
-                    format!(
-                        "[route.loopback] only applies to uplink = \"loopback\", but this route's \
-                         uplink is \"{}\"; remove the table",
-                        route.uplink
-                    ),
+                self.misplaced(
+                    &path,
+                    ("route", "loopback"),
+                    ("uplink", "loopback"),
+                    &route.uplink,
                 );
             } else if route.uplink == UplinkKind::Loopback {
                 let file = route.loopback_path();
@@ -377,35 +393,28 @@ impl Checker<'_, '_> {
             }
 
             match (&source.zigbee2mqtt, source.kind) {
-                (Some(_), kind) if kind != SourceKind::Zigbee2mqtt => self.fail(
-                    path.key("zigbee2mqtt"),
-                    format!(
-                        "[source.zigbee2mqtt] only applies to kind = \"zigbee2mqtt\", but this \
-                         source's kind is \"{kind}\"; remove the table"
-                    ),
-                ),
+                (Some(_), kind) if kind != SourceKind::Zigbee2mqtt => {
+                    self.misplaced(
+                        &path,
+                        ("source", "zigbee2mqtt"),
+                        ("kind", "zigbee2mqtt"),
+                        &kind,
+                    );
+                }
                 (Some(z), _) => self.check_zigbee2mqtt(z, &path.key("zigbee2mqtt")),
                 (None, _) => {}
             }
             match (&source.external, source.kind) {
-                (Some(_), kind) if kind != SourceKind::External => self.fail(
-                    path.key("external"),
-                    format!(
-                        "[source.external] only applies to kind = \"external\", but this \
-                         source's kind is \"{kind}\"; remove the table"
-                    ),
-                ),
+                (Some(_), kind) if kind != SourceKind::External => {
+                    self.misplaced(&path, ("source", "external"), ("kind", "external"), &kind);
+                }
                 (Some(e), _) => self.check_external(e, &path.key("external")),
                 (None, _) => {}
             }
             match (&source.simulated, source.kind) {
-                (Some(_), kind) if kind != SourceKind::Simulated => self.fail(
-                    path.key("simulated"),
-                    format!(
-                        "[source.simulated] only applies to kind = \"simulated\", but this \
-                         source's kind is \"{kind}\"; remove the table"
-                    ),
-                ),
+                (Some(_), kind) if kind != SourceKind::Simulated => {
+                    self.misplaced(&path, ("source", "simulated"), ("kind", "simulated"), &kind);
+                }
                 (Some(sim), _) => {
                     let sim_path = path.key("simulated");
                     if !(1..=10_000).contains(&sim.devices) {
@@ -424,13 +433,9 @@ impl Checker<'_, '_> {
                 (None, _) => {}
             }
             match (&source.ble, source.kind) {
-                (Some(_), kind) if kind != SourceKind::Ble => self.fail(
-                    path.key("ble"),
-                    format!(
-                        "[source.ble] only applies to kind = \"ble\", but this source's kind is \
-                         \"{kind}\"; remove the table"
-                    ),
-                ),
+                (Some(_), kind) if kind != SourceKind::Ble => {
+                    self.misplaced(&path, ("source", "ble"), ("kind", "ble"), &kind);
+                }
                 (ble, SourceKind::Ble) => {
                     let defaults;
                     let ble = match ble {

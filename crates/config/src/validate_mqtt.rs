@@ -372,17 +372,11 @@ impl Checker<'_, '_> {
     ) {
         use crate::schema::{FhirAuthKind, UplinkKind, is_loopback_host, url_scheme_host};
         let kind = route.uplink;
-        let misplaced = |this: &mut Self, table: &str, wanted: &str| {
-            this.fail(
-                path.key(table),
-                format!(
-                    "[route.{table}] only applies to uplink = \"{wanted}\", but this route's \
-                     uplink is \"{kind}\"; remove the table"
-                ),
-            );
-        };
+
         match (&route.fhir, kind) {
-            (Some(_), k) if k != UplinkKind::Fhir => misplaced(self, "fhir", "fhir"),
+            (Some(_), k) if k != UplinkKind::Fhir => {
+                self.misplaced(path, ("route", "fhir"), ("uplink", "fhir"), &kind)
+            }
             (None, UplinkKind::Fhir) => self.fail(
                 path.key("fhir"),
                 "uplink = \"fhir\" needs a [route.fhir] table with url = \"https://…\"".into(),
@@ -480,7 +474,9 @@ impl Checker<'_, '_> {
             _ => {}
         }
         match (&route.pcd01, kind) {
-            (Some(_), k) if k != UplinkKind::Pcd01 => misplaced(self, "pcd01", "pcd01"),
+            (Some(_), k) if k != UplinkKind::Pcd01 => {
+                self.misplaced(path, ("route", "pcd01"), ("uplink", "pcd01"), &kind)
+            }
             (None, UplinkKind::Pcd01) => self.fail(
                 path.key("pcd01"),
                 "uplink = \"pcd01\" needs a [route.pcd01] table with host and port".into(),
@@ -509,7 +505,12 @@ impl Checker<'_, '_> {
         }
         if let Some(t) = &route.tls {
             if !matches!(kind, UplinkKind::Fhir | UplinkKind::Pcd01) {
-                misplaced(self, "tls", "fhir\" or \"pcd01");
+                self.misplaced(
+                    path,
+                    ("route", "tls"),
+                    ("uplink", "fhir\" or \"pcd01"),
+                    &kind,
+                );
             }
             if t.client_cert.is_some() != t.client_key.is_some() {
                 let at = self.pick(&[
