@@ -5,30 +5,18 @@
 //! by the deterministic record id, as FHIR conditional create does.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::start;
 
 const DEVICES: u64 = 8;
 const ALARM_EVERY: u64 = 10;
 const TRIALS: usize = 20;
-
-fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
 
 fn received(path: &Path) -> (BTreeMap<String, (u64, i64, i64)>, u64, u64) {
     let conn = rusqlite::Connection::open(path).unwrap();

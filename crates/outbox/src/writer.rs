@@ -220,21 +220,13 @@ impl OutboxWriter {
         records: Vec<Record>,
         cursor: Option<(String, i64)>,
     ) -> Result<Committed, WriterError> {
-        self.append_with_cursors(records, cursor.into_iter().collect())
+        self.append_with_journal(records, cursor.into_iter().collect(), None)
             .await
     }
 
     /// Store records together with any number of source cursors (a driver's resume points and
-    /// state), all in one transaction. Returns after the commit.
-    pub async fn append_with_cursors(
-        &self,
-        records: Vec<Record>,
-        cursors: Vec<(String, i64)>,
-    ) -> Result<Committed, WriterError> {
-        self.append_with_journal(records, cursors, None).await
-    }
-
-    /// As [`OutboxWriter::append_with_cursors`], with a journal entry of the source as well.
+    /// state) and optionally a journal entry of the source, all in one transaction. Returns
+    /// after the commit.
     pub async fn append_with_journal(
         &self,
         records: Vec<Record>,

@@ -80,20 +80,8 @@ impl Ingest {
     }
 
     /// Store records durably together with several cursors (a driver's resume points and
-    /// state, e.g. per-message bookkeeping of an MQTT session), in one transaction.
-    pub async fn submit_with_cursors(
-        &self,
-        records: Vec<Record>,
-        cursors: Vec<(String, i64)>,
-    ) -> Result<Receipt, WriterError> {
-        let committed = self.writer.append_with_cursors(records, cursors).await?;
-        Ok(Receipt {
-            outcomes: committed.outcomes,
-        })
-    }
-
-    /// As [`Ingest::submit_with_cursors`], with an entry of the driver's journal (small
-    /// bookkeeping blobs kept per source, e.g. which messages a batch covered).
+    /// state) and optionally an entry of the driver's journal (small bookkeeping blobs kept per
+    /// source, e.g. which messages a batch covered), all in one transaction.
     pub async fn submit_with_journal(
         &self,
         records: Vec<Record>,

@@ -22,15 +22,15 @@ const SENSOR: &str =
     r#"{"battery":97,"humidity":45.2,"linkquality":120,"temperature":21.53,"voltage":3000}"#;
 const ALARM: &str = r#"{"action":"emergency","battery":90,"linkquality":102}"#;
 
+/// The zigbee2mqtt handler with the shipped rules, as a source with default settings has it.
 fn handler() -> Box<dyn Handler> {
-    bench_handler::make()
-}
-
-mod bench_handler {
-    use hearth_driver_mqtt::Handler;
-    pub fn make() -> Box<dyn Handler> {
-        hearth_driver_mqtt::handlers::zigbee2mqtt_for_bench()
-    }
+    hearth_driver_mqtt::handlers::zigbee2mqtt(hearth_driver_mqtt::handlers::Zigbee2mqttSettings {
+        source: "bench".into(),
+        config: hearth_config::Zigbee2mqttConfig::default(),
+        category: hearth_model::Category::Welfare,
+        time_zone: jiff::tz::TimeZone::UTC,
+    })
+    .expect("the shipped rules compile")
 }
 
 fn env(name: &str, default: usize) -> usize {

@@ -91,19 +91,6 @@ impl Handler for Zigbee2mqtt {
     }
 }
 
-/// For the benchmark: the zigbee2mqtt handler with the shipped rules.
-pub fn zigbee2mqtt_for_bench() -> Box<dyn Handler> {
-    match zigbee2mqtt(Zigbee2mqttSettings {
-        source: "bench".into(),
-        config: Zigbee2mqttConfig::default(),
-        category: Category::Welfare,
-        time_zone: jiff::tz::TimeZone::UTC,
-    }) {
-        Ok(h) => h,
-        Err(e) => panic!("the shipped rules do not compile: {e}"),
-    }
-}
-
 /// What an external-driver source needs.
 #[derive(Debug, Clone)]
 pub struct ExternalSettings {
