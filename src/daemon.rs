@@ -632,7 +632,7 @@ struct MqttPlan {
 
 #[derive(Clone)]
 enum HandlerPlan {
-    Zigbee2mqtt(hearth_driver_mqtt::handlers::Zigbee2mqttSettings),
+    Zigbee2mqtt(hearth_driver_zigbee2mqtt::Settings),
     External(hearth_driver_mqtt::handlers::ExternalSettings),
 }
 
@@ -670,12 +670,7 @@ fn mqtt_plan(config: &Config, source: &hearth_config::SourceConfig) -> anyhow::R
                     }
                 }
             };
-            let settings = hearth_driver_mqtt::handlers::Zigbee2mqttSettings {
-                source: source.name.clone(),
-                config: z,
-                category: source.category,
-                time_zone,
-            };
+            let settings = hearth_driver_zigbee2mqtt::Settings::from_source(source, time_zone);
             // Compile once now: a rule that cannot work stops start-up with its message.
             hearth_driver_mqtt::handlers::zigbee2mqtt(settings.clone())
                 .map_err(|e| anyhow::anyhow!("source {:?}: {e}", source.name))?;

@@ -43,15 +43,11 @@ pub fn classify(
                     source.map(|n| format!(" named {n:?}")).unwrap_or_default()
                 );
             };
-            let settings = z2m::Settings {
-                source: src.name.clone(),
-                config: src.zigbee2mqtt_settings(),
-                category: src.category,
-                time_zone: config
-                    .gateway
-                    .time_zone()
-                    .map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?,
-            };
+            let time_zone = config
+                .gateway
+                .time_zone()
+                .map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?;
+            let settings = z2m::Settings::from_source(src, time_zone);
             let mut engine = z2m::Engine::new(settings)
                 .map_err(|e| anyhow::anyhow!("source {:?}: {e}", src.name))?;
             let msg = z2m::Message {

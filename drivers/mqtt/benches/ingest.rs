@@ -24,13 +24,9 @@ const ALARM: &str = r#"{"action":"emergency","battery":90,"linkquality":102}"#;
 
 /// The zigbee2mqtt handler with the shipped rules, as a source with default settings has it.
 fn handler() -> Box<dyn Handler> {
-    hearth_driver_mqtt::handlers::zigbee2mqtt(hearth_driver_mqtt::handlers::Zigbee2mqttSettings {
-        source: "bench".into(),
-        config: hearth_config::Zigbee2mqttConfig::default(),
-        category: hearth_model::Category::Welfare,
-        time_zone: jiff::tz::TimeZone::UTC,
-    })
-    .expect("the shipped rules compile")
+    let mut settings = hearth_driver_zigbee2mqtt::Settings::new("bench");
+    settings.category = hearth_model::Category::Welfare;
+    hearth_driver_mqtt::handlers::zigbee2mqtt(settings).expect("the shipped rules compile")
 }
 
 fn env(name: &str, default: usize) -> usize {

@@ -2,35 +2,15 @@
 
 use std::time::Duration;
 
-use hearth_config::Zigbee2mqttConfig;
 use hearth_driver_external as ext;
 use hearth_driver_zigbee2mqtt as z2m;
 use hearth_model::{Category, Timestamp};
 
 use crate::{Handled, Handler, Incoming};
 
-/// What a zigbee2mqtt source needs (cloneable: the handler is rebuilt on every restart).
-#[derive(Debug, Clone)]
-pub struct Zigbee2mqttSettings {
-    /// Config `[[source]] name`.
-    pub source: String,
-    /// `[source.zigbee2mqtt]`.
-    pub config: Zigbee2mqttConfig,
-    /// The source's category.
-    pub category: Category,
-    /// `gateway.time_zone`, for rules with `hours`.
-    pub time_zone: jiff::tz::TimeZone,
-}
-
 /// The zigbee2mqtt handler; fails when a rule cannot work (the message names it).
-pub fn zigbee2mqtt(s: Zigbee2mqttSettings) -> Result<Box<dyn Handler>, String> {
-    let engine = z2m::Engine::new(z2m::Settings {
-        source: s.source,
-        config: s.config,
-        category: s.category,
-        time_zone: s.time_zone,
-    })
-    .map_err(|e| e.to_string())?;
+pub fn zigbee2mqtt(settings: z2m::Settings) -> Result<Box<dyn Handler>, String> {
+    let engine = z2m::Engine::new(settings).map_err(|e| e.to_string())?;
     Ok(Box::new(Zigbee2mqtt { engine }))
 }
 

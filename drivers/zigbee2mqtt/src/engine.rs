@@ -29,6 +29,17 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of a configured `kind = "zigbee2mqtt"` source (its table or the defaults),
+    /// with the gateway's time zone.
+    pub fn from_source(source: &hearth_config::SourceConfig, time_zone: TimeZone) -> Self {
+        Self {
+            source: source.name.clone(),
+            config: source.zigbee2mqtt_settings(),
+            category: source.category,
+            time_zone,
+        }
+    }
+
     /// Default zigbee2mqtt settings (shipped rules, base topic `zigbee2mqtt`), category
     /// health, UTC.
     pub fn new(source: impl Into<String>) -> Self {
