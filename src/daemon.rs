@@ -441,14 +441,20 @@ pub async fn run(
                     Some(u) => Ok(u),
                     None => make_uplink(&config_c, &route_c, &observers),
                 };
+                // One uplink per connection; the first was checked at start-up.
+                let more: anyhow::Result<Vec<Box<dyn Uplink>>> = (1..route_c.connections())
+                    .map(|_| make_uplink(&config_c, &route_c, &observers))
+                    .collect();
                 let writer = writer.clone();
                 let name = name.clone();
                 let stop = stop_rx.clone();
                 let events = sender_events.clone();
                 async move {
                     let uplink = uplink.map_err(TaskError::new)?;
+                    let more = more.map_err(TaskError::new)?;
                     let mut sender = RouteSender::new(&name, writer, uplink, batch, retry)
-                        .map_err(TaskError::fatal)?;
+                        .map_err(TaskError::fatal)?
+                        .with_more_uplinks(more);
                     if let Some(events) = events {
                         sender = sender.with_events(events);
                     }

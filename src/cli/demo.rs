@@ -29,6 +29,7 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
         categories,
         uplink: UplinkKind::Loopback,
         batch_size: 100,
+        connections: None,
         enabled: true,
         retry: None,
         loopback: Some(LoopbackConfig {

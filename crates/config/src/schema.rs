@@ -328,6 +328,13 @@ pub struct RouteConfig {
     /// Most records per delivery, 1..=10000. Default 100.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// Batches in flight at once, each on its own connection, 1..=16: the next batch is encoded
+    /// and sent while the receiver works on the previous one. Answers may then arrive out of
+    /// order (every record keeps its id, so receivers deduplicate); 1 keeps strict order.
+    /// Default 2 for `fhir` and `pcd01`; `loopback` allows only 1. See
+    /// [`RouteConfig::connections`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
     /// A disabled route receives nothing and keeps its stored state. Default true.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -349,6 +356,14 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
+    /// Batches in flight at once: `connections`, or the uplink's default.
+    pub fn connections(&self) -> u32 {
+        self.connections.unwrap_or(match self.uplink {
+            UplinkKind::Fhir | UplinkKind::Pcd01 => 2,
+            _ => 1,
+        })
+    }
+
     /// The loopback receiver's database file as written (relative to `gateway.data_dir` unless
     /// absolute; see [`Config::resolve_path`]): `loopback.path`, or `loopback-<name>.db`.
     pub fn loopback_path(&self) -> PathBuf {

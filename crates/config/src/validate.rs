@@ -338,6 +338,22 @@ impl Checker<'_, '_> {
                     ),
                 );
             }
+            if let Some(n) = route.connections {
+                if !(1..=16).contains(&n) {
+                    self.fail(
+                        path.key("connections"),
+                        format!("connections {n} is out of range; use 1..=16"),
+                    );
+                } else if n > 1 && route.uplink == UplinkKind::Loopback {
+                    self.fail(
+                        path.key("connections"),
+                        format!(
+                            "connections {n}: a loopback route delivers into one SQLite file \
+                             and allows only 1; remove the key"
+                        ),
+                    );
+                }
+            }
             if let Some(o) = &route.retry {
                 self.check_retry(&o.apply(&config.retry), &path.key("retry"), Some(o));
             }

@@ -640,3 +640,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn connections_are_bounded_and_loopback_has_one() {
+    check(
+        &BASE.replace(
+            "uplink = \"loopback\"",
+            "uplink = \"loopback\"\nconnections = 2",
+        ),
+        "hearth.toml:8:15: route[0].connections: connections 2: a loopback route delivers into \
+         one SQLite file and allows only 1; remove the key",
+    );
+    let fhir = "uplink = \"fhir\"\n[route.fhir]\nurl = \"http://127.0.0.1:8080/fhir\"";
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        &format!("connections = 17\n{fhir}"),
+    ));
+    assert_eq!(e.key, "route[0].connections");
+    assert_eq!(e.message, "connections 17 is out of range; use 1..=16");
+    // The defaults: two for the network uplinks, one for loopback.
+    let loaded = parse(
+        &BASE.replace("uplink = \"loopback\"", fhir),
+        Path::new("hearth.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.routes[0].connections(), 2);
+    let loaded = parse(BASE, Path::new("hearth.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.routes[0].connections(), 1);
+}

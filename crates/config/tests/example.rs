@@ -101,6 +101,7 @@ fn full_config() -> Config {
         categories: vec![Category::Health],
         uplink: UplinkKind::Loopback,
         batch_size: 100,
+        connections: Some(1),
         enabled: true,
         retry: Some(RetryOverride {
             initial: Some(ConfigDuration::from_secs(1)),
@@ -124,6 +125,7 @@ fn full_config() -> Config {
         categories: vec![Category::Health],
         uplink: UplinkKind::Fhir,
         batch_size: 100,
+        connections: None,
         enabled: true,
         retry: None,
         loopback: None,
@@ -152,6 +154,7 @@ fn full_config() -> Config {
         categories: vec![Category::Health],
         uplink: UplinkKind::Pcd01,
         batch_size: 100,
+        connections: None,
         enabled: true,
         retry: None,
         loopback: None,

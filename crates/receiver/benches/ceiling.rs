@@ -1,9 +1,11 @@
 //! The reference receiver's own ingest ceiling (issue 4 figures' baseline): pre-encoded FHIR
-//! transaction Bundles and PCD-01 messages of 500 readings each, sent back to back over one
-//! loopback connection, as hearth's uplinks do; prints observations/s per format. The daemon's
+//! transaction Bundles and PCD-01 messages of 500 readings each, sent back to back over
+//! `BENCH_CEILING_CONNECTIONS` (default 2, a route's default `connections`) loopback
+//! connections at once, as hearth's uplinks do; prints observations/s per format. The daemon's
 //! drain through the outbox and the uplinks (`./scripts/bench`) is compared with this.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure should stop it loudly
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hearth_model::*;
@@ -45,9 +47,67 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Deal `items` round-robin into `n` lists.
+fn split<T>(items: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        out[i % n].push(item);
+    }
+    out
+}
+
+/// POST each bundle on one keep-alive connection, waiting for each answer.
+async fn post_all(addr: SocketAddr, bodies: Vec<Vec<u8>>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for body in bodies {
+        let req = hyper::Request::post("/fhir")
+            .header("host", "localhost")
+            .header("content-type", "application/fhir+json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        send.ready().await.unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let _ = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap();
+    }
+}
+
+/// Send each framed message on one MLLP connection, waiting for its ACK.
+async fn mllp_all(addr: SocketAddr, frames: Vec<(Vec<u8>, String)>) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut deframer = hearth_uplink_pcd01::Deframer::new(1 << 20);
+    let mut buf = vec![0u8; 64 << 10];
+    for (frame, id) in frames {
+        tcp.write_all(&frame).await.unwrap();
+        let ack = loop {
+            if let Some(f) = deframer.next_frame() {
+                break f.unwrap();
+            }
+            let k = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(k > 0, "the receiver closed the connection");
+            deframer.push(&buf[..k]);
+        };
+        let outcome = hearth_uplink_pcd01::parse_ack(&ack, &id).unwrap();
+        assert!(
+            matches!(outcome, hearth_uplink_pcd01::AckOutcome::Delivered { .. }),
+            "{outcome:?}"
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n = env("BENCH_CEILING_READINGS", 100_000);
+    let connections = env("BENCH_CEILING_CONNECTIONS", 2).max(1) as usize;
     let batches = n / PER_BATCH;
     let dir = tempfile::tempdir().unwrap();
     let running = start(ReceiverConfig::new(dir.path().join("ceiling.db")))
@@ -68,26 +128,14 @@ async fn main() {
             .to_json_bytes()
         })
         .collect();
-    let tcp = TcpStream::connect(running.fhir_addr().unwrap())
-        .await
-        .unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let addr = running.fhir_addr().unwrap();
     let t = Instant::now();
-    for body in bodies {
-        let req = hyper::Request::post("/fhir")
-            .header("host", "localhost")
-            .header("content-type", "application/fhir+json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        send.ready().await.unwrap();
-        let resp = send.send_request(req).await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let _ = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap();
+    let tasks: Vec<_> = split(bodies, connections)
+        .into_iter()
+        .map(|bodies| tokio::spawn(post_all(addr, bodies)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
     }
     let fhir_rate = (batches * PER_BATCH) as f64 / t.elapsed().as_secs_f64();
 
@@ -103,30 +151,14 @@ async fn main() {
             (hearth_uplink_pcd01::frame(&m), m.control_id().to_owned())
         })
         .collect();
-    let mut tcp = TcpStream::connect(running.mllp_addr().unwrap())
-        .await
-        .unwrap();
-    let mut deframer = hearth_uplink_pcd01::Deframer::new(1 << 20);
-    let mut buf = vec![0u8; 64 << 10];
+    let addr = running.mllp_addr().unwrap();
     let t = Instant::now();
-    for (frame, id) in frames {
-        tcp.write_all(&frame).await.unwrap();
-        let ack = loop {
-            if let Some(f) = deframer.next_frame() {
-                break f.unwrap();
-            }
-            let k = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(k > 0, "the receiver closed the connection");
-            deframer.push(&buf[..k]);
-        };
-        let outcome = hearth_uplink_pcd01::parse_ack(&ack, &id).unwrap();
-        assert!(
-            matches!(outcome, hearth_uplink_pcd01::AckOutcome::Delivered { .. }),
-            "{outcome:?}"
-        );
+    let tasks: Vec<_> = split(frames, connections)
+        .into_iter()
+        .map(|frames| tokio::spawn(mllp_all(addr, frames)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
     }
     let mllp_rate = (batches * PER_BATCH) as f64 / t.elapsed().as_secs_f64();
     running.shutdown().await;
@@ -134,11 +166,11 @@ async fn main() {
     assert_eq!(s.fhir.observations, batches * PER_BATCH);
     assert_eq!(s.mllp.observations, batches * PER_BATCH);
     println!(
-        "receiver ceiling FHIR   {fhir_rate:>9.0} obs/s  ({} readings, bundles of {PER_BATCH}, pre-encoded)",
+        "receiver ceiling FHIR   {fhir_rate:>9.0} obs/s  ({} readings, bundles of {PER_BATCH}, pre-encoded, {connections} connections)",
         batches * PER_BATCH
     );
     println!(
-        "receiver ceiling PCD-01 {mllp_rate:>9.0} obs/s  ({} readings, messages of {PER_BATCH}, pre-encoded)",
+        "receiver ceiling PCD-01 {mllp_rate:>9.0} obs/s  ({} readings, messages of {PER_BATCH}, pre-encoded, {connections} connections)",
         batches * PER_BATCH
     );
 }

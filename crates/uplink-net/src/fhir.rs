@@ -1,4 +1,5 @@
-//! The FHIR uplink: transaction Bundles over HTTP/1.1 (+TLS) on one keep-alive connection.
+//! The FHIR uplink: transaction Bundles over HTTP/1.1 (+TLS) on one keep-alive connection
+//! (a route with more `connections` has one uplink per connection).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub struct FhirSettings {
     pub tls: TlsFiles,
     /// Longest wait for connecting, and for the answer of one request.
     pub timeout: Duration,
-    /// The receiver's profile (`phd`; `vkp`/`pmd` are refused by the encoder for now).
+    /// The receiver's profile (`phd`, `vkp` or `pmd`).
     pub profile: Profile,
     /// The encoder's context (gateway, patient, device facts, what to do with alarms).
     pub context: Context,

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use hearth_model::Timestamp;
-use hearth_outbox::{OutboxWriter, Outcome, RetryPolicy, RouteId, Ticket, WriterError};
+use hearth_outbox::{Claimed, OutboxWriter, Outcome, RetryPolicy, RouteId, Ticket, WriterError};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::{Uplink, UplinkError};
 
@@ -84,12 +86,15 @@ impl Breaker {
     }
 }
 
-/// Drains one route into its uplink.
+/// Drains one route into its uplinks: one batch in flight per uplink (connection).
 pub struct RouteSender {
     name: String,
     route: RouteId,
     writer: OutboxWriter,
-    uplink: Box<dyn Uplink>,
+    /// Uplinks not delivering right now.
+    idle: Vec<Box<dyn Uplink>>,
+    connections: usize,
+    description: String,
     batch_size: usize,
     breaker: Breaker,
     idle_poll: Duration,
@@ -100,8 +105,17 @@ impl std::fmt::Debug for RouteSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouteSender")
             .field("name", &self.name)
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
+}
+
+/// One batch handed to an uplink, and what came back.
+struct Flight {
+    uplink: Box<dyn Uplink>,
+    claimed: Vec<Claimed>,
+    answer: Result<Vec<Outcome>, UplinkError>,
+    took: Duration,
 }
 
 impl RouteSender {
@@ -117,12 +131,25 @@ impl RouteSender {
             route: writer.route(name)?,
             name: name.to_owned(),
             writer,
-            uplink,
+            description: uplink.describe(),
+            idle: vec![uplink],
+            connections: 1,
             batch_size: batch_size.max(1),
             breaker: Breaker::new(retry),
             idle_poll: Duration::from_secs(1),
             events: None,
         })
+    }
+
+    /// More uplinks to the same receiver (each its own connection): the route then has one
+    /// batch in flight per uplink, so encoding the next batch and the receiver's work on the
+    /// previous one overlap. Batches are still claimed oldest first, highest lane first, but
+    /// their answers may arrive out of order; keep one uplink where the receiver needs strict
+    /// arrival order.
+    pub fn with_more_uplinks(mut self, more: impl IntoIterator<Item = Box<dyn Uplink>>) -> Self {
+        self.idle.extend(more);
+        self.connections = self.idle.len();
+        self
     }
 
     /// Report events here (bounded; events are dropped when it is full, never blocking).
@@ -150,8 +177,9 @@ impl RouteSender {
         }
     }
 
-    /// Run until `stop` turns true. Before the first claim, whatever this route had in flight
-    /// (from a previous run of this sender) is released, so it is sent again.
+    /// Run until `stop` turns true; batches in flight then get their answers and are settled
+    /// before it returns. Before the first claim, whatever this route had in flight (from a
+    /// previous run of this sender) is released, so it is sent again.
     pub async fn run(
         &mut self,
         mut stop: watch::Receiver<bool>,
@@ -165,82 +193,153 @@ impl RouteSender {
         if released > 0 {
             tracing::info!(route = %self.name, released, "re-sending deliveries that were in flight");
         }
-        tracing::info!(route = %self.name, uplink = %self.uplink.describe(), "route sender started");
+        tracing::info!(route = %self.name, uplink = %self.description, connections = self.connections, "route sender started");
         let mut commits = self.writer.commits();
+        let mut flights: JoinSet<Flight> = JoinSet::new();
+        // Set when a claim came back empty; cleared by new records or an answer (retries).
+        let mut drained = false;
+        let mut backoff_until: Option<Instant> = None;
         loop {
             progress();
-            if *stop.borrow() {
+            let stopping = *stop.borrow();
+            if stopping && flights.is_empty() {
                 return Ok(());
             }
-            let claimed = self
-                .writer
-                .claim(self.route, self.batch_size)
-                .await
-                .map_err(self.outbox_err())?;
-            if claimed.is_empty() {
+            if backoff_until.is_some_and(|t| t <= Instant::now()) {
+                backoff_until = None;
+            }
+            if !stopping && !drained && backoff_until.is_none() {
+                drained = self.launch(&mut flights).await?;
+            }
+            if !flights.is_empty() {
+                // The uplinks' own timeouts bound this wait; no progress is reported meanwhile,
+                // so an uplink that hangs beyond them shows as a stalled task.
                 tokio::select! {
+                    joined = flights.join_next() => {
+                        if let Some(flight) = joined {
+                            let flight = flight.unwrap_or_else(|e| match e.try_into_panic() {
+                                Ok(panic) => std::panic::resume_unwind(panic),
+                                // Only a runtime shutting down cancels these tasks.
+                                Err(_) => std::panic::resume_unwind(Box::new("route sender cancelled")),
+                            });
+                            if let Some(wait) = self.settle(flight).await? {
+                                let until = Instant::now() + wait;
+                                backoff_until = Some(backoff_until.map_or(until, |t| t.max(until)));
+                            }
+                            drained = false;
+                        }
+                    }
                     _ = stop.changed() => {}
-                    _ = commits.changed() => {}
-                    _ = tokio::time::sleep(self.idle_poll) => {}
                 }
                 continue;
             }
-            let tickets: Vec<Ticket> = claimed.iter().map(|c| c.ticket).collect();
-            let answer = self.uplink.deliver(&claimed).await;
-            let answer = match answer {
-                Ok(outcomes) if outcomes.len() == tickets.len() => Ok(outcomes),
-                Ok(outcomes) => Err(UplinkError::new(format!(
-                    "receiver answered {} outcomes for a batch of {}; treating the batch as failed",
-                    outcomes.len(),
-                    tickets.len()
-                ))),
-                Err(e) => Err(e),
-            };
-            match answer {
-                Ok(outcomes) => {
-                    self.breaker.success();
-                    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
-                    let event = SenderEvent::Answered {
-                        route: self.name.clone(),
-                        delivered: count(|o| matches!(o, Outcome::Delivered)),
-                        retry: count(|o| matches!(o, Outcome::Retry { .. })),
-                        rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
-                    };
-                    let answers = tickets.into_iter().zip(outcomes).collect();
-                    self.writer
-                        .settle(self.route, answers)
-                        .await
-                        .map_err(self.outbox_err())?;
-                    self.emit(event);
-                }
+            let wake = backoff_until.map_or(Instant::now() + self.idle_poll, |t| {
+                t.min(Instant::now() + self.idle_poll)
+            });
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = commits.changed(), if backoff_until.is_none() => drained = false,
+                _ = tokio::time::sleep_until(wake) => drained = false,
+            }
+        }
+    }
+
+    /// Claim a batch for every idle uplink and start delivering it. Returns whether the route
+    /// ran out of due records.
+    async fn launch(&mut self, flights: &mut JoinSet<Flight>) -> Result<bool, SenderError> {
+        while let Some(mut uplink) = self.idle.pop() {
+            let claimed = match self.writer.claim(self.route, self.batch_size).await {
+                Ok(c) => c,
                 Err(e) => {
-                    let wait = self.breaker.failure(e.retry_after);
-                    let not_before = e.retry_after.map(|d| Timestamp::now().saturating_add(d));
-                    let answers = tickets
-                        .into_iter()
-                        .map(|t| (t, Outcome::Retry { not_before }))
-                        .collect();
-                    self.writer
-                        .settle(self.route, answers)
-                        .await
-                        .map_err(self.outbox_err())?;
-                    tracing::warn!(route = %self.name, error = %e, failures = self.breaker.failures(), wait_ms = wait.as_millis() as u64, "delivery failed; route backs off");
-                    self.emit(SenderEvent::Failed {
-                        route: self.name.clone(),
-                        error: e.message.clone(),
-                        failures: self.breaker.failures(),
-                        wait,
-                    });
-                    let deadline = tokio::time::Instant::now() + wait;
-                    loop {
-                        progress();
-                        tokio::select! {
-                            _ = stop.changed() => { if *stop.borrow() { return Ok(()); } }
-                            _ = tokio::time::sleep_until(deadline) => break,
-                            _ = tokio::time::sleep(self.idle_poll) => {}
-                        }
-                    }
+                    self.idle.push(uplink);
+                    return Err((self.outbox_err())(e));
                 }
+            };
+            if claimed.is_empty() {
+                self.idle.push(uplink);
+                return Ok(true);
+            }
+            flights.spawn(async move {
+                let started = Instant::now();
+                let answer = uplink.deliver(&claimed).await;
+                Flight {
+                    uplink,
+                    claimed,
+                    answer,
+                    took: started.elapsed(),
+                }
+            });
+        }
+        Ok(false)
+    }
+
+    /// Record a batch's answer in the outbox. Returns how long the route waits when the whole
+    /// batch failed.
+    async fn settle(&mut self, flight: Flight) -> Result<Option<Duration>, SenderError> {
+        let Flight {
+            uplink,
+            claimed,
+            answer,
+            took,
+        } = flight;
+        self.idle.push(uplink);
+        let tickets: Vec<Ticket> = claimed.iter().map(|c| c.ticket).collect();
+        drop(claimed);
+        let answer = match answer {
+            Ok(outcomes) if outcomes.len() == tickets.len() => Ok(outcomes),
+            Ok(outcomes) => Err(UplinkError::new(format!(
+                "receiver answered {} outcomes for a batch of {}; treating the batch as failed",
+                outcomes.len(),
+                tickets.len()
+            ))),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(outcomes) => {
+                self.breaker.success();
+                let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+                let event = SenderEvent::Answered {
+                    route: self.name.clone(),
+                    delivered: count(|o| matches!(o, Outcome::Delivered)),
+                    retry: count(|o| matches!(o, Outcome::Retry { .. })),
+                    rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
+                };
+                let answers = tickets.into_iter().zip(outcomes).collect();
+                self.writer
+                    .settle(self.route, answers)
+                    .await
+                    .map_err(self.outbox_err())?;
+                if let SenderEvent::Answered {
+                    delivered,
+                    retry,
+                    rejected,
+                    ..
+                } = &event
+                {
+                    tracing::debug!(route = %self.name, delivered, retry, rejected, took_ms = took.as_millis() as u64, "batch answered");
+                }
+                self.emit(event);
+                Ok(None)
+            }
+            Err(e) => {
+                let wait = self.breaker.failure(e.retry_after);
+                let not_before = e.retry_after.map(|d| Timestamp::now().saturating_add(d));
+                let answers = tickets
+                    .into_iter()
+                    .map(|t| (t, Outcome::Retry { not_before }))
+                    .collect();
+                self.writer
+                    .settle(self.route, answers)
+                    .await
+                    .map_err(self.outbox_err())?;
+                tracing::warn!(route = %self.name, error = %e, failures = self.breaker.failures(), wait_ms = wait.as_millis() as u64, "delivery failed; route backs off");
+                self.emit(SenderEvent::Failed {
+                    route: self.name.clone(),
+                    error: e.message.clone(),
+                    failures: self.breaker.failures(),
+                    wait,
+                });
+                Ok(Some(wait))
             }
         }
     }

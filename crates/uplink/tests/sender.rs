@@ -189,3 +189,87 @@ async fn loopback_receiver_counts_resends_as_copies_not_new_records() {
         }
     );
 }
+
+/// Waits at a barrier on its first delivery (so the test hangs unless every uplink has a
+/// batch in flight at once) and fails its second delivery if asked to.
+struct Parallel {
+    barrier: Arc<tokio::sync::Barrier>,
+    calls: usize,
+    fail_second: bool,
+    seen: Arc<Mutex<Vec<RecordId>>>,
+}
+
+impl Uplink for Parallel {
+    fn describe(&self) -> String {
+        "parallel".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            self.calls += 1;
+            if self.calls == 1 {
+                self.barrier.wait().await;
+            }
+            if self.calls == 2 && self.fail_second {
+                return Err(UplinkError::new("connection reset"));
+            }
+            self.seen
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|c| c.record.id()));
+            Ok(vec![Outcome::Delivered; batch.len()])
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_uplinks_have_a_batch_in_flight_each_and_deliver_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 95);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let mut uplinks: Vec<Box<dyn Uplink>> = (0..3)
+        .map(|i| {
+            Box::new(Parallel {
+                barrier: barrier.clone(),
+                calls: 0,
+                fail_second: i == 0,
+                seen: seen.clone(),
+            }) as Box<dyn Uplink>
+        })
+        .collect();
+    let first = uplinks.remove(0);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(1000);
+    let mut sender = RouteSender::new("hub", writer.clone(), first, 10, fast())
+        .unwrap()
+        .with_more_uplinks(uplinks)
+        .with_events(events_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    // Hangs (and times out) unless three batches were handed out before any was answered.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the route drained");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(
+        (seen.len(), unique.len()),
+        (95, 95),
+        "each record delivered once"
+    );
+    let mut failed = 0;
+    while let Ok(e) = events_rx.try_recv() {
+        failed += usize::from(matches!(e, SenderEvent::Failed { .. }));
+    }
+    assert_eq!(failed, 1, "the failed batch was retried");
+    assert_eq!(writer.stats().await.unwrap().routes[0].delivered, 95);
+}
