@@ -126,6 +126,27 @@ fn demo_runs_the_whole_path_and_exits_zero() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["demo", "--for", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe as `hearth demo | head -1` does.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{:?}: {err}", o.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn demo_keep_leaves_an_outbox_that_stats_can_read() {
     let o = hearth(&["demo", "--for", "2s", "--keep"]);
     assert!(o.status.success());

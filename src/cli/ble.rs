@@ -218,8 +218,8 @@ pub fn decode(
     match hearth_driver_ble::decode_characteristic(uuid, &bytes) {
         Ok(d) => {
             match format {
-                "json" => println!("{}", serde_json::to_string_pretty(&to_json(uuid, &d))?),
-                other => print!("{}", encoded(&d, other, profile, patient)?),
+                "json" => outln!("{}", serde_json::to_string_pretty(&to_json(uuid, &d))?),
+                other => out!("{}", encoded(&d, other, profile, patient)?),
             }
             Ok(true)
         }
@@ -240,7 +240,7 @@ pub fn scan(adapter: &str, seconds: u64) -> anyhow::Result<bool> {
         {
             Ok(found) => {
                 for (address, name, services, rssi) in found {
-                    println!(
+                    outln!(
                         "{address}  {:<24} rssi {:>4}  services {}",
                         name.unwrap_or_default(),
                         rssi.map_or("?".into(), |r| r.to_string()),

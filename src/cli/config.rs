@@ -37,7 +37,7 @@ pub fn check(path: &Path, print: bool) -> anyhow::Result<bool> {
                 eprintln!("warning: {w}");
             }
             let c = &loaded.config;
-            println!(
+            outln!(
                 "{}: OK — gateway {:?}, data dir {}, {} route(s), {} source(s), {} warning(s)",
                 path.display(),
                 c.gateway.id,
@@ -47,7 +47,7 @@ pub fn check(path: &Path, print: bool) -> anyhow::Result<bool> {
                 loaded.warnings.len()
             );
             if print {
-                println!(
+                outln!(
                     "\n# effective configuration (defaults filled in)\n{}",
                     c.to_toml()?
                 );
@@ -67,5 +67,5 @@ pub fn check(path: &Path, print: bool) -> anyhow::Result<bool> {
 
 /// Print the annotated example configuration.
 pub fn example() {
-    print!("{}", hearth_config::EXAMPLE);
+    out!("{}", hearth_config::EXAMPLE);
 }

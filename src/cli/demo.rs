@@ -179,10 +179,10 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
     } else {
         crate::logging::init("info", hearth_config::LogFormat::Human)?;
     }
-    println!(
+    outln!(
         "hearth demo — simulated devices → SQLite outbox (WAL, synchronous=FULL) → loopback receivers"
     );
-    println!(
+    outln!(
         "data directory: {}{}",
         data_dir.display(),
         if keep {
@@ -191,28 +191,28 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
             " (removed at exit; --keep keeps it)"
         }
     );
-    println!(
+    outln!(
         "sources: 4 simulated devices every 0.5 s with an alarm button every 6th round; simulated BLE devices"
     );
-    println!(
+    outln!(
         "  (blood pressure, thermometer, scale, pulse oximeter; a glucose meter with 30 stored records over RACP,"
     );
-    println!("   a failing first bond, a low battery and a dropped link mid-transfer);");
-    println!(
+    outln!("   a failing first bond, a low battery and a dropped link mid-transfer);");
+    outln!(
         "  zigbee2mqtt sensors replayed without a broker (water leak, smoke, SOS button, door, bed,"
     );
-    println!("   temperature/humidity) through the shipped rules");
-    println!("routes: hub ← health + welfare, operations ← technical alarms (loopback receivers);");
-    println!(
+    outln!("   temperature/humidity) through the shipped rules");
+    outln!("routes: hub ← health + welfare, operations ← technical alarms (loopback receivers);");
+    outln!(
         "        hub-fhir ← health readings as FHIR (PHD IG), hub-pcd01 ← health readings as PCD-01,"
     );
-    println!("        both to hearth's reference receiver on loopback");
+    outln!("        both to hearth's reference receiver on loopback");
     match duration {
-        Some(d) => println!(
+        Some(d) => outln!(
             "running for {}; Ctrl-C stops earlier\n",
             humantime::format_duration(d)
         ),
-        None => println!("running until Ctrl-C\n"),
+        None => outln!("running until Ctrl-C\n"),
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -242,12 +242,12 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
                     r = rx_rx.recv() => match r {
                         Some(r) => {
                             delivered += 1;
-                            println!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), describe(&r));
+                            outln!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), describe(&r));
                         }
                         None => break,
                     },
                     e = ev_rx.recv() => if let Some(SenderEvent::Failed { route, error, wait, .. }) = e {
-                        println!("[{:>6.1}s] route {route} failed: {error}; retrying in {} ms", started.elapsed().as_secs_f64(), wait.as_millis());
+                        outln!("[{:>6.1}s] route {route} failed: {error}; retrying in {} ms", started.elapsed().as_secs_f64(), wait.as_millis());
                     },
                 }
             }
@@ -279,15 +279,16 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         hearth_uplink::loopback::summary(&data_dir.join("received-hub.db")).unwrap_or_default();
     let ops = hearth_uplink::loopback::summary(&data_dir.join("received-operations.db"))
         .unwrap_or_default();
-    println!("\nsummary after {:.1}s:", started.elapsed().as_secs_f64());
-    println!("  stored in the outbox        {ingested}");
-    println!(
+    outln!("\nsummary after {:.1}s:", started.elapsed().as_secs_f64());
+    outln!("  stored in the outbox        {ingested}");
+    outln!(
         "  received by hub             {} unique ({} resent copies)",
-        hub.unique, hub.resent
+        hub.unique,
+        hub.resent
     );
-    println!("  received by operations      {} unique", ops.unique);
+    outln!("  received by operations      {} unique", ops.unique);
     let central = hearth_receiver::summary(&data_dir.join("receiver.db"))?;
-    println!(
+    outln!(
         "  reference receiver          FHIR {} observations, PCD-01 {} observations \
          ({} + {} resends recognised)",
         central.fhir.observations,
@@ -295,12 +296,12 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         central.fhir.duplicates,
         central.mllp.duplicates
     );
-    println!("  still queued                {}", stats.records());
-    println!(
+    outln!("  still queued                {}", stats.records());
+    outln!(
         "  dead letters                {}",
         stats.dead_letters.values().sum::<u64>()
     );
-    println!("  delivery lines shown        {delivered}");
+    outln!("  delivery lines shown        {delivered}");
     let accounted = hub.unique + ops.unique + stats.records();
     if accounted < ingested as u64 {
         anyhow::bail!(
@@ -308,10 +309,10 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
             ingested as u64 - accounted
         );
     }
-    println!("  nothing lost: every stored record was delivered or is still queued");
+    outln!("  nothing lost: every stored record was delivered or is still queued");
     if keep {
         let kept = dir.keep();
-        println!(
+        outln!(
             "\nkept {}: try `hearth outbox stats --data-dir {}`",
             kept.display(),
             kept.display()

@@ -55,21 +55,24 @@ pub fn stats(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         anyhow::anyhow!("{e}\nis --data-dir right? The daemon's default is /var/lib/hearth")
     })?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&s))?);
+        outln!("{}", serde_json::to_string_pretty(&to_json(&s))?);
         return Ok(());
     }
-    println!(
+    outln!(
         "outbox {} (schema {}, {} bytes on disk)",
         s.path.display(),
         s.schema_version,
         s.file_bytes
     );
-    println!(
+    outln!(
         "{:<12} {:>10} {:>14} {:>12}",
-        "lane", "records", "payload bytes", "oldest"
+        "lane",
+        "records",
+        "payload bytes",
+        "oldest"
     );
     for l in &s.lanes {
-        println!(
+        outln!(
             "{:<12} {:>10} {:>14} {:>12}",
             l.lane.as_str(),
             l.records,
@@ -78,13 +81,15 @@ pub fn stats(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         );
     }
     for r in &s.routes {
-        println!(
+        outln!(
             "route {:<20} delivered {:>10}  dead {:>6}",
-            r.name, r.delivered, r.dead
+            r.name,
+            r.delivered,
+            r.dead
         );
         for (lane, x) in &r.lanes {
             if x.pending + x.in_flight > 0 {
-                println!(
+                outln!(
                     "  {:<12} pending {:>9} (retrying {:>7})  in flight {:>6}  oldest {:>10}",
                     lane.as_str(),
                     x.pending,
@@ -96,14 +101,14 @@ pub fn stats(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         }
     }
     if !s.dead_letters.is_empty() {
-        println!("dead letters:");
+        outln!("dead letters:");
         for (origin, n) in &s.dead_letters {
-            println!("  {origin:<30} {n}");
+            outln!("  {origin:<30} {n}");
         }
     }
-    println!("counters:");
+    outln!("counters:");
     for (k, v) in &s.counters {
-        println!("  {k:<30} {v}");
+        outln!("  {k:<30} {v}");
     }
     Ok(())
 }

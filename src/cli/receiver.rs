@@ -61,15 +61,15 @@ pub fn run(o: RunOptions) -> anyhow::Result<()> {
             .context("cannot start the receiver")?;
         let scheme = if o.tls.is_some() { "https" } else { "http" };
         if let Some(a) = running.fhir_addr() {
-            println!("FHIR   {scheme}://{a}/fhir  (transaction Bundles)");
+            outln!("FHIR   {scheme}://{a}/fhir  (transaction Bundles)");
         }
         if let Some(a) = running.mllp_addr() {
-            println!(
+            outln!(
                 "MLLP   {a}{}  (HL7 v2 ORU^R01, IHE PCD-01)",
                 if o.tls.is_some() { " over TLS" } else { "" }
             );
         }
-        println!("store  {}", o.store.display());
+        outln!("store  {}", o.store.display());
         let signal = hearth_runtime::shutdown_signal()?;
         match o.duration {
             Some(d) => {
@@ -92,6 +92,6 @@ pub fn run(o: RunOptions) -> anyhow::Result<()> {
 pub fn summary(store: &Path) -> anyhow::Result<()> {
     let s = hearth_receiver::summary(store)
         .with_context(|| format!("cannot read the receiver store {}", store.display()))?;
-    print!("{s}");
+    out!("{s}");
     Ok(())
 }

@@ -65,7 +65,7 @@ pub fn classify(
     };
     match result {
         Ok(json) => {
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
             Ok(true)
         }
         Err(e) => {
@@ -77,5 +77,5 @@ pub fn classify(
 
 /// Print the shipped rules file.
 pub fn rules() {
-    print!("{}", z2m::DEFAULT_RULES);
+    out!("{}", z2m::DEFAULT_RULES);
 }
