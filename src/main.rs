@@ -25,6 +25,8 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up; the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the daemon with a configuration file (systemd starts this).
     Run {
@@ -105,6 +107,18 @@ enum ReceiverCommand {
         /// Require `Authorization: Bearer TOKEN` on FHIR requests.
         #[arg(long, value_name = "TOKEN")]
         bearer: Option<String>,
+        /// Serve an OAuth2 token endpoint (/oauth2/token, client credentials with a
+        /// private_key_jwt assertion) for this client, whose PEM public key (SPKI) is in the
+        /// file, and require its access tokens on FHIR requests (--bearer's token is accepted
+        /// too).
+        #[arg(long, value_name = "ID=PUBLIC_KEY_PEM", value_parser = cli::receiver::parse_oauth2_client)]
+        oauth2_client: Option<(String, PathBuf)>,
+        /// Life of the access tokens issued, e.g. 300s, 5m [default: 300s].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "oauth2_client")]
+        token_life: Option<Duration>,
+        /// Refuse token requests whose scope does not contain this scope.
+        #[arg(long, value_name = "SCOPE", requires = "oauth2_client")]
+        oauth2_scope: Option<String>,
         /// Share of requests answered with 503 (FHIR) or AE (MLLP), 0..=1.
         #[arg(long, default_value_t = 0.0)]
         error_rate: f64,
@@ -304,6 +318,9 @@ fn main() -> ExitCode {
                     tls_key,
                     client_ca,
                     bearer,
+                    oauth2_client,
+                    token_life,
+                    oauth2_scope,
                     error_rate,
                     garbage_rate,
                     reset_rate,
@@ -319,6 +336,9 @@ fn main() -> ExitCode {
             tls: tls_cert.zip(tls_key),
             client_ca,
             bearer,
+            oauth2_client,
+            token_life,
+            oauth2_scope,
             faults: hearth_receiver::Faults {
                 error_rate,
                 latency,

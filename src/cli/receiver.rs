@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use hearth_receiver::{Faults, Listen, ReceiverConfig, ServerTls};
+use hearth_receiver::{Faults, Listen, OAuth2Issuer, ReceiverConfig, ServerTls};
 
 /// Options of `hearth receiver run`.
 #[derive(Debug, Clone)]
@@ -23,6 +23,13 @@ pub struct RunOptions {
     pub client_ca: Option<PathBuf>,
     /// Require `Authorization: Bearer <token>` on FHIR requests.
     pub bearer: Option<String>,
+    /// Serve an OAuth2 token endpoint for this client (id, PEM public key) and require its
+    /// access tokens on FHIR requests.
+    pub oauth2_client: Option<(String, PathBuf)>,
+    /// Life of the access tokens issued (default 300 s).
+    pub token_life: Option<Duration>,
+    /// Scope the token requests must ask for.
+    pub oauth2_scope: Option<String>,
     /// Fault injection.
     pub faults: Faults,
     /// Stop after this long.
@@ -36,6 +43,18 @@ pub fn parse_down(s: &str) -> Result<(Duration, Duration), String> {
         .ok_or_else(|| format!("{s:?}: write FROM+LENGTH, e.g. 10s+30s"))?;
     let d = |x: &str| humantime::parse_duration(x).map_err(|e| format!("{x:?}: {e}"));
     Ok((d(a)?, d(b)?))
+}
+
+/// Parses `ID=PUBLIC_KEY_PEM` of `--oauth2-client`.
+pub fn parse_oauth2_client(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((id, key)) if !id.trim().is_empty() && !key.is_empty() => {
+            Ok((id.trim().to_owned(), PathBuf::from(key)))
+        }
+        _ => Err(format!(
+            "{s:?}: write CLIENT_ID=PUBLIC_KEY_PEM, e.g. hearth-gateway=/etc/hearth/client.pub.pem"
+        )),
+    }
 }
 
 /// Run until Ctrl-C/SIGTERM or `duration`; print the addresses, then the summary.
@@ -56,12 +75,26 @@ pub fn run(o: RunOptions) -> anyhow::Result<()> {
         });
         cfg.faults = o.faults.clone();
         cfg.require_bearer = o.bearer.clone();
+        cfg.oauth2 = o.oauth2_client.clone().map(|(client_id, public_key)| {
+            let mut issuer = OAuth2Issuer::new(client_id, public_key);
+            if let Some(life) = o.token_life {
+                issuer.token_life = life;
+            }
+            issuer.scope = o.oauth2_scope.clone();
+            issuer
+        });
         let running = hearth_receiver::start(cfg)
             .await
             .context("cannot start the receiver")?;
         let scheme = if o.tls.is_some() { "https" } else { "http" };
         if let Some(a) = running.fhir_addr() {
             outln!("FHIR   {scheme}://{a}/fhir  (transaction Bundles)");
+            if let Some((client, _)) = &o.oauth2_client {
+                outln!(
+                    "OAuth2 {scheme}://{a}{}  (client credentials, private_key_jwt; client {client})",
+                    hearth_receiver::TOKEN_PATH
+                );
+            }
         }
         if let Some(a) = running.mllp_addr() {
             outln!(

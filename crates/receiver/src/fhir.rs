@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
 
 use crate::faults::{Fault, Injector};
+use crate::oauth::{Issuer, TOKEN_PATH};
 use crate::store::{FHIR, Item, Stored};
 use crate::{Io, SharedStore, count, with_store};
 
@@ -35,6 +36,7 @@ pub(crate) struct Fhir {
     pub(crate) store: SharedStore,
     pub(crate) injector: Injector,
     pub(crate) bearer: Option<String>,
+    pub(crate) oauth: Option<Issuer>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -221,6 +223,14 @@ impl Fhir {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        if let Some(issuer) = &self.oauth {
+            if req.uri().path() == TOKEN_PATH {
+                // Injected faults are about delivering FHIR; a token endpoint failing at random
+                // would only blur what a test of them shows. Not a FHIR request either, so not
+                // counted in `requests`.
+                return Ok(issuer.serve(req, &self.store).await);
+            }
+        }
         if self.injector.is_down(Instant::now()) {
             count(&self.store, FHIR, vec![("requests", 1), ("fault:down", 1)]).await;
             return Err(Dropped);
@@ -260,6 +270,47 @@ impl Fhir {
             Fault::Garbage => Ok(self.garbage()),
             Fault::None | Fault::Error => Ok(answer),
         }
+    }
+
+    /// The `401` for a request without an acceptable bearer token, if one is required.
+    fn unauthorised(&self, req: &Request<Incoming>) -> Option<Resp> {
+        if self.bearer.is_none() && self.oauth.is_none() {
+            return None;
+        }
+        // RFC 7235: the scheme name is case-insensitive.
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        let accepted = presented.is_some_and(|t| {
+            self.bearer.as_deref() == Some(t)
+                || self.oauth.as_ref().is_some_and(|o| o.token_valid(t))
+        });
+        if accepted {
+            return None;
+        }
+        let (diagnostics, challenge) = match (&self.oauth, presented) {
+            (None, _) => ("missing or wrong bearer token", "Bearer"),
+            // RFC 6750 §3.1: no error code when the request carried no credentials at all.
+            (Some(_), None) => (
+                "missing bearer token; get an access token from the token endpoint /oauth2/token",
+                "Bearer",
+            ),
+            (Some(_), Some(_)) => (
+                "unknown or expired access token; get a new one from the token endpoint \
+                 /oauth2/token",
+                "Bearer error=\"invalid_token\"",
+            ),
+        };
+        let mut r = refuse(StatusCode::UNAUTHORIZED, "login", diagnostics, None);
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+        Some(r)
     }
 
     async fn delay(&self) {
@@ -310,26 +361,8 @@ impl Fhir {
                 None,
             ));
         }
-        if let Some(token) = &self.bearer {
-            let ok = req
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|t| t.trim() == token);
-            if !ok {
-                let mut r = refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "login",
-                    "missing or wrong bearer token",
-                    None,
-                );
-                r.headers_mut().insert(
-                    hyper::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer"),
-                );
-                return Err(r);
-            }
+        if let Some(r) = self.unauthorised(&req) {
+            return Err(r);
         }
         let content_type = req
             .headers()

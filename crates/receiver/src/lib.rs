@@ -9,6 +9,9 @@
 //! - **MLLP endpoint**: HL7 v2 ORU^R01 (IHE PCD-01) messages in MLLP frames; every OBX row is
 //!   stored keyed by its OBX-21 observation instance id (or control id + OBX-4), the message is
 //!   acknowledged with MSA `AA` (`CA` in enhanced mode) or rejected with `AR` and an ERR segment.
+//! - **OAuth2 token endpoint** (`POST /oauth2/token` on the FHIR listener, when
+//!   [`ReceiverConfig::oauth2`] is set): client credentials with a `private_key_jwt` assertion
+//!   (RFC 7523) of one registered client; FHIR requests then need one of its access tokens.
 //! - **TLS** on both (rustls + ring, TLS 1.2/1.3), optionally requiring client certificates.
 //! - **Store**: one SQLite file ([`summary`] reads it).
 //! - **Faults** ([`Faults`]): error answers, latency, down windows, garbage, resets — seeded.
@@ -28,6 +31,7 @@
 mod faults;
 mod fhir;
 mod mllp;
+mod oauth;
 mod store;
 mod tls;
 
@@ -43,6 +47,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 pub use faults::Faults;
+pub use oauth::{DEFAULT_TOKEN_LIFE, OAuth2Issuer, TOKEN_PATH};
 pub use store::{FHIR, FormatSummary, MLLP, OBSERVATION, Summary, summary};
 pub use tls::{ServerTls, server_config};
 
@@ -95,6 +100,10 @@ pub struct ReceiverConfig {
     pub faults: Faults,
     /// FHIR only: require `Authorization: Bearer <this>`; other requests get `401`.
     pub require_bearer: Option<String>,
+    /// FHIR only: serve an OAuth2 token endpoint ([`TOKEN_PATH`]) for this client and require
+    /// one of its unexpired access tokens (or [`require_bearer`](Self::require_bearer)'s token
+    /// when both are set).
+    pub oauth2: Option<OAuth2Issuer>,
 }
 
 impl ReceiverConfig {
@@ -107,6 +116,7 @@ impl ReceiverConfig {
             store: store.into(),
             faults: Faults::default(),
             require_bearer: None,
+            oauth2: None,
         }
     }
 }
@@ -129,6 +139,10 @@ pub enum ReceiverError {
     /// The TLS files are unusable; the message names the file and the problem.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The OAuth2 client's settings or public key are unusable; the message names the file
+    /// and the problem.
+    #[error("OAuth2: {0}")]
+    OAuth2(String),
     /// The SQLite store failed.
     #[error("store {path}: {source}; check that the file is writable and not corrupt")]
     Store {
@@ -240,6 +254,10 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
         Some(t) => Some(TlsAcceptor::from(server_config(t)?)),
         None => None,
     };
+    let issuer = match &cfg.oauth2 {
+        Some(o) => Some(oauth::Issuer::new(o, cfg.tls.is_some())?),
+        None => None,
+    };
     let (stop, _) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut fhir_addr = None;
@@ -251,6 +269,7 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
             store: store.clone(),
             injector: Injector::new(cfg.faults.clone(), started, 1),
             bearer: cfg.require_bearer.clone(),
+            oauth: issuer,
         });
         let handler: Handler = {
             let endpoint = endpoint.clone();

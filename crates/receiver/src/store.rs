@@ -204,6 +204,10 @@ pub struct FormatSummary {
     pub rejected_entries: u64,
     /// Faults injected, by kind (`error`, `garbage`, `reset`, `down`, `down_connection`).
     pub faults: BTreeMap<String, u64>,
+    /// FHIR with an OAuth2 client: access tokens issued.
+    pub tokens_issued: u64,
+    /// FHIR with an OAuth2 client: token requests refused with `invalid_client`.
+    pub assertions_refused: u64,
 }
 
 impl FormatSummary {
@@ -228,7 +232,7 @@ impl std::fmt::Display for Summary {
             writeln!(
                 f,
                 "{name}: {} observations, {} duplicates recognised, {} other items ({} resent), \
-                 {} created twice, {} requests, {} rejected ({} entries), {} faults injected{}",
+                 {} created twice, {} requests, {} rejected ({} entries), {} faults injected{}{}",
                 s.observations,
                 s.duplicates,
                 s.other,
@@ -249,6 +253,14 @@ impl std::fmt::Display for Summary {
                             .collect::<Vec<_>>()
                             .join(", ")
                     )
+                },
+                if s.tokens_issued + s.assertions_refused > 0 {
+                    format!(
+                        ", {} OAuth2 tokens issued ({} assertions refused)",
+                        s.tokens_issued, s.assertions_refused
+                    )
+                } else {
+                    String::new()
                 }
             )?;
         }
@@ -320,6 +332,8 @@ pub fn summary(path: &Path) -> Result<Summary, ReceiverError> {
             "rejected" => s.rejected += value,
             "rejected_entries" => s.rejected_entries += value,
             "created_twice" => s.created_twice += value,
+            "oauth2:tokens_issued" => s.tokens_issued += value,
+            "oauth2:assertions_refused" => s.assertions_refused += value,
             other => {
                 if let Some(kind) = other.strip_prefix("fault:") {
                     *s.faults.entry(kind.to_owned()).or_default() += value;
