@@ -141,11 +141,16 @@ fn check_entry(i: usize, e: &Value) -> Entry {
             false,
         ),
     };
-    Entry::Store {
-        kind: kind.to_owned(),
-        key,
-        conditional,
-        body: Value::Object(resource.clone()).to_string(),
+    match serde_json::to_string(resource) {
+        Ok(body) => Entry::Store {
+            kind: kind.to_owned(),
+            key,
+            conditional,
+            body,
+        },
+        Err(e) => Entry::Refuse(format!(
+            "Bundle.entry[{i}].resource cannot be written back as JSON: {e}"
+        )),
     }
 }
 
@@ -408,11 +413,12 @@ impl Fhir {
                 });
             }
         };
-        let (response_type, entries) = check_bundle(&body)
+        let (response_type, mut entries) = check_bundle(&body)
             .map_err(|(why, expr)| refuse(StatusCode::BAD_REQUEST, "structure", &why, expr))?;
         let mut to_store = Vec::new();
         let mut meta = Vec::new();
-        for e in &entries {
+        // The answer needs only kind and conditional; key and body move to the store.
+        for e in &mut entries {
             if let Entry::Store {
                 kind,
                 key,
@@ -420,7 +426,7 @@ impl Fhir {
                 body,
             } = e
             {
-                to_store.push((key.clone(), kind.clone(), body.clone()));
+                to_store.push((std::mem::take(key), kind.clone(), std::mem::take(body)));
                 meta.push(*conditional);
             }
         }
@@ -435,11 +441,11 @@ impl Fhir {
         let source = format!("bundle:{}", crate::store::now_ms());
         let stored = with_store(&self.store, move |s| {
             let items: Vec<Item<'_>> = to_store
-                .iter()
+                .iter_mut()
                 .map(|(key, kind, body)| Item {
-                    key: key.clone(),
+                    key: std::mem::take(key),
                     kind: kind.as_str(),
-                    body: body.clone(),
+                    body: std::mem::take(body),
                 })
                 .collect();
             let out = s.put(FHIR, &source, &items, &extra)?;
