@@ -222,7 +222,14 @@ impl RouteSender {
                                 // Only a runtime shutting down cancels these tasks.
                                 Err(_) => std::panic::resume_unwind(Box::new("route sender cancelled")),
                             });
-                            if let Some(wait) = self.settle(flight).await? {
+                            let Flight { uplink, claimed, answer, took } = flight;
+                            self.idle.push(uplink);
+                            // Hand the free connection its next batch before the bookkeeping
+                            // of this one, so the receiver is not kept waiting for our commit.
+                            if answer.is_ok() && !*stop.borrow() && backoff_until.is_none() {
+                                self.launch(&mut flights).await?;
+                            }
+                            if let Some(wait) = self.settle(claimed, answer, took).await? {
                                 let until = Instant::now() + wait;
                                 backoff_until = Some(backoff_until.map_or(until, |t| t.max(until)));
                             }
@@ -275,14 +282,12 @@ impl RouteSender {
 
     /// Record a batch's answer in the outbox. Returns how long the route waits when the whole
     /// batch failed.
-    async fn settle(&mut self, flight: Flight) -> Result<Option<Duration>, SenderError> {
-        let Flight {
-            uplink,
-            claimed,
-            answer,
-            took,
-        } = flight;
-        self.idle.push(uplink);
+    async fn settle(
+        &mut self,
+        claimed: Vec<Claimed>,
+        answer: Result<Vec<Outcome>, UplinkError>,
+        took: Duration,
+    ) -> Result<Option<Duration>, SenderError> {
         let tickets: Vec<Ticket> = claimed.iter().map(|c| c.ticket).collect();
         drop(claimed);
         let answer = match answer {
