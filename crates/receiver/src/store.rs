@@ -88,11 +88,6 @@ impl Store {
             .map_err(&e)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(&e)?;
-        // A central hub's index of a million keys does not fit SQLite's default 2 MB cache;
-        // every insert then reads its B-tree path back from the OS (`./scripts/bench` drains
-        // 1,000,000 readings into one store).
-        conn.pragma_update(None, "cache_size", -65536)
-            .map_err(&e)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(&e)?;
         conn.execute_batch(SCHEMA).map_err(&e)?;
