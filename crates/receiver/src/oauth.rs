@@ -21,6 +21,8 @@ use rustls::pki_types::SubjectPublicKeyInfoDer;
 use rustls::pki_types::pem::{self, PemObject};
 use serde_json::{Value, json};
 
+use hearth_uplink::base64url;
+
 use crate::store::FHIR;
 use crate::{ReceiverError, SharedStore, count};
 
@@ -377,7 +379,7 @@ impl Issuer {
                 self.key.alg()
             )));
         }
-        let sig = b64url_decode(sig_b64)
+        let sig = base64url::decode(sig_b64)
             .ok_or_else(|| invalid_client("the assertion's signature is not base64url"))?;
         let signed = &jws[..header_b64.len() + 1 + claims_b64.len()];
         if !self.key.verify(signed.as_bytes(), &sig) {
@@ -499,7 +501,7 @@ fn token_json(status: StatusCode, v: &Value) -> Resp {
 
 /// A JWS header or claims part: base64url of a JSON object.
 fn json_part(b64: &str, what: &str) -> Result<serde_json::Map<String, Value>, Refusal> {
-    let bytes = b64url_decode(b64)
+    let bytes = base64url::decode(b64)
         .ok_or_else(|| invalid_client(format!("the assertion's {what} is not base64url")))?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
@@ -528,34 +530,6 @@ fn numeric_date(
             "the assertion's {name} is not a NumericDate (seconds since 1970)"
         ))),
     }
-}
-
-/// Base64url without padding (RFC 7515 §2); `None` for any other character or an impossible
-/// length.
-fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from(acc >> bits).ok()?);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// `application/x-www-form-urlencoded` into name → value; a repeated name is an error
@@ -697,18 +671,6 @@ fn parse_spki(spki: &[u8]) -> Result<Key, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64url() {
-        assert_eq!(b64url_decode("").unwrap(), b"");
-        assert_eq!(b64url_decode("Zg").unwrap(), b"f");
-        assert_eq!(b64url_decode("Zm8").unwrap(), b"fo");
-        assert_eq!(b64url_decode("Zm9v").unwrap(), b"foo");
-        assert_eq!(b64url_decode("-_8").unwrap(), [0xfb, 0xff]);
-        assert!(b64url_decode("Zm9v=").is_none());
-        assert!(b64url_decode("Zm+v").is_none());
-        assert!(b64url_decode("Z").is_none());
-    }
 
     #[test]
     fn forms() {

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hearth_model::{Category, DeviceId, Mdc, Reading, Record, Timestamp, Ucum};
-use hearth_outbox::{Claimed, Outbox, OutboxOptions, Outcome, RetryPolicy, RouteSpec};
+use hearth_model::{DeviceId, Mdc, Reading, Record, Timestamp, Ucum};
 use hearth_receiver::*;
+use hearth_test_kit::claimed;
 use hearth_test_kit::pki::{openssl, pki};
+use hearth_uplink::Outcome;
 use hearth_uplink::Uplink;
 use hearth_uplink::tls::TlsFiles;
 use hearth_uplink_fhir::{Context, Gateway, PatientRef, Profile};
@@ -168,26 +169,6 @@ fn records(n: u64, first_seq: u64) -> Vec<Record> {
         .collect()
 }
 
-/// Claim `records` from a real outbox, as the sender does.
-fn claimed(records: Vec<Record>) -> Vec<Claimed> {
-    let dir = tempfile::tempdir().unwrap();
-    let route = RouteSpec {
-        name: "hub".into(),
-        categories: Category::ALL.to_vec(),
-        retry: RetryPolicy::default(),
-        readings_only: false,
-    };
-    let (mut ob, _) =
-        Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
-    ob.append_all(&records, Timestamp::now()).unwrap();
-    let r = ob.route("hub").unwrap();
-    let mut b = ob.batch().unwrap();
-    let c = b.claim(r, 10_000, Timestamp::now()).unwrap();
-    b.commit().unwrap();
-    assert_eq!(c.len(), records.len());
-    c
-}
-
 // ---------------------------------------------------------------------------------------------
 // Hand-made requests.
 
@@ -243,23 +224,6 @@ async fn fhir(s: &mut Sender, authorization: Option<&str>) -> (u16, HeaderMap, V
     request(s, req, body).await
 }
 
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
 fn form_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -287,8 +251,8 @@ fn jws(key: &Path, header: &Value, claims: &Value) -> String {
     let pair = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
     let input = format!(
         "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
+        hearth_uplink::base64url::encode(header.to_string().as_bytes()),
+        hearth_uplink::base64url::encode(claims.to_string().as_bytes())
     );
     let mut sig = vec![0; pair.public().modulus_len()];
     pair.sign(
@@ -298,7 +262,7 @@ fn jws(key: &Path, header: &Value, claims: &Value) -> String {
         &mut sig,
     )
     .unwrap();
-    format!("{input}.{}", b64url(&sig))
+    format!("{input}.{}", hearth_uplink::base64url::encode(&sig))
 }
 
 /// The claims the real client sends, `jti` unique per call.
@@ -484,7 +448,7 @@ async fn replayed_misaddressed_expired_and_malformed_assertions_are_refused() {
     // A signature of other claims.
     let a = jws(&key, &header, &claims(&rig));
     let mut parts: Vec<&str> = a.split('.').collect();
-    let other = b64url(claims(&rig).to_string().as_bytes());
+    let other = hearth_uplink::base64url::encode(claims(&rig).to_string().as_bytes());
     parts[1] = &other;
     refused(
         &token(&rig, &mut s, &form_with(&parts.join("."))).await,

@@ -68,3 +68,26 @@ pub use conformance::{
 pub use error::{Check, ConformanceError, HarnessError};
 pub use golden::{assert_golden, check_golden};
 pub use harness::{Harness, ROUTE, RunEnd, RunLimit, RunReport, RunningDriver, STOP_GRACE};
+
+/// Claim `records` from a real outbox in a throw-away directory, as a route sender does, so
+/// uplink tests deliver real `Claimed` values (claim order is the outbox's: highest lane first).
+pub fn claimed(records: Vec<hearth_model::Record>) -> Vec<hearth_outbox::Claimed> {
+    use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let route = RouteSpec {
+        name: "hub".into(),
+        categories: hearth_model::Category::ALL.to_vec(),
+        retry: RetryPolicy::default(),
+        readings_only: false,
+    };
+    let (mut ob, _) =
+        Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
+    ob.append_all(&records, hearth_model::Timestamp::now())
+        .unwrap();
+    let r = ob.route("hub").unwrap();
+    let mut b = ob.batch().unwrap();
+    let c = b.claim(r, 10_000, hearth_model::Timestamp::now()).unwrap();
+    b.commit().unwrap();
+    assert_eq!(c.len(), records.len(), "every record claimed");
+    c
+}

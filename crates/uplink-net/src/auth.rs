@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hearth_uplink::base64url;
 use hearth_uplink::tls::TlsFiles;
 use hyper::body::Bytes;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -134,25 +135,6 @@ impl Signer {
     }
 }
 
-/// Base64url without padding (JWS).
-pub(crate) fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
 /// Fetches, caches and refreshes access tokens.
 pub(crate) struct TokenClient {
     cfg: OAuth2,
@@ -232,18 +214,18 @@ impl TokenClient {
             "iss": self.cfg.client_id,
             "sub": self.cfg.client_id,
             "aud": self.cfg.token_url,
-            "jti": b64url(&jti),
+            "jti": base64url::encode(&jti),
             "iat": now,
             "nbf": now,
             "exp": now + ASSERTION_LIFETIME,
         });
         let signing_input = format!(
             "{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
+            base64url::encode(header.to_string().as_bytes()),
+            base64url::encode(claims.to_string().as_bytes())
         );
         let sig = self.signer.sign(&self.rng, signing_input.as_bytes())?;
-        Ok(format!("{signing_input}.{}", b64url(&sig)))
+        Ok(format!("{signing_input}.{}", base64url::encode(&sig)))
     }
 
     /// A valid access token: the cached one, or a new one from the token endpoint.
@@ -325,19 +307,5 @@ impl TokenClient {
             "fetched an OAuth2 access token"
         );
         Ok(token)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64url_without_padding() {
-        assert_eq!(b64url(b""), "");
-        assert_eq!(b64url(b"f"), "Zg");
-        assert_eq!(b64url(b"fo"), "Zm8");
-        assert_eq!(b64url(b"foo"), "Zm9v");
-        assert_eq!(b64url(&[0xfb, 0xff]), "-_8");
     }
 }

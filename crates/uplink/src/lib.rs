@@ -20,6 +20,7 @@
 //!   `tests/sender.rs::restarted_sender_resends_what_was_in_flight`.
 #![forbid(unsafe_code)]
 
+pub mod base64url;
 pub mod loopback;
 mod sender;
 pub mod tls;

@@ -12,7 +12,6 @@ use hearth_model::{
     Alarm, AlarmKind, AlarmState, Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp,
     Ucum, Value,
 };
-use hearth_outbox::{Claimed, Outbox, OutboxOptions, RetryPolicy, RouteSpec};
 use hearth_uplink::tls::TlsFiles;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -123,26 +122,7 @@ impl Pki {
     }
 }
 
-/// Claim `records` from a real outbox (so the tests use real `Claimed` values). Claim order is
-/// the outbox's (highest lane first).
-pub fn claimed(records: Vec<Record>) -> Vec<Claimed> {
-    let dir = tempfile::tempdir().unwrap();
-    let route = RouteSpec {
-        name: "hub".into(),
-        categories: Category::ALL.to_vec(),
-        retry: RetryPolicy::default(),
-        readings_only: false,
-    };
-    let (mut ob, _) =
-        Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
-    ob.append_all(&records, Timestamp::now()).unwrap();
-    let r = ob.route("hub").unwrap();
-    let mut b = ob.batch().unwrap();
-    let c = b.claim(r, 10_000, Timestamp::now()).unwrap();
-    b.commit().unwrap();
-    assert_eq!(c.len(), records.len());
-    c
-}
+pub use hearth_test_kit::claimed;
 
 pub fn device(n: u32) -> DeviceId {
     DeviceId::new("ble", &format!("0a1b2c0001d4e5{n:02x}")).unwrap()
@@ -402,26 +382,7 @@ pub fn all_created(req: &HttpRequest) -> Reply {
 
 /// Base64url decoding (JWT checks).
 pub fn b64url_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {c}"),
-        }
-    };
-    let mut out = Vec::new();
-    for chunk in s.as_bytes().chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c) << (18 - 6 * i);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..chunk.len() - 1]);
-    }
-    out
+    hearth_uplink::base64url::decode(s).expect("base64url")
 }
 
 pub fn form_decode(s: &str) -> Vec<(String, String)> {
