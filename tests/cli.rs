@@ -134,16 +134,22 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Read one line, then close the pipe as `hearth demo | head -1` does.
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(!first.is_empty());
+    // Read two lines, then close the pipe as `hearth demo | head -2` does.
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    reader.read_line(&mut first).unwrap();
+    reader.read_line(&mut second).unwrap();
+    drop(reader);
     let o = child.wait_with_output().unwrap();
     let err = text(&o.stderr);
     assert!(o.status.success(), "{:?}: {err}", o.status);
     assert!(!err.contains("panicked"), "{err}");
+    // The temporary data directory went with it.
+    let dir = second
+        .strip_prefix("data directory: ")
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("second line: {second}"));
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
 }
 
 #[test]

@@ -174,6 +174,9 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let data_dir = dir.path().to_owned();
+    if !keep {
+        super::remove_at_early_exit(&data_dir);
+    }
     if std::env::var_os("RUST_LOG").is_none() {
         crate::logging::init("warn", hearth_config::LogFormat::Human)?;
     } else {
