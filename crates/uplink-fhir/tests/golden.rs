@@ -6,6 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use hearth_test_kit::check_golden;
 use hearth_uplink_fhir::*;
 
 fn golden_dir() -> PathBuf {
@@ -14,30 +15,19 @@ fn golden_dir() -> PathBuf {
 
 #[test]
 fn golden_bundles_match() {
-    let bless = std::env::var_os("HEARTH_BLESS").is_some_and(|v| v == "1");
     let ctx = common::context();
-    let mut failures = Vec::new();
-    for (name, records) in common::cases() {
-        let got = encode_bundle(&records, &ctx, Profile::Phd)
-            .unwrap()
-            .to_pretty_json();
-        let path = golden_dir().join(format!("{name}.json"));
-        if bless {
-            std::fs::create_dir_all(golden_dir()).unwrap();
-            std::fs::write(&path, &got).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&path) {
-            Ok(want) if want == got => {}
-            Ok(_) => failures.push(format!("{name}: differs from {}", path.display())),
-            Err(e) => failures.push(format!("{name}: {} ({e})", path.display())),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "golden files differ (HEARTH_BLESS=1 rewrites them after review):\n{}",
-        failures.join("\n")
-    );
+    let failures: Vec<String> = common::cases()
+        .into_iter()
+        .filter_map(|(name, records)| {
+            let got = encode_bundle(&records, &ctx, Profile::Phd)
+                .unwrap()
+                .to_pretty_json();
+            check_golden(golden_dir().join(format!("{name}.json")), &got)
+                .err()
+                .map(|e| format!("{name}: {e}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -72,7 +62,6 @@ fn encoding_is_deterministic() {
 /// `common::national_cases` (`HEARTH_BLESS=1` rewrites them).
 #[test]
 fn national_golden_bundles_match() {
-    let bless = std::env::var_os("HEARTH_BLESS").is_some_and(|v| v == "1");
     let ctx = common::national_context();
     let mut failures = Vec::new();
     for profile in [Profile::Vkp, Profile::Pmd] {
@@ -81,22 +70,12 @@ fn national_golden_bundles_match() {
                 .unwrap()
                 .to_pretty_json();
             let path = golden_dir().join(format!("{}-{name}.json", profile.as_str()));
-            if bless {
-                std::fs::write(&path, &got).unwrap();
-                continue;
-            }
-            match std::fs::read_to_string(&path) {
-                Ok(want) if want == got => {}
-                Ok(_) => failures.push(format!("{name}: differs from {}", path.display())),
-                Err(e) => failures.push(format!("{name}: {} ({e})", path.display())),
+            if let Err(e) = check_golden(path, &got) {
+                failures.push(format!("{name}: {e}"));
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "golden files differ (HEARTH_BLESS=1 rewrites them after review):\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Every golden file of a national profile passes that profile's check, read from disk (so the
