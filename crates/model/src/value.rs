@@ -113,6 +113,20 @@ impl Value {
         }
     }
 
+    /// A numeric value whose resolution is that of `text`, the decimal text it was written as
+    /// (a JSON number as serde_json prints it, its shortest round-trip form): `"20.50"` keeps 2
+    /// decimals, `"21"` 0; exponent forms and more than 15 decimals leave the resolution unknown.
+    /// Drivers that read JSON numbers share this rule.
+    pub fn numeric_from_text(value: f64, text: &str) -> Self {
+        let decimals = if text.contains(['e', 'E']) {
+            None
+        } else {
+            let d = text.split_once('.').map_or(0, |(_, f)| f.len());
+            u8::try_from(d).ok().filter(|d| *d <= 15)
+        };
+        Value::Numeric { value, decimals }
+    }
+
     /// The number, if this is a numeric value.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
@@ -130,6 +144,22 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolution_comes_from_the_text() {
+        let d = |text: &str| match Value::numeric_from_text(1.0, text) {
+            Value::Numeric { decimals, .. } => decimals,
+            _ => unreachable!(),
+        };
+        assert_eq!(d("21"), Some(0));
+        assert_eq!(d("-3"), Some(0));
+        assert_eq!(d("20.5"), Some(1));
+        assert_eq!(d("20.50"), Some(2));
+        assert_eq!(d("1e21"), None);
+        assert_eq!(d("2.5E-7"), None);
+        assert_eq!(d("0.123456789012345"), Some(15));
+        assert_eq!(d("0.1234567890123456"), None);
+    }
 
     #[test]
     fn absent_is_not_numeric() {

@@ -832,28 +832,11 @@ fn required_type<'v>(obj: &'v Map<String, Json>, ptr: &str) -> R<&'v str> {
     }
 }
 
-/// Number of decimals of a JSON number as serde_json prints it (its shortest round-trip form);
-/// the same rule as the zigbee2mqtt driver.
-fn decimals(n: &serde_json::Number) -> Option<u8> {
-    if n.is_i64() || n.is_u64() {
-        return Some(0);
-    }
-    let s = n.to_string();
-    if s.contains(['e', 'E']) {
-        return None;
-    }
-    let d = s.split_once('.').map_or(0, |(_, f)| f.len());
-    u8::try_from(d).ok().filter(|d| *d <= 15)
-}
-
 fn number(n: &serde_json::Number, ptr: &str) -> R<Value> {
     let Some(x) = n.as_f64().filter(|x| x.is_finite()) else {
         return bad(ptr, "the number is out of range; send a finite number");
     };
-    Ok(match decimals(n) {
-        Some(d) => Value::numeric_with_decimals(x, d),
-        None => Value::numeric(x),
-    })
+    Ok(Value::numeric_from_text(x, &n.to_string()))
 }
 
 fn absent(v: &Json, ptr: &str) -> R<Value> {

@@ -427,19 +427,6 @@ pub(crate) fn try_default_rules() -> Result<Vec<RuleConfig>, EngineError> {
     .map_err(|e| EngineError::DefaultRules(e.to_string()))
 }
 
-/// Number of decimals of a JSON number as serde_json prints it (its shortest round-trip form).
-pub(crate) fn decimals(n: &serde_json::Number) -> Option<u8> {
-    if n.is_i64() || n.is_u64() {
-        return Some(0);
-    }
-    let s = n.to_string();
-    if s.contains(['e', 'E']) {
-        return None;
-    }
-    let d = s.split_once('.').map_or(0, |(_, f)| f.len());
-    u8::try_from(d).ok().filter(|d| *d <= 15)
-}
-
 /// The observation value of a JSON value; `Err` says why it has none.
 pub(crate) fn observation_value(rule: &Rule, v: &Json) -> Result<Value, String> {
     match v {
@@ -454,10 +441,7 @@ pub(crate) fn observation_value(rule: &Rule, v: &Json) -> Result<Value, String> 
                 .as_f64()
                 .filter(|x| x.is_finite())
                 .ok_or("not a finite number")?;
-            Ok(match decimals(n) {
-                Some(d) => Value::numeric_with_decimals(x, d),
-                None => Value::numeric(x),
-            })
+            Ok(Value::numeric_from_text(x, &n.to_string()))
         }
         Json::String(s) if s.is_empty() => Err("an empty string".into()),
         Json::String(s) if s.chars().count() > 64 => {
