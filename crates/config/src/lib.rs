@@ -118,9 +118,9 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     parse(&text, path)
 }
 
-/// Parses and validates config `text`; `origin` is the file name used in errors and warnings.
-pub fn parse(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
-    let map = SourceMap::parse(text).map_err(|e| {
+/// The key positions of `text`, or its TOML syntax error with line and column.
+fn source_map<'a>(text: &'a str, origin: &Path) -> Result<SourceMap<'a>, ConfigError> {
+    SourceMap::parse(text).map_err(|e| {
         let at = e.span().map_or(0, |s| s.start);
         ConfigError::single(
             ErrorKind::Syntax,
@@ -129,7 +129,12 @@ pub fn parse(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
             String::new(),
             format!("TOML syntax error: {}", e.message()),
         )
-    })?;
+    })
+}
+
+/// Parses and validates config `text`; `origin` is the file name used in errors and warnings.
+pub fn parse(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
+    let map = source_map(text, origin)?;
     let mut config: Config = toml::from_str(text).map_err(|e| schema_error(&map, origin, &e))?;
     let warnings = validate::validate(&config, origin, Some(&map))?;
     fill_defaults(&mut config);
@@ -236,16 +241,7 @@ struct RulesFile {
 /// Parses and validates a rules file (`[[rule]]` tables); errors name `origin`, line and key
 /// (`rule[3].hours`) as for the config file.
 pub fn parse_rules(text: &str, origin: &Path) -> Result<Vec<RuleConfig>, ConfigError> {
-    let map = SourceMap::parse(text).map_err(|e| {
-        let at = e.span().map_or(0, |s| s.start);
-        ConfigError::single(
-            ErrorKind::Syntax,
-            origin.to_path_buf(),
-            locate::position(text, at),
-            String::new(),
-            format!("TOML syntax error: {}", e.message()),
-        )
-    })?;
+    let map = source_map(text, origin)?;
     let file: RulesFile = toml::from_str(text).map_err(|e| schema_error(&map, origin, &e))?;
     validate::validate_rules(&file.rule, origin, &map)?;
     Ok(file.rule)
