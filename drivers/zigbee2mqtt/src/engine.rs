@@ -1377,16 +1377,7 @@ impl Engine {
                 return;
             }
             self.set(Slot::Moment, dev, group, Some(now));
-            let ev = self.condition_event(
-                rule,
-                ctx.who,
-                AlarmState::Raised,
-                ctx.at,
-                ctx.now,
-                Some(ctx.seq),
-                Some(&rule.property),
-                value.clone(),
-            );
+            let ev = self.raised_by(rule, ctx, value);
             out.events.push(ev);
             return;
         }
@@ -1399,16 +1390,7 @@ impl Engine {
             self.set(Slot::Clear, dev, group, None);
             let raised = self.get(Slot::Raised, dev, group).is_some();
             if !raised && rule.for_.is_zero() && self.in_hours(rule, now) {
-                let ev = self.condition_event(
-                    rule,
-                    ctx.who,
-                    AlarmState::Raised,
-                    ctx.at,
-                    ctx.now,
-                    Some(ctx.seq),
-                    Some(&rule.property),
-                    value.clone(),
-                );
+                let ev = self.raised_by(rule, ctx, value);
                 out.events.push(ev);
                 self.set(Slot::Raised, dev, group, Some(1));
             }
@@ -1463,6 +1445,20 @@ impl Engine {
             .map(|r| r.debounce)
             .max()
             .unwrap_or(self.debounce)
+    }
+
+    /// The raise event of a condition `rule` that this message's `value` set off.
+    fn raised_by(&self, rule: &Rule, ctx: &Ctx<'_>, value: &Json) -> Event {
+        self.condition_event(
+            rule,
+            ctx.who,
+            AlarmState::Raised,
+            ctx.at,
+            ctx.now,
+            Some(ctx.seq),
+            Some(&rule.property),
+            value.clone(),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
