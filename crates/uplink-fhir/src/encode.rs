@@ -1,5 +1,6 @@
 //! Records → a FHIR R4 transaction Bundle per the PHD IG.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use hearth_model::{
@@ -116,9 +117,10 @@ impl Bundle {
 /// same records always give the same Bundle.
 ///
 /// Errors name the record (index and id, [`EncodeError::record`]) so the caller can dead-letter
-/// that one and encode the rest again.
-pub fn encode_bundle(
-    records: &[Record],
+/// that one and encode the rest again. Takes records or references to them, so a sender need
+/// not copy its batch.
+pub fn encode_bundle<R: Borrow<Record>>(
+    records: &[R],
     ctx: &Context,
     profile: Profile,
 ) -> Result<Bundle, EncodeError> {
@@ -131,7 +133,7 @@ pub fn encode_bundle(
     let mut seen = BTreeSet::new();
     let mut skipped = Vec::new();
     let mut readings: Vec<(usize, &Reading)> = Vec::new();
-    for (index, record) in records.iter().enumerate() {
+    for (index, record) in records.iter().map(Borrow::borrow).enumerate() {
         let id = record.id();
         if !seen.insert(id) {
             return Err(EncodeError::DuplicateRecord { index, record: id });

@@ -5,6 +5,7 @@
 //! Both carry Observations only: no Device or Patient resources (VKP and PMD reference the
 //! patient and the device by identifier). Decisions and sources: `PROFILES.md`.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 use hearth_model::{Component, Mdc, Reading, Record, RecordId, Value};
@@ -19,8 +20,8 @@ use crate::encode::{
 use crate::json::{Json, obj};
 
 /// Encode for [`Profile::Vkp`] or [`Profile::Pmd`].
-pub(crate) fn encode(
-    records: &[Record],
+pub(crate) fn encode<R: Borrow<Record>>(
+    records: &[R],
     ctx: &Context,
     profile: Profile,
 ) -> Result<Bundle, EncodeError> {
@@ -41,7 +42,7 @@ pub(crate) fn encode(
     let mut seen = BTreeSet::new();
     let mut skipped = Vec::new();
     let mut observations: Vec<(RecordId, &Reading, Json)> = Vec::new();
-    for (index, record) in records.iter().enumerate() {
+    for (index, record) in records.iter().map(Borrow::borrow).enumerate() {
         let id = record.id();
         if !seen.insert(id) {
             return Err(EncodeError::DuplicateRecord { index, record: id });

@@ -181,7 +181,7 @@ impl FhirUplink {
             if idx.is_empty() {
                 return Ok(Sent::Done);
             }
-            let records: Vec<Record> = idx.iter().map(|&i| batch[i].record.clone()).collect();
+            let records: Vec<&Record> = idx.iter().map(|&i| &batch[i].record).collect();
             match encode_bundle(&records, &self.context, self.profile) {
                 Ok(b) => break b,
                 Err(e) => match e.record() {

@@ -212,7 +212,7 @@ impl MllpUplink {
             if idx.is_empty() {
                 return Ok(None);
             }
-            let records: Vec<Record> = idx.iter().map(|&i| batch[i].record.clone()).collect();
+            let records: Vec<&Record> = idx.iter().map(|&i| &batch[i].record).collect();
             match encode_oru(&records, &ctx) {
                 Ok(m) => {
                     reject_skipped(batch, &idx, m.skipped(), out);
@@ -241,7 +241,7 @@ impl MllpUplink {
                     // Not tied to a record by the error: try each alone to find who is to blame.
                     let failing: Vec<(usize, EncodeError)> = idx
                         .iter()
-                        .filter_map(|&i| match encode_oru(&[batch[i].record.clone()], &ctx) {
+                        .filter_map(|&i| match encode_oru(&[&batch[i].record], &ctx) {
                             Ok(_) | Err(EncodeError::Empty) => None,
                             Err(e) => Some((i, e)),
                         })

@@ -1,5 +1,7 @@
 //! ORU^R01 (IHE PCD-01, HL7 v2.6) encoding of a batch of readings. Layout: `PCD01.md`.
 
+use std::borrow::Borrow;
+
 use hearth_ieee11073::{mdc, units};
 use hearth_model::{
     AbsentReason, Component, Device, Enumerated, Mdc, PersonRef, Reading, Record, RecordId,
@@ -319,11 +321,12 @@ pub fn control_id_for(records: impl IntoIterator<Item = RecordId>) -> String {
 /// Encode a batch as one ORU^R01 (PCD-01). Readings of several devices share one OBR; each device
 /// is one MDS (OBX-4 first number 1, 2, … in order of first appearance). All readings must be
 /// about the same person (or none: then no PID is sent).
-pub fn encode_oru(records: &[Record], ctx: &Context) -> Result<Message, EncodeError> {
+/// Takes records or references to them, so a sender need not copy its batch.
+pub fn encode_oru<R: Borrow<Record>>(records: &[R], ctx: &Context) -> Result<Message, EncodeError> {
     let offset = offset_of(ctx.utc_offset_minutes)?;
     let mut readings: Vec<&Reading> = Vec::new();
     let mut skipped = Vec::new();
-    for r in records {
+    for r in records.iter().map(Borrow::borrow) {
         match r {
             Record::Reading(reading) => readings.push(reading),
             Record::Alarm(a) if ctx.non_readings == NonReadings::Skip => skipped.push(a.id),

@@ -76,7 +76,7 @@ fn alarms_are_refused_or_skipped() {
     assert_eq!(msg.skipped(), &[alarm.id()]);
     assert_eq!(msg.records(), &[reading.id()]);
     assert_eq!(encode_oru(&[alarm], &ctx), Err(EncodeError::Empty));
-    assert_eq!(encode_oru(&[], &ctx), Err(EncodeError::Empty));
+    assert_eq!(encode_oru::<Record>(&[], &ctx), Err(EncodeError::Empty));
 }
 
 #[test]
