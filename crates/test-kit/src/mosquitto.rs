@@ -1,6 +1,7 @@
 //! A real mosquitto broker on a free loopback port, for black-box tests (DESIGN testing
-//! strategy: "real mosquitto"). `.ci/run` installs Debian's `mosquitto` and
-//! `mosquitto-clients`; a missing binary fails the test with what to install, never skips it.
+//! strategy: "real mosquitto"). `scripts/setup` (run by `scripts/test`) installs Debian's
+//! `mosquitto` and `mosquitto-clients`; a missing binary fails the test with what to install,
+//! never skips it.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -45,7 +46,7 @@ impl Mosquitto {
         assert!(
             Path::new(MOSQUITTO).exists(),
             "{MOSQUITTO} is missing: install Debian's mosquitto and mosquitto-clients \
-             (.ci/run does)"
+             (./scripts/setup does)"
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();

@@ -1,4 +1,4 @@
-//! A throw-away PKI for TLS tests, made with the `openssl` command (`.ci/run` installs it): a
+//! A throw-away PKI for TLS tests, made with the `openssl` command (`scripts/setup` installs it): a
 //! CA, a server certificate for `localhost` and `127.0.0.1`, and a client certificate for
 //! mutual TLS, all signed by the CA.
 
