@@ -176,6 +176,7 @@ fn fhir_uplink(
         );
     };
     let mut gateway = Gateway::new(hearth_model::DeviceId::new("hearth", &config.gateway.id)?);
+    gateway.eui64 = config.gateway.eui64.clone();
     gateway.manufacturer = Some("hearth".into());
     gateway.model = Some("hearth home gateway".into());
     gateway.software_version = Some(env!("CARGO_PKG_VERSION").into());
@@ -253,6 +254,12 @@ fn pcd01_uplink(
     };
     let mut context = hearth_uplink_pcd01::Context::new("HEARTH", hearth_model::Timestamp::now());
     context.sending_facility = Some(config.gateway.id.clone());
+    context.gateway_eui64 = config
+        .gateway
+        .eui64
+        .as_deref()
+        .map(|e| hearth_model::GatewayId::parse(e).map(|g| g.compact()))
+        .transpose()?;
     context.receiving_application = m.receiving_application.clone();
     context.receiving_facility = m.receiving_facility.clone();
     context.non_readings = hearth_uplink_pcd01::NonReadings::Skip;
@@ -269,7 +276,7 @@ fn pcd01_uplink(
 
 /// Run the daemon until `shutdown` resolves (or a fatal error).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     observers: Observers,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunSummary> {
@@ -280,7 +287,13 @@ pub async fn run(
             data_dir.display()
         )
     })?;
-    let opts = outbox_options(&config);
+    // The box's identity, before anything is stored or sent: record ids and device
+    // identifiers are scoped to it (issue 13). Resolved once into the config that the rest of
+    // the wiring reads.
+    let gateway = crate::identity::resolve(&config)?;
+    config.gateway.eui64 = Some(gateway.to_string());
+    let mut opts = outbox_options(&config);
+    opts.gateway = Some(gateway);
     let (outbox, report) = tokio::task::spawn_blocking(move || Outbox::open(opts)).await??;
     if let Some(moved) = &report.quarantined {
         tracing::error!(moved_to = %moved.display(), "the outbox was corrupt and was moved aside; a critical technical alarm is queued");

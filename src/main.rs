@@ -3,6 +3,7 @@
 
 mod cli;
 mod daemon;
+mod identity;
 mod logging;
 
 use std::net::SocketAddr;

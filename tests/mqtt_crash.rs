@@ -145,8 +145,15 @@ fn kill_9_while_10000_messages_are_published_loses_none_and_stores_none_twice() 
         .filter_map(|l| l.split("count=").nth(1))
         .filter_map(|c| c.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
+    // A run killed 150–600 ms after its start may not have connected yet on a loaded machine,
+    // so the count is bounded, not exact: the first and the last run connect, and no run
+    // connects twice.
     let connects = text.matches("MQTT connected").count();
-    assert_eq!(connects, KILLS + 1, "every run connected once");
+    assert!(
+        (2..=KILLS + 1).contains(&connects),
+        "{connects} connections in {} runs",
+        KILLS + 1
+    );
     eprintln!(
         "{MESSAGES} messages, {kills} kills: 0 lost, 0 duplicated; {redelivered} redelivered \
          messages recognised as already stored; {resent} transport resends deduplicated by the \

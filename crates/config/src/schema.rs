@@ -86,6 +86,11 @@ pub struct GatewayConfig {
     /// name such as `"Europe/Oslo"` (validated against the time zone database,
     /// `/usr/share/zoneinfo`). Default `"system"`. Use [`GatewayConfig::time_zone`] to resolve it.
     pub time_zone: String,
+    /// This box's EUI-64 (16 hex digits, pairs optionally separated by `-` or `:`): the
+    /// identity that every record id and every device identifier sent upstream is scoped to,
+    /// the PhgDevice identifier and PCD-01 MSH-3. Default: none, and hearth generates a random
+    /// locally administered EUI-64 once and keeps it in `<data_dir>/gateway-eui64`.
+    pub eui64: Option<String>,
 }
 
 impl GatewayConfig {
@@ -119,6 +124,7 @@ impl Default for GatewayConfig {
             id: "hearth".into(),
             data_dir: PathBuf::from("/var/lib/hearth"),
             time_zone: GatewayConfig::SYSTEM_TIME_ZONE.into(),
+            eui64: None,
         }
     }
 }

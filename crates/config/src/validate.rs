@@ -99,6 +99,11 @@ impl Checker<'_, '_> {
                 ),
             );
         }
+        if let Some(eui) = &config.gateway.eui64 {
+            if let Err(e) = hearth_model::GatewayId::parse(eui) {
+                self.fail(gateway.key("eui64"), e.to_string());
+            }
+        }
         let data_dir = &config.gateway.data_dir;
         if !data_dir.is_absolute() {
             self.fail(

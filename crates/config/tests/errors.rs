@@ -668,3 +668,11 @@ fn connections_are_bounded_and_loopback_has_one() {
     let loaded = parse(BASE, Path::new("hearth.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.config.routes[0].connections(), 1);
 }
+
+#[test]
+fn a_gateway_eui64_that_is_not_16_hex_digits_names_the_key_and_shows_the_form() {
+    let e = error("[gateway]\neui64 = \"02-1A-2B\"\n");
+    assert_eq!((e.key.as_str(), e.line), ("gateway.eui64", 2));
+    assert!(e.message.contains("16 hex digits"), "{e}");
+    assert!(e.message.contains("02-1A-2B-3C-4D-5E-6F-70"), "{e}");
+}

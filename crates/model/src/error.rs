@@ -13,6 +13,12 @@ pub enum ModelError {
         value: String,
         why: &'static str,
     },
+    /// A gateway identity must be an EUI-64: 16 hex digits, optionally in pairs separated by
+    /// `-` or `:`.
+    #[error(
+        "invalid gateway EUI-64 {text:?}: {why}; write 16 hex digits, e.g. \"02-1A-2B-3C-4D-5E-6F-70\" or \"021a2b3c4d5e6f70\""
+    )]
+    InvalidGatewayId { text: String, why: &'static str },
     /// A category or lane name that the model does not know.
     #[error("unknown {what} {name:?}; expected one of {expected}")]
     UnknownName {

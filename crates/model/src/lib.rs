@@ -53,7 +53,7 @@ mod value;
 pub use alarm::{Alarm, AlarmKind, AlarmState, Severity, TechnicalAlarm, TechnicalKind};
 pub use device::{Device, DeviceId};
 pub use error::ModelError;
-pub use ids::RecordId;
+pub use ids::{GatewayId, RecordId};
 pub use lane::{Category, Lane};
 pub use reading::{Mdc, PersonRef, Reading, ReadingBuilder, ReadingFlags, Ucum};
 pub use record::{Record, RecordKind};

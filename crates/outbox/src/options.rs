@@ -124,6 +124,11 @@ pub struct OutboxOptions {
     pub integrity: IntegrityCheck,
     /// The dead-letter table keeps at most this many rows (oldest go first, counted).
     pub max_dead_letters: u64,
+    /// The box's identity. When set, every record is stored (and so sent) under its id scoped
+    /// to this gateway ([`hearth_model::RecordId::scoped`]), and ids queued by a build that did
+    /// not scope them are rewritten once on open. The daemon always sets it; `None` stores ids
+    /// as the drivers derived them (tests of the outbox alone).
+    pub gateway: Option<hearth_model::GatewayId>,
 }
 
 impl OutboxOptions {
@@ -137,6 +142,7 @@ impl OutboxOptions {
             retention: Retention::default(),
             integrity: IntegrityCheck::Quick,
             max_dead_letters: 10_000,
+            gateway: None,
         }
     }
 }

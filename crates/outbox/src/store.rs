@@ -147,6 +147,9 @@ pub struct Outbox {
 }
 
 const META_CAP_ALARM: &str = "cap_alarm_raised";
+/// The gateway identity the stored record ids are scoped to (8 bytes as a big-endian i64).
+/// Absent in databases whose ids were stored unscoped (before issue 13, or without a gateway).
+const META_GATEWAY: &str = "gateway_id";
 /// The cap alarm clears when occupancy falls below this fraction of the cap.
 const CAP_CLEAR_FRACTION: f64 = 0.8;
 
@@ -182,6 +185,7 @@ impl Outbox {
         }
         let inner = Inner::load(&conn, opts)?;
         let mut outbox = Outbox { conn, inner };
+        outbox.scope_stored_ids()?;
         let recovered_in_flight = outbox.recover_in_flight()?;
         if let Some((moved, why)) = &quarantined {
             let alarm = TechnicalAlarm::new(
@@ -305,6 +309,61 @@ impl Outbox {
             .map_err(|e| sql("read cursor", &self.inner.path, e))
     }
 
+    /// Bring the stored record ids under the configured gateway identity (see
+    /// [`OutboxOptions::gateway`]). A database without a recorded identity holds unscoped ids
+    /// (an older build): every queued record and dead letter gets its scoped id, in one
+    /// transaction with the recorded identity, so a crash leaves either all or none rewritten.
+    /// A database scoped to another identity (the operator changed `gateway.eui64`) keeps its
+    /// ids: they are unique already, and rewriting them would make resends new resources.
+    fn scope_stored_ids(&mut self) -> Result<(), OutboxError> {
+        let Some(gateway) = self.inner.opts.gateway else {
+            return Ok(());
+        };
+        let wanted = i64::from_be_bytes(*gateway.as_bytes());
+        let path = self.inner.path.clone();
+        let err = |e| sql("scope record ids to the gateway", &path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let recorded: Option<i64> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![META_GATEWAY],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        match recorded {
+            Some(v) if v == wanted => return Ok(()),
+            Some(v) => tracing::warn!(
+                from = %hearth_model::GatewayId::from_bytes(v.to_be_bytes()),
+                to = %gateway,
+                "the gateway identity changed; records already queued keep the identifiers of \
+                 the old one, new records get the new one"
+            ),
+            None => {
+                let items = rescope(&tx, "item", "seq", "id", gateway).map_err(err)?;
+                let dead = rescope(&tx, "dead_letter", "id", "record_id", gateway).map_err(err)?;
+                if items + dead > 0 {
+                    tracing::info!(
+                        records = items,
+                        dead_letters = dead,
+                        gateway = %gateway,
+                        "record ids queued by an older build are now scoped to this gateway"
+                    );
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![META_GATEWAY, wanted],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
     /// Make every in-flight delivery of every route pending again (on open: nobody is sending).
     fn recover_in_flight(&mut self) -> Result<u64, OutboxError> {
         let n = self
@@ -395,6 +454,7 @@ impl Batch<'_> {
         now: Timestamp,
     ) -> Result<AppendOutcome, OutboxError> {
         let payload = codec::encode(record);
+        let id = self.inner.stored_id(record);
         if let Some(why) = invalid(record) {
             self.dead_letter(
                 "invalid",
@@ -416,7 +476,7 @@ impl Batch<'_> {
             let seen = self
                 .tx
                 .prepare_cached("SELECT 1 FROM item WHERE id = ?1")
-                .and_then(|mut s| s.exists(params![&record.id().as_bytes()[..]]))
+                .and_then(|mut s| s.exists(params![&id.as_bytes()[..]]))
                 .map_err(self.err("append"))?;
             if seen {
                 self.count("duplicates", 1);
@@ -452,7 +512,7 @@ impl Batch<'_> {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    &record.id().as_bytes()[..],
+                    &id.as_bytes()[..],
                     lane.code(),
                     category.code(),
                     record.received_at().unix_millis(),
@@ -555,7 +615,7 @@ impl Batch<'_> {
             .and_then(|mut s| {
                 s.execute(params![
                     origin,
-                    record.map(|r| r.id().as_bytes().to_vec()),
+                    record.map(|r| self.inner.stored_id(r).as_bytes().to_vec()),
                     record.map(|r| r.lane().code()),
                     record.map(|r| r.category().code()),
                     record.map(|r| r.received_at().unix_millis()),
@@ -1078,6 +1138,14 @@ fn invalid(record: &Record) -> Option<String> {
 }
 
 impl Inner {
+    /// The id a record is stored and sent under: scoped to the gateway when one is configured.
+    fn stored_id(&self, record: &Record) -> RecordId {
+        match self.opts.gateway {
+            Some(g) => record.id().scoped(g),
+            None => record.id(),
+        }
+    }
+
     fn load(conn: &Connection, opts: OutboxOptions) -> Result<Self, OutboxError> {
         let path = opts.path.clone();
         let at: &Path = &path;
@@ -1266,6 +1334,35 @@ fn quarantine(path: &Path) -> Result<PathBuf, OutboxError> {
 
 /// fsync the directory holding `path`, so that a created or renamed file survives a power cut
 /// (invariant 8).
+/// Replace each id in `table.column` by its gateway-scoped id; returns how many rows changed.
+fn rescope(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    key: &str,
+    column: &str,
+    gateway: hearth_model::GatewayId,
+) -> rusqlite::Result<u64> {
+    let rows: Vec<(i64, Vec<u8>)> = tx
+        .prepare(&format!(
+            "SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"
+        ))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare(&format!(
+        "UPDATE {table} SET {column} = ?1 WHERE {key} = ?2"
+    ))?;
+    let mut changed = 0;
+    for (k, bytes) in rows {
+        // A malformed id (never written by hearth) is left as it is, not guessed at.
+        let Ok(raw) = <[u8; 16]>::try_from(bytes.as_slice()) else {
+            continue;
+        };
+        let scoped = RecordId::from_bytes(raw).scoped(gateway);
+        changed += update.execute(params![&scoped.as_bytes()[..], k])? as u64;
+    }
+    Ok(changed)
+}
+
 pub(crate) fn sync_dir(path: &Path) -> Result<(), OutboxError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),

@@ -621,3 +621,82 @@ fn a_readings_only_route_never_gets_alarms_and_an_alarm_nobody_takes_is_dead_let
     assert_eq!(s.records(), 1);
     assert_eq!(s.counters.get("unrouted"), Some(&1));
 }
+
+fn open_as(path: &std::path::Path, routes: Vec<RouteSpec>, gateway: Option<GatewayId>) -> Outbox {
+    let mut opts = OutboxOptions::new(path, routes);
+    opts.gateway = gateway;
+    Outbox::open(opts).unwrap().0
+}
+
+fn dead_letter_ids(ob: &Outbox) -> Vec<RecordId> {
+    ob.connection()
+        .prepare("SELECT record_id FROM dead_letter WHERE record_id IS NOT NULL ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| RecordId::from_bytes(b.unwrap().try_into().unwrap()))
+        .collect()
+}
+
+/// Issue 13: two boxes whose devices have the same ids (here both `sim:dev`) must not send the
+/// same record id, or a hub that deduplicates on it stores only one of them.
+#[test]
+fn two_gateways_store_the_same_device_reading_under_different_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = GatewayId::parse("02-00-00-00-00-00-00-0a").unwrap();
+    let b = GatewayId::parse("02-00-00-00-00-00-00-0b").unwrap();
+    let r = reading(1, Category::Health, 1);
+    let mut ids = Vec::new();
+    for (name, g) in [("a.db", a), ("b.db", b)] {
+        let routes = vec![route("hub", &[Category::Health])];
+        let mut ob = open_as(&dir.path().join(name), routes, Some(g));
+        ob.append_all(&[r.clone(), r.clone()], at(1)).unwrap();
+        assert_eq!(ob.len(), 1, "a resend on one box is still one record");
+        let sent = drain(&mut ob, "hub", at(2), Outcome::Delivered);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].id(), r.id().scoped(g));
+        ids.push(sent[0].id());
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
+/// Records queued by a build that stored device-derived ids are rewritten once, on the first
+/// open with a gateway identity, and never again (not even when the identity changes later).
+#[test]
+fn ids_queued_before_scoping_are_scoped_once_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let g = GatewayId::parse("021a2b3c4d5e6f70").unwrap();
+    let recs: Vec<_> = (0..20).map(|i| reading(i, Category::Health, 1)).collect();
+    let alarm = alarm(1, 1);
+    let hub = || {
+        let mut r = route("hub", &[Category::Health]);
+        r.readings_only = true;
+        vec![r]
+    };
+    {
+        // The older build: no identity; the alarm has no route and is dead-lettered.
+        let mut ob = open_as(&path, hub(), None);
+        ob.append_all(&recs, at(1)).unwrap();
+        ob.append_all(std::slice::from_ref(&alarm), at(1)).unwrap();
+        assert_eq!(dead_letter_ids(&ob), vec![alarm.id()]);
+    }
+    for gateway in [g, g, GatewayId::parse("02ffffffffffffff").unwrap()] {
+        let mut ob = open_as(&path, hub(), Some(gateway));
+        assert_eq!(dead_letter_ids(&ob), vec![alarm.id().scoped(g)]);
+        // A resend of a queued reading after the upgrade is recognised as the same record.
+        let (o, _) = ob.append_all(&recs[..1], at(2)).unwrap();
+        if gateway == g {
+            assert_eq!(o, vec![AppendOutcome::Duplicate]);
+        }
+        drop(ob);
+    }
+    let mut ob = open_as(&path, hub(), Some(g));
+    let sent = drain(&mut ob, "hub", at(3), Outcome::Delivered);
+    let want: std::collections::BTreeSet<_> = recs.iter().map(|r| r.id().scoped(g)).collect();
+    let got: std::collections::BTreeSet<_> = sent.iter().map(|r| r.id()).collect();
+    assert!(
+        want.is_subset(&got),
+        "every queued reading is sent under its scoped id"
+    );
+}

@@ -598,7 +598,7 @@ fn device_identifiers(id: &DeviceId, facts: Option<&Device>, ctx: &Context) -> V
                 have_sysid = true;
             }
         }
-        "z2m" => {
+        ZIGBEE_SCHEME | "z2m" => {
             if let Some(eui) = eui64_text(value) {
                 out.push(identifier(codes::ZIGBEE_SYSTEM, &eui, Some("ZIGBEE")));
                 // The Zigbee IEEE address is a transport address, not an 11073 system id.
@@ -607,7 +607,11 @@ fn device_identifiers(id: &DeviceId, facts: Option<&Device>, ctx: &Context) -> V
         }
         _ => {}
     }
-    out.push(identifier(&ctx.device_id_system, id.as_str(), None));
+    out.push(identifier(
+        &ctx.device_id_system,
+        &gateway_scoped(id, ctx),
+        None,
+    ));
     if !have_sysid {
         if let Some(eui) = facts.and_then(|d| d.eui64.as_deref()).and_then(eui64_text) {
             out.push(identifier(codes::SYSID_SYSTEM, &eui, Some("SYSID")));
@@ -616,14 +620,33 @@ fn device_identifiers(id: &DeviceId, facts: Option<&Device>, ctx: &Context) -> V
     out
 }
 
+/// The scheme of zigbee2mqtt device ids (`zigbee:<IEEE address>`, drivers/zigbee2mqtt).
+const ZIGBEE_SCHEME: &str = "zigbee";
+
+/// The identifier a Device is found by (its conditional-create key): the EUI-64 when the
+/// device has one (globally unique), else hearth's device id scoped to this gateway.
 pub(crate) fn primary_key(id: &DeviceId, ctx: &Context) -> (String, String) {
     let value = id.as_str().split_once(':').map_or("", |(_, v)| v);
     let eui = eui64_text(value);
     match (id.scheme(), eui) {
         ("ble", Some(e)) => (codes::SYSID_SYSTEM.to_owned(), e),
-        ("z2m", Some(e)) => (codes::ZIGBEE_SYSTEM.to_owned(), e),
-        _ => (ctx.device_id_system.clone(), id.as_str().to_owned()),
+        (ZIGBEE_SCHEME | "z2m", Some(e)) => (codes::ZIGBEE_SYSTEM.to_owned(), e),
+        _ => (ctx.device_id_system.clone(), gateway_scoped(id, ctx)),
     }
+}
+
+/// hearth's device id as a receiver sees it: `<gateway>/<device id>`, where the gateway is its
+/// EUI-64 (or its id when it has none). Device ids are unique only within one box (`ext:`
+/// vendor ids, `sim:` devices, friendly-name fallbacks), so without the prefix two boxes'
+/// devices would be one Device at a shared hub (issue 13).
+pub(crate) fn gateway_scoped(id: &DeviceId, ctx: &Context) -> String {
+    let gateway = ctx
+        .gateway
+        .eui64
+        .as_deref()
+        .and_then(eui64_text)
+        .unwrap_or_else(|| ctx.gateway.id.as_str().to_owned());
+    format!("{gateway}/{id}")
 }
 
 fn version(type_mdc: u32, value: &str) -> Json {

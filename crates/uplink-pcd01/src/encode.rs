@@ -432,6 +432,7 @@ pub fn encode_oru<R: Borrow<Record>>(records: &[R], ctx: &Context) -> Result<Mes
         set_id: 0,
         offset,
         app: &app,
+        gateway: gateway_eui.as_deref(),
     };
     for (m, device_id) in devices.iter().enumerate() {
         let mds = m + 1;
@@ -506,6 +507,9 @@ struct ObxWriter<'a> {
     set_id: usize,
     offset: time::UtcOffset,
     app: &'a str,
+    /// The gateway's EUI-64: the assigning authority (EI-3/EI-4) of device ids that are unique
+    /// only on this box, so two boxes' devices never share an equipment id (issue 13).
+    gateway: Option<&'a str>,
 }
 
 /// One OBX under construction, with the fields every row has.
@@ -576,7 +580,15 @@ impl ObxWriter<'_> {
             .transpose()?;
         row.equipment = match &eui {
             Some(e) => comps(&[e, "", e, "EUI-64"]),
-            None => comps(&[&escape(id.as_str()), self.app]),
+            None => {
+                let gateway = self.gateway.map(str::to_owned);
+                comps(&[
+                    &escape(id.as_str()),
+                    self.app,
+                    opt(&gateway),
+                    eui_type(&gateway),
+                ])
+            }
         };
         self.write(row);
         let attrs = info.map_or_else(Vec::new, |d| {
