@@ -200,10 +200,12 @@ proptest! {
         let t = (flags & 0x02 != 0).then_some(time);
         let u = if flags & 0x08 != 0 { user(u) } else { None };
         prop_assert!(all_stamped(&d, t, u));
-        // ICP takes the first value only, with the same layout.
+        // ICP takes the first value only, with the same layout, and keeps the optional fields
+        // (pulse rate, status) exactly as the measurement does (issue 6).
         let icp = bps::intermediate_cuff_pressure(&bytes).unwrap();
-        prop_assert_eq!(icp.observations.len(), 1);
+        prop_assert_eq!(icp.observations.len(), d.observations.len());
         prop_assert_eq!(&icp.observations[0].value, &sfloat_value(words[0]));
+        prop_assert_eq!(&icp.observations[1..], &d.observations[1..]);
     }
 
     #[test]

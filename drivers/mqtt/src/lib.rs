@@ -24,6 +24,12 @@
 //! - Input never panics the source: undecodable messages are dead-lettered with the handler's
 //!   error, counted, acknowledged, and (for external drivers) answered on their error topic.
 //!   Test: `tests/mosquitto.rs` `malformed_messages_are_dead_lettered_and_acknowledged`.
+//! - The persistent session subscribes exactly the handler's filters: on connect, filters no
+//!   longer configured are unsubscribed and new ones subscribed, from the set the broker last
+//!   confirmed (recorded in the outbox journal `mqtt:<source>:subscriptions`); a filter the
+//!   session holds is not subscribed again (no retained replay). Tests:
+//!   `subscriptions::tests::*`, `tests/session.rs`
+//!   `issue_6_a_changed_filter_replaces_the_old_one_in_the_kept_session`.
 #![forbid(unsafe_code)]
 
 pub mod handlers;
@@ -31,6 +37,7 @@ pub mod ledger;
 mod session;
 mod simulated;
 mod source;
+mod subscriptions;
 
 use hearth_model::{Record, Timestamp};
 

@@ -7,6 +7,10 @@
 //!   the commit. An ack of a message from an earlier connection is dropped: the broker redelivers
 //!   that message with DUP set and the ledger acknowledges the redelivery instead (STYLE rule 3:
 //!   no ack carried over a reconnect).
+//!
+//! On connect the event-loop task brings the broker's subscriptions of the persistent session
+//! in line with the handler's filters ([`crate::subscriptions`]) and, once the broker confirmed
+//! every SUBSCRIBE and UNSUBSCRIBE, hands the new set to the processor to record.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hearth_config::MqttConfig;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode, Transport,
+};
 use tokio::sync::mpsc;
 
+use crate::subscriptions::{self, Plan};
 use crate::{Incoming, MqttError};
 
 /// What the processor asks the ack task to do.
@@ -35,6 +42,8 @@ pub(crate) enum LinkEvent {
     Message(Incoming),
     /// Connected; `session_present` says whether the broker kept our session.
     Connected { session_present: bool },
+    /// The broker confirmed that the session subscribes exactly these filters: record them.
+    Subscribed(Vec<String>),
     /// The connection failed or dropped.
     Lost(String),
 }
@@ -90,11 +99,19 @@ pub(crate) fn tls_config(cfg: &MqttConfig) -> Result<rustls::ClientConfig, MqttE
     })
 }
 
+/// The filters a session subscribes: those configured now and those the broker confirmed last
+/// (`recorded`, `None` when unknown).
+#[derive(Debug, Clone)]
+pub(crate) struct Filters {
+    pub configured: Vec<String>,
+    pub recorded: Option<Vec<String>>,
+}
+
 /// Connects and runs the two tasks. Returns the link events; the tasks end when `events` is
 /// dropped (the event loop) and when `acks` closes (the ack task).
 pub(crate) fn start(
     options: MqttOptions,
-    subscriptions: Vec<String>,
+    subscriptions: Filters,
     reconnect: (Duration, Duration),
     capacity: usize,
 ) -> (
@@ -118,15 +135,76 @@ pub(crate) fn start(
     (rx, ack_tx, vec![poll, acks])
 }
 
+/// The SUBSCRIBEs and UNSUBSCRIBEs of one connect that the broker has not confirmed yet.
+#[derive(Debug)]
+struct Pending {
+    acks_left: usize,
+    /// A filter was refused or could not be queued: the set is not recorded, so the next
+    /// connect asks again.
+    incomplete: bool,
+}
+
+/// Queues the plan's packets; the [`Pending`] confirmations, or `None` when there is nothing to
+/// ask.
+async fn ask(client: &AsyncClient, plan: &Plan) -> Option<Pending> {
+    if plan.acks() == 0 {
+        return None;
+    }
+    let mut pending = Pending {
+        acks_left: plan.acks(),
+        incomplete: false,
+    };
+    for topic in &plan.unsubscribe {
+        tracing::info!(
+            topic,
+            "unsubscribing an MQTT filter that is no longer configured"
+        );
+        if let Err(e) = client.unsubscribe(topic.clone()).await {
+            tracing::warn!(topic, error = %e, "cannot queue the MQTT unsubscription");
+            pending.acks_left = pending.acks_left.saturating_sub(1);
+            pending.incomplete = true;
+        }
+    }
+    for topic in &plan.subscribe {
+        if let Err(e) = client.subscribe(topic.clone(), QoS::AtLeastOnce).await {
+            tracing::warn!(topic, error = %e, "cannot queue the MQTT subscription");
+            pending.acks_left = pending.acks_left.saturating_sub(1);
+            pending.incomplete = true;
+        }
+    }
+    Some(pending)
+}
+
+/// Counts one SUBACK or UNSUBACK; returns the filters to record once the last one arrived.
+fn confirmed(
+    pending: &mut Option<Pending>,
+    refused: bool,
+    configured: &[String],
+) -> Option<Vec<String>> {
+    let p = pending.as_mut()?;
+    p.acks_left = p.acks_left.saturating_sub(1);
+    p.incomplete |= refused;
+    if p.acks_left > 0 {
+        return None;
+    }
+    let complete = !p.incomplete;
+    *pending = None;
+    complete.then(|| configured.to_vec())
+}
+
 async fn poll_loop(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    subscriptions: Vec<String>,
+    Filters {
+        configured,
+        mut recorded,
+    }: Filters,
     tx: mpsc::Sender<LinkEvent>,
     generation: Arc<AtomicU64>,
     (initial, max): (Duration, Duration),
 ) {
     let mut delay = initial;
+    let mut pending: Option<Pending> = None;
     loop {
         let event = eventloop.poll().await;
         let sent = match event {
@@ -138,19 +216,38 @@ async fn poll_loop(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 delay = initial;
                 generation.fetch_add(1, Ordering::SeqCst);
-                if !ack.session_present {
-                    // A new session: subscribe (the broker keeps subscriptions of a persistent
-                    // session, and subscribing again would replay every retained message).
-                    for topic in &subscriptions {
-                        if let Err(e) = client.subscribe(topic.clone(), QoS::AtLeastOnce).await {
-                            tracing::warn!(topic, error = %e, "cannot queue the MQTT subscription");
-                        }
-                    }
+                // The broker keeps the subscriptions of a persistent session and subscribing
+                // again would replay every retained message: ask only for the difference
+                // between what is configured and what the broker holds.
+                let plan =
+                    subscriptions::plan(&configured, recorded.as_deref(), ack.session_present);
+                if recorded.is_none() && ack.session_present {
+                    tracing::info!(
+                        "no record of this session's subscriptions; subscribing to every \
+                         configured filter (filters of an earlier configuration stay until the \
+                         broker drops the session)"
+                    );
                 }
+                pending = ask(&client, &plan).await;
                 tx.send(LinkEvent::Connected {
                     session_present: ack.session_present,
                 })
                 .await
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, SubscribeReasonCode::Failure));
+                if refused {
+                    tracing::warn!(
+                        "the MQTT broker refused a subscription; check its ACL for this client"
+                    );
+                }
+                record(&mut pending, refused, &configured, &mut recorded, &tx).await
+            }
+            Ok(Event::Incoming(Packet::UnsubAck(_))) => {
+                record(&mut pending, false, &configured, &mut recorded, &tx).await
             }
             Ok(_) => Ok(()),
             Err(e) => {
@@ -164,6 +261,24 @@ async fn poll_loop(
         if sent.is_err() {
             return; // the processor is gone
         }
+    }
+}
+
+/// Counts a confirmation; after the last one, the broker holds `configured`: remember it here
+/// (for reconnects) and hand it to the processor to commit (for restarts).
+async fn record(
+    pending: &mut Option<Pending>,
+    refused: bool,
+    configured: &[String],
+    recorded: &mut Option<Vec<String>>,
+    tx: &mpsc::Sender<LinkEvent>,
+) -> Result<(), mpsc::error::SendError<LinkEvent>> {
+    match confirmed(pending, refused, configured) {
+        Some(filters) => {
+            *recorded = Some(filters.clone());
+            tx.send(LinkEvent::Subscribed(filters)).await
+        }
+        None => Ok(()),
     }
 }
 

@@ -8,8 +8,8 @@ use hearth_model::{Severity, TechnicalKind, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::ledger::{Ledger, Verdict, content_hash};
-use crate::session::{self, AckCmd, LinkEvent};
-use crate::{Handler, Incoming, simulated};
+use crate::session::{self, AckCmd, Filters, LinkEvent};
+use crate::{Handler, Incoming, simulated, subscriptions};
 
 /// Where the messages come from.
 #[derive(Debug, Clone)]
@@ -102,13 +102,16 @@ impl MqttSource {
             Transport::Broker(cfg) => {
                 let options = session::options(cfg, &self.name)
                     .map_err(|e| DriverError::Config(e.to_string()))?;
+                let recorded = ctx
+                    .ingest
+                    .journal(&subscriptions::journal_key(&self.name))
+                    .await?;
+                let filters = Filters {
+                    configured: self.handler.subscriptions(),
+                    recorded: subscriptions::decode(&recorded),
+                };
                 tracing::info!(source = %self.name, host = %cfg.host, port = cfg.port, "connecting to the MQTT broker");
-                session::start(
-                    options,
-                    self.handler.subscriptions(),
-                    self.reconnect,
-                    self.max_pending,
-                )
+                session::start(options, filters, self.reconnect, self.max_pending)
             }
             Transport::Simulated { script, period } => simulated::start(script.clone(), *period),
         };
@@ -174,7 +177,8 @@ impl MqttSource {
                     None => std::future::pending().await,
                 }
             };
-            let commit = tokio::select! {
+            let mut commits = Vec::new();
+            tokio::select! {
                 biased;
                 () = ctx.stopping() => return Ok(()),
                 ev = rx.recv() => match ev {
@@ -194,27 +198,27 @@ impl MqttSource {
                                 Err(_) => break,
                             }
                         }
-                        let commit = self.handle_batch(batch, ledger);
+                        commits.push(self.handle_batch(batch, ledger));
                         for ev in link {
-                            self.link_event(ev, ctx, alarm_source, broker).await?;
+                            commits.extend(self.link_event(ev, ctx, alarm_source, broker).await?);
                         }
-                        Some(commit)
                     }
                     Some(other) => {
-                        self.link_event(other, ctx, alarm_source, broker).await?;
-                        None
+                        commits.extend(self.link_event(other, ctx, alarm_source, broker).await?);
                     }
                 },
                 () = timer => {
                     let h = self.handler.tick(Timestamp::now());
-                    (!h.records.is_empty() || !h.state.is_empty()).then(|| Commit {
-                        records: h.records,
-                        cursors: h.state,
-                        ..Commit::default()
-                    })
+                    if !h.records.is_empty() || !h.state.is_empty() {
+                        commits.push(Commit {
+                            records: h.records,
+                            cursors: h.state,
+                            ..Commit::default()
+                        });
+                    }
                 }
-            };
-            if let Some(c) = commit {
+            }
+            for c in commits {
                 if commit_tx.send(c).await.is_err() {
                     // The committer stopped on an error; `run_session` reports it.
                     return Ok(());
@@ -223,14 +227,19 @@ impl MqttSource {
         }
     }
 
+    /// Reports a link event; a confirmed subscription set becomes a commit of its record.
     async fn link_event(
         &self,
         ev: LinkEvent,
         ctx: &DriverContext,
         alarm_source: &str,
         broker: &str,
-    ) -> Result<(), DriverError> {
+    ) -> Result<Option<Commit>, DriverError> {
         match ev {
+            LinkEvent::Subscribed(filters) => {
+                tracing::info!(source = %self.name, filters = ?filters, "MQTT subscriptions confirmed by the broker");
+                return Ok(Some(self.subscriptions_record(&filters)));
+            }
             LinkEvent::Connected { session_present } => {
                 tracing::info!(source = %self.name, session_present, "MQTT connected");
                 ctx.technical
@@ -258,7 +267,21 @@ impl MqttSource {
             }
             LinkEvent::Message(_) => {}
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The commit that records the broker's subscriptions of this source: one journal entry,
+    /// replaced each time (same position, nothing older kept).
+    fn subscriptions_record(&self, filters: &[String]) -> Commit {
+        Commit {
+            journal: Some(hearth_outbox::JournalEntry {
+                source: subscriptions::journal_key(&self.name),
+                seq: 0,
+                entries: subscriptions::encode(filters),
+                keep_from: 0,
+            }),
+            ..Commit::default()
+        }
     }
 
     /// Turn a batch into one commit: records, handler state, ledger entries, the sequence

@@ -232,3 +232,63 @@ async fn tls_with_a_client_certificate_and_a_password() {
     assert!(report.problems().is_empty(), "{:?}", report.problems());
     assert_eq!(stored_values(&h).await.len(), 55);
 }
+
+/// [`Numbers`] on other topic filters (a changed zigbee2mqtt `base_topic` or external
+/// `topic_prefix`).
+struct On(Vec<String>);
+
+impl Handler for On {
+    fn subscriptions(&self) -> Vec<String> {
+        self.0.clone()
+    }
+    fn state_prefix(&self) -> String {
+        Numbers.state_prefix()
+    }
+    fn restore(&mut self, state: Vec<(String, i64)>) {
+        Numbers.restore(state);
+    }
+    fn handle(&mut self, msg: &Incoming, sequence: u64, now: Timestamp) -> Handled {
+        Numbers.handle(msg, sequence, now)
+    }
+    fn tick(&mut self, now: Timestamp) -> Handled {
+        Numbers.tick(now)
+    }
+    fn next_deadline(&self) -> Option<Timestamp> {
+        Numbers.next_deadline()
+    }
+}
+
+/// Run a source subscribing `filter` until quiet.
+async fn run_on(h: &Harness, broker: &Mosquitto, filter: &str) {
+    let cfg = MqttConfig {
+        port: broker.port(),
+        ..MqttConfig::default()
+    };
+    let handler = On(vec![filter.to_owned()]);
+    let report = h
+        .run(
+            MqttSource::new("numbers", Transport::Broker(cfg), Box::new(handler)),
+            RunLimit::until_quiet(Duration::from_millis(1500), Duration::from_secs(30)),
+        )
+        .await;
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+}
+
+/// Issue 6: the session subscribed only when the broker had lost it, so a changed filter was
+/// never subscribed and the old one kept delivering into the persistent session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_6_a_changed_filter_replaces_the_old_one_in_the_kept_session() {
+    let broker = Mosquitto::start();
+    let h = Harness::new().unwrap();
+    run_on(&h, &broker, "old/#").await; // the session and its subscription
+    broker.publish("new/r", "7", 1, true);
+    // The configuration changed: the broker kept the session, with old/#.
+    run_on(&h, &broker, "new/#").await;
+    assert_eq!(stored_values(&h).await, vec![7.0], "new/# is subscribed");
+    // While hearth is away, the broker queues for the session only what new/# matches.
+    broker.publish_lines("old/a", &numbers(1, 1), 1);
+    broker.publish_lines("new/a", &numbers(1, 2), 1);
+    run_on(&h, &broker, "new/#").await;
+    // old/a never arrives; new/# is not subscribed again (the retained 7 is not replayed).
+    assert_eq!(stored_values(&h).await, vec![2.0, 7.0]);
+}

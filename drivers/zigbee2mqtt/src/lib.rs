@@ -40,6 +40,9 @@
 //!   condition becomes active (inactive → active; repeating a state gives nothing), cleared
 //!   when every condition of the alarm stayed inactive for `debounce` (the largest of its
 //!   rules). A value of the wrong kind is a problem ([`Output::problems`]), never an edge.
+//!   A boolean condition is a zigbee2mqtt binary state: `true`/`false` or `"ON"`/`"OFF"`
+//!   (converters declare either as `value_on`/`value_off`). A string or list condition names
+//!   an enum's alarm values; its other values are the normal state.
 //! - `momentary` (button actions): each live matching message raises, repeats within
 //!   `debounce` count once, nothing clears.
 //! - `for`: the condition must hold continuously this long, counted only within `hours`
@@ -131,6 +134,10 @@
 //!   `engine_tests::same_message_gives_same_ids`.
 //! - The shipped rules parse and the demo raises a safety alarm. Tests:
 //!   `engine_tests::shipped_rules_parse`, `engine_tests::script_raises_a_safety_alarm`.
+//! - The shipped rules raise and clear every alarm expose of real device models (binary as
+//!   booleans or `"ON"`/`"OFF"`, enum values such as `fall_status`): test
+//!   `tests/alarm_exposes.rs` `every_alarm_expose_of_the_corpus_raises_and_clears` over
+//!   `tests/data/alarm_exposes.json`.
 #![forbid(unsafe_code)]
 
 mod engine;

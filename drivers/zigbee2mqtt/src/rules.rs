@@ -200,6 +200,7 @@ pub(crate) fn known(name: &str) -> Option<&'static Known> {
 /// What makes an alarm or technical condition active.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Condition {
+    /// A binary expose's state, as JSON boolean or `"ON"`/`"OFF"` ([`binary_state`]).
     Bool(bool),
     Number(f64),
     Text(String),
@@ -225,12 +226,25 @@ pub(crate) fn kind_of(v: &Json) -> &'static str {
     }
 }
 
+/// The state of a zigbee2mqtt binary expose: JSON `true`/`false`, or the `"ON"`/`"OFF"` that
+/// some converters declare as the expose's `value_on`/`value_off` instead (e.g. Tuya DCR-CO's
+/// `carbon_monoxide`, NEO NAS-AB06B2's `tamper_alarm`), so a boolean rule sees both.
+pub(crate) fn binary_state(v: &Json) -> Option<bool> {
+    match v {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) if s == "ON" => Some(true),
+        Json::String(s) if s == "OFF" => Some(false),
+        _ => None,
+    }
+}
+
 impl Condition {
     /// Whether `v` makes the condition active; `Err` names what was expected.
     pub(crate) fn test(&self, v: &Json) -> Result<bool, &'static str> {
         match (self, v) {
-            (Condition::Bool(b), Json::Bool(x)) => Ok(b == x),
-            (Condition::Bool(_), _) => Err("a boolean"),
+            (Condition::Bool(b), v) => binary_state(v)
+                .map(|x| *b == x)
+                .ok_or("a boolean or \"ON\"/\"OFF\""),
             (Condition::Number(n), Json::Number(x)) => Ok(x.as_f64() == Some(*n)),
             (Condition::Number(_), _) => Err("a number"),
             (Condition::Text(t), Json::String(x)) => Ok(t == x),

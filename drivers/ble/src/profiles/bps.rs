@@ -26,8 +26,9 @@
 //! MDC_PRESS_CUFF **150300** (term 19228 in partition 2). Note: 150044 (suggested in the brief)
 //! is not MDC_PRESS_CUFF; 19228 is from the MD PnP/ICE nomenclature header and agrees with
 //! PCD-01 messages using 150301 MDC_PRESS_CUFF_SYS / 150303 MDC_PRESS_CUFF_MEAN (T1, not in
-//! `mdc-codes.md`). Pulse rate and status of an ICP value are parsed (offsets checked) but not
-//! emitted: they belong to the final measurement.
+//! `mdc-codes.md`). The optional fields of an ICP value mean what they mean in a measurement
+//! (a monitor shows the pulse while the cuff deflates), so the pulse rate and the status are
+//! emitted exactly as for 0x2A35 ([`optional_observations`], shared by both).
 
 use hearth_model::{Component, Enumerated, Mdc, Value};
 
@@ -143,6 +144,30 @@ fn parse(characteristic: u16, bytes: &[u8]) -> Result<Parsed, DecodeError> {
     })
 }
 
+/// The observations of the optional fields that 0x2A35 and 0x2A36 share (pulse rate, status),
+/// in that order; one function so that neither characteristic drops a field the other keeps.
+fn optional_observations(p: &Parsed) -> Vec<Observation> {
+    let mut observations = Vec::new();
+    if let Some(pulse) = &p.pulse {
+        observations.push(Observation::new(
+            MDC_PULS_RATE_NON_INV,
+            pulse.clone(),
+            Some(UNIT_PER_MIN),
+        ));
+    }
+    if let Some(bits) = p.status {
+        observations.push(Observation::new(
+            MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS,
+            Value::Enumerated(Enumerated::Bits {
+                bits: u32::from(bits),
+                width: 16,
+            }),
+            None,
+        ));
+    }
+    observations
+}
+
 fn stamp(observations: &mut [Observation], time: Option<LocalDateTime>, user: Option<u8>) {
     for o in observations {
         o.time = time.map(DeviceTime::Local);
@@ -154,6 +179,7 @@ fn stamp(observations: &mut [Observation], time: Option<LocalDateTime>, user: Op
 pub fn measurement(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let p = parse(MEASUREMENT, bytes)?;
     let unit = if p.kpa { UNIT_KPA } else { UNIT_MMHG };
+    let optional = optional_observations(&p);
     let [sys, dia, map] = p.values;
     let compound = Value::Compound(vec![
         Component {
@@ -170,23 +196,7 @@ pub fn measurement(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         },
     ]);
     let mut observations = vec![Observation::new(MDC_PRESS_BLD_NONINV, compound, Some(unit))];
-    if let Some(pulse) = p.pulse {
-        observations.push(Observation::new(
-            MDC_PULS_RATE_NON_INV,
-            pulse,
-            Some(UNIT_PER_MIN),
-        ));
-    }
-    if let Some(bits) = p.status {
-        observations.push(Observation::new(
-            MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS,
-            Value::Enumerated(Enumerated::Bits {
-                bits: u32::from(bits),
-                width: 16,
-            }),
-            None,
-        ));
-    }
+    observations.extend(optional);
     stamp(&mut observations, p.time, p.user);
     Ok(Decoded {
         observations,
@@ -194,13 +204,16 @@ pub fn measurement(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// Decode an Intermediate Cuff Pressure (0x2A36): one observation MDC_PRESS_CUFF with the
-/// current cuff pressure (first SFLOAT) in `mm[Hg]` or `kPa`.
+/// Decode an Intermediate Cuff Pressure (0x2A36): an observation MDC_PRESS_CUFF with the
+/// current cuff pressure (first SFLOAT) in `mm[Hg]` or `kPa`, then the pulse rate and the
+/// status when their flags are set, as for a measurement.
 pub fn intermediate_cuff_pressure(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let p = parse(INTERMEDIATE_CUFF_PRESSURE, bytes)?;
     let unit = if p.kpa { UNIT_KPA } else { UNIT_MMHG };
+    let optional = optional_observations(&p);
     let [current, _unused_dia, _unused_map] = p.values;
     let mut observations = vec![Observation::new(MDC_PRESS_CUFF, current, Some(unit))];
+    observations.extend(optional);
     stamp(&mut observations, p.time, p.user);
     Ok(Decoded {
         observations,
@@ -472,22 +485,68 @@ mod tests {
         assert_eq!(d.observations[0].mdc, Mdc(150_300));
         assert_eq!(d.observations[0].value, num(150.0, 0));
         assert_eq!(d.observations[0].unit.as_ref().unwrap().as_str(), "mm[Hg]");
-        // With time, pulse, user and status: offsets checked, only cuff pressure emitted.
+        // With time, pulse, user and status: the cuff pressure first, then pulse and status
+        // (issue 6: this asserted a single observation, i.e. that the pulse was dropped).
         let d = intermediate_cuff_pressure(&[
             0x1F, 0xC8, 0xF0, 0xFF, 0x07, 0xFF, 0x07, 0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x09,
             0x42, 0x00, 0x01, 0x00, 0x00,
         ])
         .unwrap();
-        assert_eq!(d.observations.len(), 1);
+        assert_eq!(d.observations.len(), 3);
         assert_eq!(d.observations[0].value, num(20.0, 1));
         assert_eq!(d.observations[0].unit.as_ref().unwrap().as_str(), "kPa");
         assert_eq!(d.observations[0].user, Some(1));
         assert!(d.observations[0].time.is_some());
+        assert_eq!(d.observations[1].mdc, Mdc(MDC_PULS_RATE_NON_INV));
+        assert_eq!(d.observations[1].value, num(66.0, 0));
+        assert_eq!(
+            d.observations[2].mdc,
+            Mdc(MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS)
+        );
         let e = intermediate_cuff_pressure(&[0x00, 0x96, 0x00, 0xFF, 0x07]).unwrap_err();
         assert_eq!(
             (e.characteristic, e.at, e.kind),
             (0x2A36, 5, DecodeErrorKind::Incomplete { needed: 7 })
         );
+    }
+
+    /// Issue 6: an Intermediate Cuff Pressure notification with the pulse-rate flag set lost
+    /// its pulse rate. The bytes as a monitor sends them while the cuff deflates: flags 0x06
+    /// (time stamp + pulse rate, mmHg), cuff 112 mmHg, DIA and MAP NaN (unused in 0x2A36),
+    /// 2025-03-14 07:05:02, pulse 72 /min.
+    #[test]
+    fn issue_6_intermediate_cuff_pressure_keeps_the_pulse_rate() {
+        let bytes = [
+            0x06, 0x70, 0x00, 0xFF, 0x07, 0xFF, 0x07, 0xE9, 0x07, 0x03, 0x0E, 0x07, 0x05, 0x02,
+            0x48, 0x00,
+        ];
+        let d = intermediate_cuff_pressure(&bytes).unwrap();
+        let time = Some(DeviceTime::Local(LocalDateTime {
+            year: Some(2025),
+            month: Some(3),
+            day: Some(14),
+            hour: 7,
+            minute: 5,
+            second: 2,
+        }));
+        let got: Vec<_> = d
+            .observations
+            .iter()
+            .map(|o| {
+                let unit = o.unit.as_ref().map(|u| u.as_str().to_owned());
+                (o.mdc.0, o.value.clone(), unit, o.time)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (150_300, num(112.0, 0), Some("mm[Hg]".to_owned()), time),
+                (149_546, num(72.0, 0), Some("/min".to_owned()), time),
+            ]
+        );
+        // The same optional fields as the final measurement with the same flags.
+        let m = measurement(&bytes).unwrap();
+        assert_eq!(d.observations[1..], m.observations[1..]);
     }
 
     #[test]
