@@ -192,6 +192,9 @@ fn fhir_uplink(
         None => None,
     };
     let mut context = Context::new(gateway, patient);
+    if let Some(system) = &f.device_id_system {
+        context.device_id_system = system.clone();
+    }
     context.options.unsupported = hearth_uplink_fhir::Unsupported::Skip;
     context.national.organization = f
         .organization

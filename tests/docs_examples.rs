@@ -99,3 +99,84 @@ fn every_route_example_in_the_docs_is_valid() {
     }
     assert!(checked >= 1, "no route examples found in docs/");
 }
+
+/// Every `section.key` the annotated example spells (`key = …`, commented out or not); the
+/// example is tied to the schema both ways by `crates/config/tests/example.rs`.
+fn schema_keys_from_the_example() -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string("docs/hearth.example.toml").unwrap();
+    let mut section = String::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(header) = line.strip_prefix('[') {
+            if let Some(end) = header.find(']') {
+                section = header[..end].trim_start_matches('[').to_owned();
+            }
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                keys.insert(format!("{section}.{key}"));
+            }
+        }
+    }
+    keys
+}
+
+/// Issue 13: the docs promised keys the schema did not have. Every `section.key` that the
+/// guides name in backticks must be a key of the configuration.
+#[test]
+fn every_config_key_the_docs_name_exists() {
+    const TABLES: [&str; 8] = [
+        "gateway",
+        "log",
+        "outbox",
+        "retry",
+        "supervisor",
+        "mqtt",
+        "route",
+        "source",
+    ];
+    // Backticked words of that shape that are not hearth keys, each with its reason.
+    const NOT_KEYS: [&str; 2] = [
+        "outbox.db",       // the database file
+        "mqtt.base_topic", // zigbee2mqtt's own configuration.yaml, in docs/zigbee2mqtt.md
+    ];
+    let keys = schema_keys_from_the_example();
+    assert!(keys.contains("gateway.eui64"), "{keys:?}");
+    let mut files = vec![std::path::PathBuf::from("README.md")];
+    for dir in ["docs", "docs/drivers", "docs/protocols"] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "md") {
+                files.push(e.path());
+            }
+        }
+    }
+    let mut checked = 0;
+    let mut unknown = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for word in text.split('`').skip(1).step_by(2) {
+            let Some((table, _)) = word.split_once('.') else {
+                continue;
+            };
+            let key_like = word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+            if !key_like || !TABLES.contains(&table) || NOT_KEYS.contains(&word) {
+                continue;
+            }
+            checked += 1;
+            if !keys.contains(word) {
+                unknown.push(format!("{}: `{word}`", file.display()));
+            }
+        }
+    }
+    assert!(checked >= 10, "found only {checked} key mentions");
+    assert!(
+        unknown.is_empty(),
+        "the docs name keys the configuration does not have: {unknown:#?}"
+    );
+}

@@ -34,6 +34,11 @@ pub struct FhirRouteConfig {
     /// `pmd`: the municipality number (kommunenummer, 4 digits), required by PMD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub municipality: Option<String>,
+    /// The identifier system of hearth's device ids (devices without an EUI-64), a URI your
+    /// organisation owns, e.g. `urn:oid:<your OID>.1`. Values are `<gateway EUI-64>/<device id>`.
+    /// Default `urn:hearth:device-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id_system: Option<String>,
     /// `[route.fhir.auth]`: how requests are authorised. Default: none (mutual TLS alone).
     #[serde(default)]
     pub auth: FhirAuthConfig,

@@ -429,6 +429,23 @@ impl Checker<'_, '_> {
                     ),
                     _ => {}
                 }
+                if let Some(system) = &f.device_id_system {
+                    let uri = ["urn:", "http://", "https://"]
+                        .iter()
+                        .any(|s| system.starts_with(s) && system.len() > s.len())
+                        && !system.contains(char::is_whitespace)
+                        && !system.contains('|');
+                    if !uri {
+                        self.fail(
+                            p.key("device_id_system"),
+                            format!(
+                                "device_id_system \"{system}\" is not an identifier system URI; \
+                                 write urn:oid:<your OID>.1 or an http(s):// URI your \
+                                 organisation owns"
+                            ),
+                        );
+                    }
+                }
                 let a = &f.auth;
                 let ap = p.key("auth");
                 match a.kind {

@@ -676,3 +676,16 @@ fn a_gateway_eui64_that_is_not_16_hex_digits_names_the_key_and_shows_the_form() 
     assert!(e.message.contains("16 hex digits"), "{e}");
     assert!(e.message.contains("02-1A-2B-3C-4D-5E-6F-70"), "{e}");
 }
+
+#[test]
+fn a_device_id_system_that_is_not_a_uri_names_the_key() {
+    let text = "[[route]]\nname = \"hub\"\ncategories = [\"health\"]\nuplink = \"fhir\"\n\
+                [route.fhir]\nurl = \"https://hub.example.no/fhir\"\n\
+                device_id_system = \"our devices\"\n";
+    let e = error(text);
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("route[0].fhir.device_id_system", 7)
+    );
+    assert!(e.message.contains("urn:oid:"), "{e}");
+}

@@ -62,7 +62,12 @@ fn documented_keys(text: &str) -> BTreeSet<(String, String)> {
                 section = header[..end].trim_start_matches('[').to_owned();
             }
         } else if let Some((key, _)) = line.split_once(" = ") {
-            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !key.is_empty() {
+            // Keys may hold digits (`eui64`); a key never starts with one.
+            let key_like = key.starts_with(|c: char| c.is_ascii_lowercase())
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if key_like {
                 keys.insert((section.clone(), key.to_owned()));
             }
         }
@@ -96,6 +101,7 @@ fn schema_keys(section: &str, table: &toml::Table, out: &mut BTreeSet<(String, S
 /// A config with every optional table and key present.
 fn full_config() -> Config {
     let mut c = Config::default();
+    c.gateway.eui64 = Some("02-1A-2B-3C-4D-5E-6F-70".into());
     c.routes.push(RouteConfig {
         name: "hub".into(),
         categories: vec![Category::Health],
@@ -136,6 +142,7 @@ fn full_config() -> Config {
             patient: Some("Patient/1".into()),
             organization: Some("974760673".into()),
             municipality: Some("0301".into()),
+            device_id_system: Some("urn:oid:2.16.578.1.12.4.1.7.1".into()),
             auth: FhirAuthConfig {
                 kind: FhirAuthKind::Oauth2,
                 token_file: Some(PathBuf::from("t")),
