@@ -109,7 +109,6 @@ fn examples_dir() -> Option<PathBuf> {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../../../shared/reference/vkp-examples"),
         ),
-        Some(PathBuf::from("/work/shared/reference/vkp-examples")),
     ];
     let found = candidates.into_iter().flatten().find(|p| p.is_dir());
     if found.is_none() {

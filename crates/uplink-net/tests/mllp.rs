@@ -356,8 +356,10 @@ server.serve_forever()
 
 #[tokio::test]
 async fn delivers_to_hl7apy_mllp_server() {
-    let python =
-        std::env::var("HEARTH_HL7_PYTHON").unwrap_or_else(|_| "/work/main/.venv/bin/python".into());
+    let python = std::env::var("HEARTH_HL7_PYTHON").unwrap_or_else(|_| {
+        // The workspace's venv (scripts/setup makes it), wherever the checkout is.
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").into()
+    });
     let required = std::env::var("HEARTH_REQUIRE_VALIDATORS").is_ok_and(|v| v == "1");
     let available = std::process::Command::new(&python)
         .args(["-c", "import hl7apy.mllp"])
