@@ -154,9 +154,9 @@ fn make_uplink(
     }
 }
 
-fn tls_files(route: &hearth_config::RouteConfig) -> hearth_uplink::tls::TlsFiles {
+fn tls_files(route: &hearth_config::RouteConfig) -> hearth_tls::TlsFiles {
     let t = route.tls.clone().unwrap_or_default();
-    hearth_uplink::tls::TlsFiles {
+    hearth_tls::TlsFiles {
         ca_file: t.ca_file,
         client_cert: t.client_cert,
         client_key: t.client_key,

@@ -21,7 +21,7 @@ use rustls::pki_types::SubjectPublicKeyInfoDer;
 use rustls::pki_types::pem::{self, PemObject};
 use serde_json::{Value, json};
 
-use hearth_uplink::base64url;
+use hearth_tls::base64url;
 
 use crate::store::FHIR;
 use crate::{ReceiverError, SharedStore, count};

@@ -11,9 +11,9 @@ use hearth_model::{DeviceId, Mdc, Reading, Record, Timestamp, Ucum};
 use hearth_receiver::*;
 use hearth_test_kit::claimed;
 use hearth_test_kit::pki::{openssl, pki};
+use hearth_tls::TlsFiles;
 use hearth_uplink::Outcome;
 use hearth_uplink::Uplink;
-use hearth_uplink::tls::TlsFiles;
 use hearth_uplink_fhir::{Context, Gateway, PatientRef, Profile};
 use hearth_uplink_net::{Auth, FhirSettings, FhirUplink, OAuth2};
 use http_body_util::{BodyExt, Full};
@@ -175,7 +175,7 @@ fn records(n: u64, first_seq: u64) -> Vec<Record> {
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(rig: &Rig) -> Sender {
-    let cfg = hearth_uplink::tls::client_config(&rig.tls(), "test").unwrap();
+    let cfg = hearth_tls::client_config(&rig.tls(), "test").unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = TcpStream::connect(rig.rx.fhir_addr().unwrap())
         .await
@@ -251,8 +251,8 @@ fn jws(key: &Path, header: &Value, claims: &Value) -> String {
     let pair = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
     let input = format!(
         "{}.{}",
-        hearth_uplink::base64url::encode(header.to_string().as_bytes()),
-        hearth_uplink::base64url::encode(claims.to_string().as_bytes())
+        hearth_tls::base64url::encode(header.to_string().as_bytes()),
+        hearth_tls::base64url::encode(claims.to_string().as_bytes())
     );
     let mut sig = vec![0; pair.public().modulus_len()];
     pair.sign(
@@ -262,7 +262,7 @@ fn jws(key: &Path, header: &Value, claims: &Value) -> String {
         &mut sig,
     )
     .unwrap();
-    format!("{input}.{}", hearth_uplink::base64url::encode(&sig))
+    format!("{input}.{}", hearth_tls::base64url::encode(&sig))
 }
 
 /// The claims the real client sends, `jti` unique per call.
@@ -448,7 +448,7 @@ async fn replayed_misaddressed_expired_and_malformed_assertions_are_refused() {
     // A signature of other claims.
     let a = jws(&key, &header, &claims(&rig));
     let mut parts: Vec<&str> = a.split('.').collect();
-    let other = hearth_uplink::base64url::encode(claims(&rig).to_string().as_bytes());
+    let other = hearth_tls::base64url::encode(claims(&rig).to_string().as_bytes());
     parts[1] = &other;
     refused(
         &token(&rig, &mut s, &form_with(&parts.join("."))).await,

@@ -409,9 +409,9 @@ use hearth_test_kit::pki::pki;
 
 async fn tls_connect(
     addr: SocketAddr,
-    files: &hearth_uplink::tls::TlsFiles,
+    files: &hearth_tls::TlsFiles,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let cfg = hearth_uplink::tls::client_config(files, "test").unwrap();
+    let cfg = hearth_tls::client_config(files, "test").unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -431,12 +431,12 @@ async fn mutual_tls_accepts_a_client_certificate_and_refuses_none() {
         client_ca: Some(pki_dir.join("ca.pem")),
     });
     let r = start(cfg).await.unwrap();
-    let with_cert = hearth_uplink::tls::TlsFiles {
+    let with_cert = hearth_tls::TlsFiles {
         ca_file: Some(pki_dir.join("ca.pem")),
         client_cert: Some(pki_dir.join("client.pem")),
         client_key: Some(pki_dir.join("client.key")),
     };
-    let without = hearth_uplink::tls::TlsFiles {
+    let without = hearth_tls::TlsFiles {
         ca_file: Some(pki_dir.join("ca.pem")),
         ..Default::default()
     };

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hearth_uplink::base64url;
-use hearth_uplink::tls::TlsFiles;
+use hearth_tls::TlsFiles;
+use hearth_tls::base64url;
 use hyper::body::Bytes;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};

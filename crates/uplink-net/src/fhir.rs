@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_model::{Record, RecordId};
-use hearth_uplink::tls::TlsFiles;
+use hearth_tls::TlsFiles;
 use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
 use hearth_uplink_fhir::{
     Context, EntryOutcome, EntryRole, Profile, ResponseError, encode_bundle,

@@ -7,7 +7,7 @@
 //! - [`MllpUplink`]: IHE PCD-01 ORU^R01 messages (encoded by `hearth-uplink-pcd01`) over MLLP on
 //!   one persistent TCP (+TLS) connection, each message waiting for its ACK.
 //!
-//! Every TLS connection is set up by [`hearth_uplink::tls::client_config`] (rustls + ring,
+//! Every TLS connection is set up by [`hearth_tls::client_config`] (rustls + ring,
 //! TLS 1.2/1.3, operator CA or system store, client certificates).
 //!
 //! ## What becomes of a batch
@@ -42,7 +42,7 @@ pub enum SetupError {
     },
     /// The TLS files cannot be used.
     #[error(transparent)]
-    Tls(#[from] hearth_uplink::tls::TlsError),
+    Tls(#[from] hearth_tls::TlsError),
     /// The auth settings cannot be used.
     #[error("{key}: {message}")]
     Auth {
@@ -54,10 +54,10 @@ pub enum SetupError {
 }
 
 pub(crate) fn tls_config(
-    files: &hearth_uplink::tls::TlsFiles,
+    files: &hearth_tls::TlsFiles,
     table: &str,
 ) -> Result<rustls::ClientConfig, SetupError> {
-    Ok(hearth_uplink::tls::client_config(files, table)?)
+    Ok(hearth_tls::client_config(files, table)?)
 }
 
 /// Now as a hearth timestamp.

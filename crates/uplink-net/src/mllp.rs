@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_model::{PersonRef, Record, RecordId};
-use hearth_uplink::tls::TlsFiles;
+use hearth_tls::TlsFiles;
 use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
 use hearth_uplink_pcd01::{
     AckOutcome, Context, Deframer, EncodeError, Message, encode_oru, frame, parse_ack,

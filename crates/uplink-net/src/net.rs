@@ -1,5 +1,5 @@
 //! One outgoing connection: TCP, optionally TLS with hearth's one client setup
-//! ([`hearth_uplink::tls::client_config`]).
+//! ([`hearth_tls::client_config`]).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hearth_model::{DeviceId, Record};
-use hearth_outbox::{Claimed, Outcome};
+use hearth_tls::TlsFiles;
 use hearth_uplink::Uplink;
-use hearth_uplink::tls::TlsFiles;
+use hearth_uplink::{Claimed, Outcome};
 use hearth_uplink_fhir::{Context, Gateway, PatientRef, Profile, Unsupported};
 use hearth_uplink_net::{Auth, FhirSettings, FhirUplink, OAuth2};
 

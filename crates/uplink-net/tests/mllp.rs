@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hearth_model::{Record, Timestamp};
-use hearth_outbox::{Claimed, Outcome};
 use hearth_uplink::Uplink;
+use hearth_uplink::{Claimed, Outcome};
 use hearth_uplink_net::{MllpSettings, MllpUplink};
 use hearth_uplink_pcd01::{AckRequest, Context, Deframer, NonReadings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

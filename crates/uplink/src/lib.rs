@@ -20,10 +20,8 @@
 //!   `tests/sender.rs::restarted_sender_resends_what_was_in_flight`.
 #![forbid(unsafe_code)]
 
-pub mod base64url;
 pub mod loopback;
 mod sender;
-pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

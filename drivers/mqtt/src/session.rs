@@ -89,12 +89,12 @@ fn read_password(p: &Path) -> Result<String, MqttError> {
 
 /// rustls client config for `[mqtt]` (crates/uplink's one TLS setup).
 pub(crate) fn tls_config(cfg: &MqttConfig) -> Result<rustls::ClientConfig, MqttError> {
-    let files = hearth_uplink::tls::TlsFiles {
+    let files = hearth_tls::TlsFiles {
         ca_file: cfg.ca_file.clone(),
         client_cert: cfg.client_cert.clone(),
         client_key: cfg.client_key.clone(),
     };
-    hearth_uplink::tls::client_config(&files, "mqtt").map_err(|e| MqttError::Config {
+    hearth_tls::client_config(&files, "mqtt").map_err(|e| MqttError::Config {
         what: e.to_string(),
     })
 }

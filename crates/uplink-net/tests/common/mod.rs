@@ -12,7 +12,7 @@ use hearth_model::{
     Alarm, AlarmKind, AlarmState, Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp,
     Ucum, Value,
 };
-use hearth_uplink::tls::TlsFiles;
+use hearth_tls::TlsFiles;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -382,7 +382,7 @@ pub fn all_created(req: &HttpRequest) -> Reply {
 
 /// Base64url decoding (JWT checks).
 pub fn b64url_decode(s: &str) -> Vec<u8> {
-    hearth_uplink::base64url::decode(s).expect("base64url")
+    hearth_tls::base64url::decode(s).expect("base64url")
 }
 
 pub fn form_decode(s: &str) -> Vec<(String, String)> {
