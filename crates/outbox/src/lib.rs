@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+mod dead;
 mod error;
 mod options;
 mod schema;
@@ -62,6 +63,7 @@ mod stats;
 mod store;
 mod writer;
 
+pub use dead::{KEEP_INPUT_BYTES, fnv1a};
 pub use error::OutboxError;
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
 pub use schema::SCHEMA_VERSION;

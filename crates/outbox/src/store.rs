@@ -88,6 +88,8 @@ pub struct CommitReport {
     pub dropped: [u64; 4],
     /// The cap is exceeded by records that may not be dropped (alarms).
     pub over_cap_with_alarms: bool,
+    /// Dead letters dropped to stay under the cap (never an alarm's).
+    pub dead_letters_dropped: u64,
 }
 
 impl CommitReport {
@@ -137,6 +139,8 @@ struct Inner {
     /// or expiring a record removes all of its deliveries.
     all_route_ids: Vec<RouteId>,
     totals: [LaneTotal; 4],
+    /// Rows and stored payload bytes of the dead-letter table (they count in the cap).
+    dead: LaneTotal,
 }
 
 /// The durable store-and-forward queue. One writer owns it; see the crate docs.
@@ -242,6 +246,7 @@ impl Outbox {
             tx,
             inner: &mut self.inner,
             delta: [LaneTotal::default(); 4],
+            dead_delta: LaneTotal::default(),
             counters: HashMap::new(),
             dead_letters_added: false,
         })
@@ -369,6 +374,8 @@ pub struct Batch<'a> {
     tx: Transaction<'a>,
     inner: &'a mut Inner,
     delta: [LaneTotal; 4],
+    /// Change of the dead-letter table's rows and bytes in this batch.
+    dead_delta: LaneTotal,
     counters: HashMap<String, i64>,
     dead_letters_added: bool,
 }
@@ -546,11 +553,16 @@ impl Batch<'_> {
         payload: &[u8],
         now: Timestamp,
     ) -> Result<(), OutboxError> {
+        // Raw input keeps only a prefix, with the original length and hash (issue 6: a driver
+        // refusing 1.2 MB messages grew the file by their full size); a record stays whole, so
+        // that it can be requeued.
+        let kept = crate::dead::kept_payload(origin, payload);
         self.tx
             .prepare_cached(
                 "INSERT INTO dead_letter (origin, record_id, lane, category, received_ms, dead_ms,
-                                          attempts, reason, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          attempts, reason, payload, payload_len, payload_hash,
+                                          truncated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -562,11 +574,16 @@ impl Batch<'_> {
                     now.unix_millis(),
                     attempts,
                     reason,
-                    payload,
+                    kept,
+                    payload.len() as i64,
+                    crate::dead::fnv1a(payload) as i64,
+                    kept.len() < payload.len(),
                 ])
             })
             .map_err(self.err("dead-letter"))?;
         self.dead_letters_added = true;
+        self.dead_delta.rows += 1;
+        self.dead_delta.bytes += kept.len() as i64;
         Ok(())
     }
 
@@ -884,6 +901,9 @@ impl Batch<'_> {
             rows += t.rows + d.rows;
             bytes += t.bytes + d.bytes;
         }
+        // Dead letters count in the cap too (issue 6).
+        rows += self.inner.dead.rows + self.dead_delta.rows;
+        bytes += self.inner.dead.bytes + self.dead_delta.bytes;
         (rows, bytes)
     }
 
@@ -894,8 +914,12 @@ impl Batch<'_> {
 
     /// Drop the oldest records of the lowest lanes until the outbox is under its cap; never
     /// alarms (invariant 4).
+    /// Dead letters go first within their lane (they wait for an operator, records for a
+    /// receiver), and dead letters without a lane (raw input, undecodable rows) before all.
     fn enforce_cap(&mut self, report: &mut CommitReport) -> Result<(), OutboxError> {
+        report.dead_letters_dropped += self.drop_dead_letters(None)?;
         for lane in Lane::ALL.into_iter().rev().filter(|l| l.droppable()) {
+            report.dead_letters_dropped += self.drop_dead_letters(Some(lane))?;
             while self.over_cap() {
                 let oldest: Vec<(i64, i64)> = {
                     let mut stmt = self
@@ -927,6 +951,49 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Drop the oldest dead letters of one lane (`None`: those without a lane) while over the
+    /// cap. Never called for the alarm lane.
+    fn drop_dead_letters(&mut self, lane: Option<Lane>) -> Result<u64, OutboxError> {
+        let mut dropped = 0;
+        while self.over_cap() {
+            let oldest: Vec<i64> = {
+                let mut stmt = self
+                    .tx
+                    .prepare_cached(
+                        "SELECT id FROM dead_letter WHERE lane IS ?1 ORDER BY id LIMIT 256",
+                    )
+                    .map_err(|e| sql("enforce cap", &self.inner.path, e))?;
+                let mapped = stmt
+                    .query_map(params![lane.map(Lane::code)], |r| r.get(0))
+                    .map_err(|e| sql("enforce cap", &self.inner.path, e))?;
+                mapped
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| sql("enforce cap", &self.inner.path, e))?
+            };
+            if oldest.is_empty() {
+                break;
+            }
+            for id in oldest {
+                if !self.over_cap() {
+                    break;
+                }
+                let bytes: Option<i64> = self
+                    .tx
+                    .prepare_cached(
+                        "DELETE FROM dead_letter WHERE id = ?1 RETURNING length(payload)",
+                    )
+                    .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+                    .map_err(self.err("enforce cap"))?;
+                if let Some(bytes) = bytes {
+                    self.dead_delta.rows -= 1;
+                    self.dead_delta.bytes -= bytes;
+                    dropped += 1;
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
     fn meta(&self, key: &str) -> Result<i64, OutboxError> {
         self.tx
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")
@@ -953,7 +1020,7 @@ impl Batch<'_> {
         let opts = &self.inner.opts;
         let below = (rows as f64) < opts.max_rows as f64 * CAP_CLEAR_FRACTION
             && (bytes as f64) < opts.max_bytes as f64 * CAP_CLEAR_FRACTION;
-        let dropped = report.dropped_total();
+        let dropped = report.dropped_total() + report.dead_letters_dropped;
         let state = if !raised && (dropped > 0 || report.over_cap_with_alarms) {
             AlarmState::Raised
         } else if raised && below {
@@ -963,10 +1030,11 @@ impl Batch<'_> {
         };
         let message = match state {
             AlarmState::Raised => format!(
-                "outbox reached its cap ({rows} records, {bytes} payload bytes; caps {} records, \
-                 {} bytes) and dropped {dropped} records, oldest and lowest priority first \
-                 (per lane: {:?}); alarms are never dropped. Check the receivers' reachability",
-                opts.max_rows, opts.max_bytes, report.dropped
+                "outbox reached its cap ({rows} records and dead letters, {bytes} payload bytes; \
+                 caps {} records, {} bytes) and dropped {dropped} records and dead letters, \
+                 oldest and lowest priority first (records per lane: {:?}, dead letters: {}); \
+                 alarms are never dropped. Check the receivers' reachability",
+                opts.max_rows, opts.max_bytes, report.dropped, report.dead_letters_dropped
             ),
             AlarmState::Cleared => {
                 format!(
@@ -990,13 +1058,20 @@ impl Batch<'_> {
 
     fn trim_dead_letters(&mut self) -> Result<(), OutboxError> {
         let max = self.inner.opts.max_dead_letters as i64;
-        let trimmed = self
+        let removed: Vec<i64> = self
             .tx
             .prepare_cached(
-                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?1",
+                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?1
+                 RETURNING length(payload)",
             )
-            .and_then(|mut s| s.execute(params![max]))
+            .and_then(|mut s| {
+                s.query_map(params![max], |r| r.get(0))
+                    .and_then(|m| m.collect::<Result<_, _>>())
+            })
             .map_err(self.err("trim dead letters"))?;
+        let trimmed = removed.len();
+        self.dead_delta.rows -= trimmed as i64;
+        self.dead_delta.bytes -= removed.iter().sum::<i64>();
         if trimmed > 0 {
             self.count("dead_letters_trimmed", trimmed as i64);
         }
@@ -1021,6 +1096,20 @@ impl Batch<'_> {
         self.cap_alarm(&report, now)?;
         if self.dead_letters_added {
             self.trim_dead_letters()?;
+        }
+        if report.dead_letters_dropped > 0 {
+            self.count("dead_letters_dropped", report.dead_letters_dropped as i64);
+            tracing::warn!(
+                dead_letters = report.dead_letters_dropped,
+                "outbox full: dropped oldest dead letters"
+            );
+        }
+        if self.dead_delta.rows != 0 || self.dead_delta.bytes != 0 {
+            crate::dead::add_meta(&self.tx, crate::dead::META_ROWS, self.dead_delta.rows)
+                .and_then(|_| {
+                    crate::dead::add_meta(&self.tx, crate::dead::META_BYTES, self.dead_delta.bytes)
+                })
+                .map_err(|e| sql("commit", &self.inner.path, e))?;
         }
         {
             let mut stmt = self
@@ -1048,13 +1137,19 @@ impl Batch<'_> {
             }
         }
         let Batch {
-            tx, inner, delta, ..
+            tx,
+            inner,
+            delta,
+            dead_delta,
+            ..
         } = self;
         tx.commit().map_err(|e| sql("commit", &inner.path, e))?;
         for (t, d) in inner.totals.iter_mut().zip(delta.iter()) {
             t.rows += d.rows;
             t.bytes += d.bytes;
         }
+        inner.dead.rows += dead_delta.rows;
+        inner.dead.bytes += dead_delta.bytes;
         Ok(report)
     }
 }
@@ -1124,21 +1219,8 @@ impl Inner {
             ids.collect::<Result<Vec<_>, _>>()
                 .map_err(e("load routes"))?
         };
-        let mut totals = [LaneTotal::default(); 4];
-        {
-            let mut stmt = conn
-                .prepare("SELECT lane, rows, bytes FROM total")
-                .map_err(e("load totals"))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(e("load totals"))?;
-            for row in rows {
-                let (lane, rows, bytes) = row.map_err(e("load totals"))?;
-                if let Some(t) = usize::try_from(lane).ok().and_then(|l| totals.get_mut(l)) {
-                    *t = LaneTotal { rows, bytes };
-                }
-            }
-        }
+        let (totals, dead) = read_totals(conn, &path)?;
+
         Ok(Inner {
             path: path.clone(),
             opts,
@@ -1147,8 +1229,38 @@ impl Inner {
             readings_only,
             all_route_ids,
             totals,
+            dead,
         })
     }
+}
+
+/// The running totals per lane and of the dead-letter table.
+fn read_totals(conn: &Connection, path: &Path) -> Result<([LaneTotal; 4], LaneTotal), OutboxError> {
+    let e = |err| sql("load totals", path, err);
+    let mut totals = [LaneTotal::default(); 4];
+    let mut stmt = conn
+        .prepare_cached("SELECT lane, rows, bytes FROM total")
+        .map_err(e)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(e)?;
+    for row in rows {
+        let (lane, rows, bytes) = row.map_err(e)?;
+        if let Some(t) = usize::try_from(lane).ok().and_then(|l| totals.get_mut(l)) {
+            *t = LaneTotal { rows, bytes };
+        }
+    }
+    let meta = |key: &str| -> Result<i64, OutboxError> {
+        conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map(|v| v.unwrap_or(0))
+            .map_err(e)
+    };
+    let dead = LaneTotal {
+        rows: meta(crate::dead::META_ROWS)?,
+        bytes: meta(crate::dead::META_BYTES)?,
+    };
+    Ok((totals, dead))
 }
 
 enum Connect {

@@ -621,3 +621,149 @@ fn a_readings_only_route_never_gets_alarms_and_an_alarm_nobody_takes_is_dead_let
     assert_eq!(s.records(), 1);
     assert_eq!(s.counters.get("unrouted"), Some(&1));
 }
+
+fn all_categories() -> Vec<RouteSpec> {
+    vec![route(
+        "hub",
+        &[
+            Category::Health,
+            Category::Welfare,
+            Category::Administrative,
+        ],
+    )]
+}
+
+#[test]
+fn refused_raw_input_keeps_a_bounded_prefix_and_counts_in_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let big: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..50 {
+        let mut b = ob.batch().unwrap();
+        b.dead_letter_input("vendor", &big, &format!("message {i} is too large"), at(i))
+            .unwrap();
+        b.commit().unwrap();
+    }
+    ob.connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert!(file < 2 << 20, "50 × 1.2 MB refused: file is {file} bytes");
+    let (rows, stored, lens, truncated, hashes): (i64, i64, i64, i64, i64) = ob
+        .connection()
+        .query_row(
+            "SELECT count(*), sum(length(payload)), sum(payload_len = 1200000),
+                    sum(truncated), sum(payload_hash = ?1) FROM dead_letter",
+            [fnv1a(&big) as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(rows, 50);
+    assert_eq!(stored, 50 * KEEP_INPUT_BYTES as i64);
+    assert_eq!((lens, truncated, hashes), (50, 50, 50));
+}
+
+#[test]
+fn dead_letters_count_in_the_cap_lowest_lane_first_never_an_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut opts = OutboxOptions::new(&path, all_categories());
+    opts.max_rows = 20;
+    let (mut ob, _) = Outbox::open(opts).unwrap();
+    // 5 alarms and 5 welfare readings rejected, 5 raw inputs: 15 dead letters.
+    let mut recs: Vec<_> = (0..5).map(|i| alarm(i, 0)).collect();
+    recs.extend((0..5).map(|i| reading(100 + i, Category::Welfare, 0)));
+    ob.append_all(&recs, at(0)).unwrap();
+    drain(
+        &mut ob,
+        "hub",
+        at(0),
+        Outcome::Rejected {
+            reason: "no".into(),
+        },
+    );
+    let mut b = ob.batch().unwrap();
+    for i in 0..5u8 {
+        b.dead_letter_input("z2m", &[i], "bad", at(0)).unwrap();
+    }
+    b.commit().unwrap();
+    let dead = |ob: &Outbox| ob.stats(at(0)).unwrap().dead_letters.values().sum::<u64>();
+    assert_eq!(dead(&ob), 15);
+    // 10 health readings: 25 > 20, so 5 must go (+1 for the cap's own technical alarm):
+    // the raw input first, then the oldest welfare dead letter; no record, no alarm's.
+    let readings: Vec<_> = (0..10).map(|i| reading(i, Category::Health, 1)).collect();
+    let (_, report) = ob.append_all(&readings, at(1)).unwrap();
+    assert_eq!(report.dropped_total(), 0);
+    assert_eq!(report.dead_letters_dropped, 5);
+    let s = ob.stats(at(1)).unwrap();
+    assert_eq!(s.dead_letters.get("input:z2m"), None);
+    assert_eq!(s.dead_letters.get("route:hub"), Some(&10));
+    let more: Vec<_> = (10..20).map(|i| reading(i, Category::Health, 2)).collect();
+    let (_, report) = ob.append_all(&more, at(2)).unwrap();
+    let not_alarms: i64 = ob
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM dead_letter WHERE lane IS NOT ?1",
+            [Lane::Alarm.code()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        not_alarms, 0,
+        "welfare dead letters went, alarms' stayed: {report:?}"
+    );
+    assert_eq!(dead(&ob), 5);
+    assert_eq!(ob.stats(at(2)).unwrap().counter("dead_letters_dropped"), 10);
+}
+
+#[test]
+fn a_version_2_file_is_migrated_truncating_big_raw_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    drop(ob);
+    // Make it a version-2 file, as the build of issue 5 wrote it, holding a 100 kB raw input.
+    let big = vec![7u8; 100_000];
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX dead_letter_lane_id;
+         ALTER TABLE dead_letter DROP COLUMN payload_len;
+         ALTER TABLE dead_letter DROP COLUMN payload_hash;
+         ALTER TABLE dead_letter DROP COLUMN truncated;
+         DELETE FROM meta;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO dead_letter (origin, dead_ms, attempts, reason, payload)
+         VALUES ('input:vendor', 0, 0, 'too large', ?1), ('unrouted', 0, 0, 'no route', x'01')",
+        [&big],
+    )
+    .unwrap();
+    drop(conn);
+    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    assert_eq!(stats(&path).unwrap().schema_version, SCHEMA_VERSION);
+    let input: (i64, i64, bool, i64) = ob
+        .connection()
+        .query_row(
+            "SELECT payload_len, length(payload), truncated, payload_hash FROM dead_letter
+             WHERE origin = 'input:vendor'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        input,
+        (100_000, KEEP_INPUT_BYTES as i64, true, fnv1a(&big) as i64)
+    );
+    let bytes: i64 = ob
+        .connection()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'dead_letter_bytes'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bytes, KEEP_INPUT_BYTES as i64 + 1);
+}
