@@ -63,12 +63,16 @@ mod stats;
 mod store;
 mod writer;
 
-pub use dead::{KEEP_INPUT_BYTES, fnv1a};
+pub use dead::{
+    DeadLetter, DeadLetterQuery, KEEP_INPUT_BYTES, Requeue, RequeueReport, dead_letters, fnv1a,
+    requeue,
+};
 pub use error::OutboxError;
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
 pub use schema::SCHEMA_VERSION;
 pub use stats::{LaneStats, RouteLaneStats, RouteStats, Stats, stats};
 pub use store::{
-    AppendOutcome, Batch, Claimed, CommitReport, OpenReport, Outbox, Outcome, RouteId, Ticket,
+    AppendOutcome, Batch, Claimed, CommitReport, DEAD_LETTERS_KIND, OpenReport, Outbox, Outcome,
+    RouteId, Ticket,
 };
 pub use writer::{Committed, JournalEntry, OutboxWriter, WriterError};

@@ -124,6 +124,9 @@ pub struct OutboxOptions {
     pub integrity: IntegrityCheck,
     /// The dead-letter table keeps at most this many rows (oldest go first, counted).
     pub max_dead_letters: u64,
+    /// Store the technical alarm `dead_letters` when dead letters appear, and clear it when the
+    /// table is empty again. Off by default; the daemon turns it on.
+    pub dead_letter_alarm: bool,
 }
 
 impl OutboxOptions {
@@ -137,6 +140,7 @@ impl OutboxOptions {
             retention: Retention::default(),
             integrity: IntegrityCheck::Quick,
             max_dead_letters: 10_000,
+            dead_letter_alarm: false,
         }
     }
 }

@@ -141,6 +141,9 @@ struct Inner {
     totals: [LaneTotal; 4],
     /// Rows and stored payload bytes of the dead-letter table (they count in the cap).
     dead: LaneTotal,
+    /// `PRAGMA data_version` when the totals were last read: another connection (`hearth
+    /// outbox requeue`) changed them when it differs.
+    data_version: i64,
 }
 
 /// The durable store-and-forward queue. One writer owns it; see the crate docs.
@@ -151,6 +154,9 @@ pub struct Outbox {
 }
 
 const META_CAP_ALARM: &str = "cap_alarm_raised";
+const META_DEAD_ALARM: &str = "dead_letter_alarm_raised";
+/// The technical alarm kind raised while the outbox holds dead letters.
+pub const DEAD_LETTERS_KIND: &str = "dead_letters";
 /// The cap alarm clears when occupancy falls below this fraction of the cap.
 const CAP_CLEAR_FRACTION: f64 = 0.8;
 
@@ -242,6 +248,16 @@ impl Outbox {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| sql("begin", &self.inner.path, e))?;
+        let version: i64 = tx
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| sql("begin", &self.inner.path, e))?;
+        if version != self.inner.data_version {
+            // Another connection committed (a requeue): read the running totals again.
+            let (totals, dead) = read_totals(&tx, &self.inner.path)?;
+            self.inner.totals = totals;
+            self.inner.dead = dead;
+            self.inner.data_version = version;
+        }
         Ok(Batch {
             tx,
             inner: &mut self.inner,
@@ -1056,6 +1072,53 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Raise `dead_letters` once when dead letters appear (with their count), clear it once the
+    /// table is empty again (requeued, or dropped). Only when the options ask for it (the
+    /// daemon does), and stored only if a route takes technical alarms: a dead letter about
+    /// dead letters would feed itself.
+    fn dead_letter_alarm(&mut self, now: Timestamp) -> Result<(), OutboxError> {
+        if !self.inner.opts.dead_letter_alarm {
+            return Ok(());
+        }
+        let rows = self.inner.dead.rows + self.dead_delta.rows;
+        let raised = self.meta(META_DEAD_ALARM)? != 0;
+        let (state, message) = if !raised && rows > 0 {
+            (
+                AlarmState::Raised,
+                format!(
+                    "{rows} dead letters in the outbox: records a receiver rejected for good, \
+                     records no route takes, or input a driver could not parse. List them with \
+                     `hearth outbox dead-letters`, fix the cause, then put records back with \
+                     `hearth outbox requeue`"
+                ),
+            )
+        } else if raised && rows <= 0 {
+            (
+                AlarmState::Cleared,
+                "the outbox holds no dead letters any more".to_owned(),
+            )
+        } else {
+            return Ok(());
+        };
+        self.set_meta(META_DEAD_ALARM, i64::from(state == AlarmState::Raised))?;
+        tracing::warn!(dead_letters = rows, state = ?state, "dead letters alarm");
+        let alarm = Record::Technical(TechnicalAlarm::new(
+            "outbox",
+            TechnicalKind::Other(DEAD_LETTERS_KIND.to_owned()),
+            Severity::Major,
+            state,
+            message,
+            now,
+        ));
+        let takes_it = self.inner.fan_out[usize::from(alarm.category().code())]
+            .iter()
+            .any(|r| !self.inner.readings_only.contains(r));
+        if takes_it {
+            self.append(&alarm, now)?;
+        }
+        Ok(())
+    }
+
     fn trim_dead_letters(&mut self) -> Result<(), OutboxError> {
         let max = self.inner.opts.max_dead_letters as i64;
         let removed: Vec<i64> = self
@@ -1104,6 +1167,7 @@ impl Batch<'_> {
                 "outbox full: dropped oldest dead letters"
             );
         }
+        self.dead_letter_alarm(now)?;
         if self.dead_delta.rows != 0 || self.dead_delta.bytes != 0 {
             crate::dead::add_meta(&self.tx, crate::dead::META_ROWS, self.dead_delta.rows)
                 .and_then(|_| {
@@ -1220,7 +1284,9 @@ impl Inner {
                 .map_err(e("load routes"))?
         };
         let (totals, dead) = read_totals(conn, &path)?;
-
+        let data_version: i64 = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(e("load totals"))?;
         Ok(Inner {
             path: path.clone(),
             opts,
@@ -1230,6 +1296,7 @@ impl Inner {
             all_route_ids,
             totals,
             dead,
+            data_version,
         })
     }
 }

@@ -767,3 +767,137 @@ fn a_version_2_file_is_migrated_truncating_big_raw_input() {
         .unwrap();
     assert_eq!(bytes, KEEP_INPUT_BYTES as i64 + 1);
 }
+/// Technical alarms the outbox raised itself carry the wall clock's time: drain at that time.
+fn technical_kinds(ob: &mut Outbox) -> Vec<(String, AlarmState, String)> {
+    let now = Timestamp::now().saturating_add(std::time::Duration::from_secs(1));
+    drain(ob, "hub", now, Outcome::Delivered)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Technical(t) => Some((t.kind.as_str().to_owned(), t.state, t.message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rejected_records_are_listed_without_payload_and_requeued_onto_their_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let records: Vec<_> = (1..=3).map(|i| reading(i, Category::Health, 0)).collect();
+    ob.append_all(&records, at(0)).unwrap();
+    let reject = Outcome::Rejected {
+        reason: "HTTP 422: unknown code".into(),
+    };
+    drain(&mut ob, "hub", at(0), reject);
+    ob.batch()
+        .unwrap()
+        .dead_letter_input("z2m", b"{not json", "expected value at line 1", at(1))
+        .unwrap();
+    // (the batch above was rolled back: nothing of it is stored)
+    let mut b = ob.batch().unwrap();
+    b.dead_letter_input("z2m", b"{not json", "expected value at line 1", at(1))
+        .unwrap();
+    b.commit().unwrap();
+    assert!(ob.is_empty());
+
+    let (listed, total) = dead_letters(&path, &DeadLetterQuery::default()).unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(listed[0].origin, "input:z2m", "newest first");
+    assert!(!listed[0].requeueable);
+    assert_eq!(listed[0].hash, fnv1a(b"{not json"));
+    let rejected: Vec<_> = listed.iter().filter(|d| d.requeueable).collect();
+    assert_eq!(rejected.len(), 3);
+    assert!(rejected.iter().all(|d| d.route.as_deref() == Some("hub")
+        && d.lane == Some(Lane::Measurement)
+        && d.reason.contains("422")
+        && d.size > 0));
+    let (only_hub, _) = dead_letters(
+        &path,
+        &DeadLetterQuery {
+            route: Some("hub".into()),
+            limit: Some(2),
+        },
+    )
+    .unwrap();
+    assert_eq!(only_hub.len(), 2);
+
+    // One by id, then the rest by reason; raw input is skipped with why.
+    let first = rejected[2].id;
+    let r = requeue(&path, &Requeue::Ids(vec![first, 9999])).unwrap();
+    assert_eq!(r.requeued, vec![("hub".to_owned(), 1)]);
+    assert_eq!(r.skipped.len(), 1);
+    let r = requeue(&path, &Requeue::ReasonContains("unknown CODE".into())).unwrap();
+    assert_eq!(r.total(), 2);
+    let r = requeue(&path, &Requeue::All).unwrap();
+    assert_eq!(r.total(), 0);
+    assert_eq!(r.skipped.len(), 1, "the raw input stays: {r:?}");
+
+    // The outbox that was open all along sees them (its totals are read again).
+    let again = drain(&mut ob, "hub", at(2), Outcome::Delivered);
+    assert_eq!(again.len(), 3);
+    assert_eq!(
+        again.iter().map(Record::id).collect::<Vec<_>>(),
+        records.iter().map(Record::id).collect::<Vec<_>>()
+    );
+    assert!(ob.is_empty());
+    let s = ob.stats(at(3)).unwrap();
+    assert_eq!(s.counter("requeued:hub"), 3);
+    assert_eq!(s.counter("delivered:hub"), 3);
+    assert_eq!(s.dead_letters.get("route:hub"), None);
+}
+
+#[test]
+fn dead_letters_raise_one_alarm_with_the_count_cleared_once_requeued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut opts = OutboxOptions::new(&path, all_categories());
+    opts.dead_letter_alarm = true;
+    let (mut ob, _) = Outbox::open(opts.clone()).unwrap();
+    ob.append_all(
+        &[
+            reading(1, Category::Health, 0),
+            reading(2, Category::Health, 0),
+        ],
+        at(0),
+    )
+    .unwrap();
+    let reject = Outcome::Rejected {
+        reason: "HTTP 400".into(),
+    };
+    // The rejection commits the alarm; draining delivers it (and nothing else).
+    drain(&mut ob, "hub", at(0), reject);
+    let alarms = technical_kinds(&mut ob);
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].0, DEAD_LETTERS_KIND);
+    assert_eq!(alarms[0].1, AlarmState::Raised);
+    assert!(alarms[0].2.starts_with("2 dead letters"), "{}", alarms[0].2);
+    // More dead letters: no second alarm, also not after a restart.
+    ob.append_all(&[reading(3, Category::Welfare, 0)], at(2))
+        .unwrap();
+    drain(
+        &mut ob,
+        "hub",
+        at(2),
+        Outcome::Rejected {
+            reason: "HTTP 400".into(),
+        },
+    );
+    drop(ob);
+    let (mut ob, _) = Outbox::open(opts).unwrap();
+    assert!(technical_kinds(&mut ob).is_empty());
+    // Requeued while the outbox is open: cleared at its next commit.
+    assert_eq!(requeue(&path, &Requeue::All).unwrap().total(), 3);
+    let later = Timestamp::now().saturating_add(std::time::Duration::from_secs(1));
+    let mut got = drain(&mut ob, "hub", later, Outcome::Delivered);
+    got.extend(drain(&mut ob, "hub", later, Outcome::Delivered));
+    let cleared: Vec<_> = got
+        .iter()
+        .filter_map(|r| match r {
+            Record::Technical(t) => Some(t.state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cleared, vec![AlarmState::Cleared]);
+    assert_eq!(got.len(), 4, "3 requeued readings and the clearing");
+}
