@@ -75,4 +75,4 @@ pub use store::{
     AppendOutcome, Batch, Claimed, CommitReport, DEAD_LETTERS_KIND, OpenReport, Outbox, Outcome,
     RouteId, Ticket,
 };
-pub use writer::{Committed, JournalEntry, OutboxWriter, WriterError};
+pub use writer::{Committed, JournalEntry, OutboxWriter, WAL_LIMIT_BYTES, WriterError};

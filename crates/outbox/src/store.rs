@@ -925,7 +925,8 @@ impl Batch<'_> {
 
     fn over_cap(&self) -> bool {
         let (rows, bytes) = self.totals_after();
-        rows as u64 > self.inner.opts.max_rows || bytes as u64 > self.inner.opts.max_bytes
+        rows as u64 > self.inner.opts.max_rows
+            || bytes as u64 + self.inner.opts.wal_reserve() > self.inner.opts.max_bytes
     }
 
     /// Drop the oldest records of the lowest lanes until the outbox is under its cap; never
@@ -1035,7 +1036,8 @@ impl Batch<'_> {
         let (rows, bytes) = self.totals_after();
         let opts = &self.inner.opts;
         let below = (rows as f64) < opts.max_rows as f64 * CAP_CLEAR_FRACTION
-            && (bytes as f64) < opts.max_bytes as f64 * CAP_CLEAR_FRACTION;
+            && ((bytes as u64 + opts.wal_reserve()) as f64)
+                < opts.max_bytes as f64 * CAP_CLEAR_FRACTION;
         let dropped = report.dropped_total() + report.dead_letters_dropped;
         let state = if !raised && (dropped > 0 || report.over_cap_with_alarms) {
             AlarmState::Raised
@@ -1398,9 +1400,12 @@ fn connect(path: &Path, check: IntegrityCheck) -> Result<Connection, Connect> {
     .map_err(classify("set pragmas"))?;
     // Checkpoints run on their own thread (`writer.rs`, `checkpointer`), so a commit never
     // waits for one; this high mark is only the safety net should that thread stop.
+    // After a checkpoint, the first commit cuts the WAL back to this size (issue 6: without a
+    // limit the file stayed at its largest, 38 MB with an empty outbox).
     conn.execute_batch(&format!(
-        "PRAGMA wal_autocheckpoint = {};",
-        crate::writer::AUTOCHECKPOINT_PAGES
+        "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+        crate::writer::AUTOCHECKPOINT_PAGES,
+        crate::writer::WAL_LIMIT_BYTES
     ))
     .map_err(classify("set pragmas"))?;
 
