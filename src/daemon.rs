@@ -117,6 +117,7 @@ fn outbox_options(config: &Config) -> OutboxOptions {
     let mut opts = OutboxOptions::new(outbox_path(&config.gateway.data_dir), routes);
     opts.max_bytes = config.outbox.max_bytes.bytes();
     opts.max_rows = config.outbox.max_rows;
+    opts.dead_letter_alarm = true;
     opts.retention = Retention {
         health: config.outbox.retention.health.get(),
         welfare: config.outbox.retention.welfare.get(),

@@ -240,6 +240,43 @@ enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List dead letters, newest first: id, origin (route), lane, category, reason, when,
+    /// size and a hash — never the payload. Safe while the daemon runs (read-only).
+    DeadLetters {
+        /// The data directory holding outbox.db.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/hearth")]
+        data_dir: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Only the records this route's receiver rejected.
+        #[arg(long, value_name = "ROUTE")]
+        route: Option<String>,
+        /// At most this many (default 50; 0 for all).
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put dead letters (records a route's receiver rejected) back as pending deliveries on
+    /// their route, once the cause is fixed. One transaction; safe while the daemon runs, which
+    /// sends them within about a second.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(false)))]
+    Requeue {
+        /// The data directory holding outbox.db.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/hearth")]
+        data_dir: PathBuf,
+        /// These dead letters (ids from `hearth outbox dead-letters`).
+        #[arg(long = "id", value_name = "ID", num_args = 1.., group = "which")]
+        ids: Vec<i64>,
+        /// Every record this route's receiver rejected.
+        #[arg(long, value_name = "ROUTE", group = "which")]
+        route: Option<String>,
+        /// Dead letters whose reason contains this text (case-insensitive).
+        #[arg(long, value_name = "TEXT", group = "which")]
+        reason_contains: Option<String>,
+        /// Every dead letter that can be requeued.
+        #[arg(long, group = "which")]
+        all: bool,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -263,6 +300,33 @@ fn main() -> ExitCode {
         Command::Outbox {
             command: OutboxCommand::Stats { data_dir, json },
         } => cli::outbox::stats(&data_dir, json).map(|()| true),
+        Command::Outbox {
+            command:
+                OutboxCommand::DeadLetters {
+                    data_dir,
+                    json,
+                    route,
+                    limit,
+                },
+        } => cli::outbox::dead_letters(&data_dir, json, route, limit).map(|()| true),
+        Command::Outbox {
+            command:
+                OutboxCommand::Requeue {
+                    data_dir,
+                    ids,
+                    route,
+                    reason_contains,
+                    all,
+                },
+        } => {
+            let which = match (route, reason_contains) {
+                (Some(r), _) => hearth_outbox::Requeue::Route(r),
+                (None, Some(t)) => hearth_outbox::Requeue::ReasonContains(t),
+                (None, None) if all => hearth_outbox::Requeue::All,
+                (None, None) => hearth_outbox::Requeue::Ids(ids),
+            };
+            cli::outbox::requeue(&data_dir, &which)
+        }
         Command::Ble {
             command:
                 BleCommand::Decode {

@@ -459,3 +459,231 @@ fn ble_decode_prints_what_a_fhir_or_pcd01_route_would_send() {
         "{hl7}"
     );
 }
+
+/// An outbox in `data` whose route `hub` rejected three readings, plus one raw input a driver
+/// could not parse. The readings' value (36.5) and the input's text must never be listed.
+fn outbox_with_dead_letters(data: &std::path::Path) -> std::path::PathBuf {
+    use hearth_model::*;
+    use hearth_outbox::*;
+    let path = data.join("outbox.db");
+    let hub = RouteSpec {
+        name: "hub".into(),
+        categories: vec![Category::Health, Category::Administrative],
+        retry: RetryPolicy::default(),
+        readings_only: false,
+    };
+    let (mut ob, _) = Outbox::open(OutboxOptions::new(&path, vec![hub])).unwrap();
+    let now = Timestamp::now();
+    let readings: Vec<Record> = (1..=3)
+        .map(|i| {
+            Record::Reading(
+                Reading::builder(
+                    DeviceId::new("sim", "dev").unwrap(),
+                    Mdc(150364),
+                    Value::numeric_with_decimals(36.5, 1),
+                )
+                .sequence(i)
+                .build(now),
+            )
+        })
+        .collect();
+    ob.append_all(&readings, now).unwrap();
+    let id = ob.route("hub").unwrap();
+    let mut b = ob.batch().unwrap();
+    let claimed = b.claim(id, 10, now).unwrap();
+    let answers: Vec<_> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.ticket,
+                Outcome::Rejected {
+                    reason: "HTTP 422: unknown code".into(),
+                },
+            )
+        })
+        .collect();
+    b.settle(id, &answers, now).unwrap();
+    b.dead_letter_input("z2m", b"{\"secret\": SECRET-TEXT", "expected value", now)
+        .unwrap();
+    b.commit().unwrap();
+    path
+}
+
+#[test]
+fn outbox_dead_letters_lists_them_without_health_values() {
+    let dir = tempfile::tempdir().unwrap();
+    outbox_with_dead_letters(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let o = hearth(&["outbox", "dead-letters", "--data-dir", data]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("4 dead letter(s)"), "{out}");
+    assert_eq!(out.matches("route:hub").count(), 3, "{out}");
+    assert!(out.contains("input:z2m") && out.contains("measurement/health"));
+    assert!(out.contains("HTTP 422: unknown code"));
+    assert!(!out.contains("36.5") && !out.contains("SECRET"), "{out}");
+
+    let o = hearth(&[
+        "outbox",
+        "dead-letters",
+        "--data-dir",
+        data,
+        "--json",
+        "--route",
+        "hub",
+        "--limit",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["total"], 4);
+    let rows = json["dead_letters"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["route"], "hub");
+        assert_eq!(r["requeueable"], true);
+        assert_eq!(r["fnv1a"].as_str().unwrap().len(), 16);
+        assert!(r["size"].as_u64().unwrap() > 0);
+        assert!(r.get("payload").is_none());
+    }
+    assert!(!text(&o.stdout).contains("36.5"));
+
+    let o = hearth(&["outbox", "dead-letters", "--data-dir", "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--data-dir"));
+    assert!(
+        hearth(&["outbox", "dead-letters", "--help"])
+            .status
+            .success()
+    );
+    assert!(hearth(&["outbox", "requeue", "--help"]).status.success());
+}
+
+#[test]
+fn outbox_requeue_needs_exactly_one_selection_and_says_what_it_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    outbox_with_dead_letters(dir.path());
+    let data = dir.path().to_str().unwrap();
+    assert_eq!(
+        hearth(&["outbox", "requeue", "--data-dir", data])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        hearth(&[
+            "outbox",
+            "requeue",
+            "--data-dir",
+            data,
+            "--all",
+            "--route",
+            "hub"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    // The raw input cannot be requeued: exit 1, and why.
+    let listed = hearth(&["outbox", "dead-letters", "--data-dir", data, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let input = json["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["origin"] == "input:z2m")
+        .unwrap()["id"]
+        .to_string();
+    let o = hearth(&["outbox", "requeue", "--data-dir", data, "--id", &input]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("raw input"), "{}", text(&o.stderr));
+    // With the daemon stopped, by reason: all three, and they are pending again.
+    let o = hearth(&[
+        "outbox",
+        "requeue",
+        "--data-dir",
+        data,
+        "--reason-contains",
+        "422",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("requeued 3 dead letter(s) on route hub"));
+    let s = hearth(&["outbox", "stats", "--data-dir", data, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(json["records"], 3);
+    assert_eq!(json["counters"]["requeued:hub"], 3);
+    assert_eq!(json["dead_letters"]["input:z2m"], 1);
+    assert!(json["dead_letters"].get("route:hub").is_none());
+}
+
+#[test]
+fn a_running_daemon_raises_dead_letters_and_sends_what_is_requeued() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    outbox_with_dead_letters(&data);
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\ndata_dir = \"{}\"\n\n[[route]]\nname = \"hub\"\n\
+             categories = [\"health\", \"administrative\"]\nuplink = \"loopback\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let data_s = data.to_str().unwrap();
+    let loopback = data.join("loopback-hub.db");
+    let technical = |want: &str| -> bool {
+        rusqlite::Connection::open_with_flags(&loopback, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM received WHERE detail = ?1",
+                    [want],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n == 1)
+    };
+    let wait = |what: &dyn Fn() -> bool| {
+        let t = std::time::Instant::now();
+        while !what() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(30),
+                "timed out"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait(&|| technical("dead_letters raised"));
+    let o = hearth(&["outbox", "requeue", "--data-dir", data_s, "--route", "hub"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let delivered = || -> i64 {
+        let s = hearth(&["outbox", "stats", "--data-dir", data_s, "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+        json["counters"]["delivered:hub"].as_i64().unwrap_or(0)
+    };
+    // The three readings; the alarm stays raised, as the raw input is still there.
+    wait(&|| delivered() >= 4);
+    assert!(!technical("dead_letters cleared"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let readings: i64 = rusqlite::Connection::open(&loopback)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM received WHERE kind = 'reading'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(readings, 3);
+}

@@ -1,9 +1,10 @@
-//! `hearth outbox stats --data-dir DIR [--json]`.
+//! `hearth outbox stats --data-dir DIR [--json]`, `hearth outbox dead-letters …` and
+//! `hearth outbox requeue …`.
 
 use std::path::Path;
 use std::time::Duration;
 
-use hearth_outbox::Stats;
+use hearth_outbox::{DeadLetter, DeadLetterQuery, Requeue, Stats};
 use serde_json::{Value, json};
 
 fn secs(d: Option<Duration>) -> Value {
@@ -111,4 +112,136 @@ pub fn stats(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         outln!("  {k:<30} {v}");
     }
     Ok(())
+}
+
+fn no_outbox(e: hearth_outbox::OutboxError) -> anyhow::Error {
+    anyhow::anyhow!("{e}\nis --data-dir right? The daemon's default is /var/lib/hearth")
+}
+
+/// One dead letter as JSON: everything but the payload.
+fn dead_letter_json(d: &DeadLetter) -> Value {
+    json!({
+        "id": d.id,
+        "origin": d.origin,
+        "route": d.route,
+        "lane": d.lane.map(|l| l.as_str()),
+        "category": d.category.map(|c| c.to_string()),
+        "received": d.received.map(|t| t.to_rfc3339()),
+        "dead_at": d.dead_at.to_rfc3339(),
+        "attempts": d.attempts,
+        "reason": d.reason,
+        "size": d.size,
+        "stored_bytes": d.stored_bytes,
+        "fnv1a": format!("{:016x}", d.hash),
+        "truncated": d.truncated,
+        "requeueable": d.requeueable,
+    })
+}
+
+/// List the dead letters of the outbox in `data_dir`, newest first.
+pub fn dead_letters(
+    data_dir: &Path,
+    as_json: bool,
+    route: Option<String>,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let path = crate::daemon::outbox_path(data_dir);
+    let query = DeadLetterQuery {
+        route,
+        limit: (limit > 0).then_some(limit),
+    };
+    let (rows, total) = hearth_outbox::dead_letters(&path, &query).map_err(no_outbox)?;
+    if as_json {
+        let out = json!({
+            "path": path.display().to_string(),
+            "total": total,
+            "dead_letters": rows.iter().map(dead_letter_json).collect::<Vec<_>>(),
+        });
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    outln!(
+        "{} dead letter(s) in {}; showing {} (newest first)",
+        total,
+        path.display(),
+        rows.len()
+    );
+    if rows.is_empty() {
+        return Ok(());
+    }
+    outln!(
+        "{:>8}  {:<20}  {:<20}  {:<26}  {:>8}  {:>10}  {:<16}  {:<9}  reason",
+        "id",
+        "dead at",
+        "origin",
+        "lane/category",
+        "attempts",
+        "size",
+        "fnv1a",
+        "requeue"
+    );
+    for d in &rows {
+        let class = match (d.lane, d.category) {
+            (Some(l), Some(c)) => format!("{}/{c}", l.as_str()),
+            _ => "-".to_owned(),
+        };
+        let size = if d.truncated {
+            format!("{}*", d.size)
+        } else {
+            d.size.to_string()
+        };
+        let when = d.dead_at.to_rfc3339();
+        outln!(
+            "{:>8}  {:<20}  {:<20}  {:<26}  {:>8}  {:>10}  {:016x}  {:<9}  {}",
+            d.id,
+            when.get(..19).unwrap_or(&when),
+            d.origin,
+            class,
+            d.attempts,
+            size,
+            d.hash,
+            if d.requeueable { "yes" } else { "no" },
+            d.reason
+        );
+    }
+    if rows.iter().any(|d| d.truncated) {
+        outln!(
+            "* raw input: only its first {} bytes are kept",
+            hearth_outbox::KEEP_INPUT_BYTES
+        );
+    }
+    Ok(())
+}
+
+/// Put dead letters back as pending deliveries. Exit 1 when nothing was requeued.
+pub fn requeue(data_dir: &Path, which: &Requeue) -> anyhow::Result<bool> {
+    let path = crate::daemon::outbox_path(data_dir);
+    let report = hearth_outbox::requeue(&path, which).map_err(no_outbox)?;
+    for (route, n) in &report.requeued {
+        outln!("requeued {n} dead letter(s) on route {route}");
+    }
+    const SHOWN: usize = 20;
+    for (id, why) in report.skipped.iter().take(SHOWN) {
+        eprintln!("skipped dead letter {id}: {why}");
+    }
+    if report.skipped.len() > SHOWN {
+        eprintln!(
+            "… and {} more skipped; list them with `hearth outbox dead-letters`",
+            report.skipped.len() - SHOWN
+        );
+    }
+    if report.total() == 0 {
+        eprintln!(
+            "nothing was requeued: no selected dead letter is a record a route's receiver \
+             rejected; list them with `hearth outbox dead-letters --data-dir {}`",
+            data_dir.display()
+        );
+        return Ok(false);
+    }
+    outln!(
+        "{} record(s) are pending deliveries again; a running hearth sends them within about a \
+         second, a stopped one when it starts",
+        report.total()
+    );
+    Ok(true)
 }

@@ -28,6 +28,19 @@ pub enum OutboxError {
         /// The newest schema this build knows.
         known: i64,
     },
+    /// The database was written by an older hearth and has not been migrated yet.
+    #[error(
+        "the outbox {path} has schema version {found}, older than this hearth's {known}; start \
+         hearth (or run `hearth outbox requeue`) once to migrate it, then try again"
+    )]
+    OldSchema {
+        /// The database file.
+        path: PathBuf,
+        /// `user_version` found in the file.
+        found: i64,
+        /// The schema this build writes.
+        known: i64,
+    },
     /// A file-system operation on the data directory failed.
     #[error(
         "{what} {path}: {source}; check that the data directory exists and is writable by hearth"

@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+mod dead;
 mod error;
 mod options;
 mod schema;
@@ -62,11 +63,16 @@ mod stats;
 mod store;
 mod writer;
 
+pub use dead::{
+    DeadLetter, DeadLetterQuery, KEEP_INPUT_BYTES, Requeue, RequeueReport, dead_letters, fnv1a,
+    requeue,
+};
 pub use error::OutboxError;
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
 pub use schema::SCHEMA_VERSION;
 pub use stats::{LaneStats, RouteLaneStats, RouteStats, Stats, stats};
 pub use store::{
-    AppendOutcome, Batch, Claimed, CommitReport, OpenReport, Outbox, Outcome, RouteId, Ticket,
+    AppendOutcome, Batch, Claimed, CommitReport, DEAD_LETTERS_KIND, OpenReport, Outbox, Outcome,
+    RouteId, Ticket,
 };
-pub use writer::{Committed, JournalEntry, OutboxWriter, WriterError};
+pub use writer::{Committed, JournalEntry, OutboxWriter, WAL_LIMIT_BYTES, WriterError};

@@ -114,7 +114,8 @@ pub struct OutboxOptions {
     pub path: PathBuf,
     /// The configured routes.
     pub routes: Vec<RouteSpec>,
-    /// Cap on stored payload bytes (invariant 4).
+    /// Cap on stored payload bytes, dead letters' included, plus [`Self::wal_reserve`]
+    /// (invariant 4).
     pub max_bytes: u64,
     /// Cap on stored records (invariant 4).
     pub max_rows: u64,
@@ -129,9 +130,18 @@ pub struct OutboxOptions {
     /// not scope them are rewritten once on open. The daemon always sets it; `None` stores ids
     /// as the drivers derived them (tests of the outbox alone).
     pub gateway: Option<hearth_model::GatewayId>,
+    /// Store the technical alarm `dead_letters` when dead letters appear, and clear it when the
+    /// table is empty again. Off by default; the daemon turns it on.
+    pub dead_letter_alarm: bool,
 }
 
 impl OutboxOptions {
+    /// The part of `max_bytes` kept for the write-ahead log: [`crate::WAL_LIMIT_BYTES`], but at
+    /// most an eighth of the cap. Records and dead letters get the rest.
+    pub fn wal_reserve(&self) -> u64 {
+        crate::WAL_LIMIT_BYTES.min(self.max_bytes / 8)
+    }
+
     /// Options with defaults for everything but the path and routes.
     pub fn new(path: impl Into<PathBuf>, routes: Vec<RouteSpec>) -> Self {
         Self {
@@ -143,6 +153,7 @@ impl OutboxOptions {
             integrity: IntegrityCheck::Quick,
             max_dead_letters: 10_000,
             gateway: None,
+            dead_letter_alarm: false,
         }
     }
 }

@@ -103,7 +103,71 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, seq)
     ) WITHOUT ROWID;
     "#,
+    // Version 3 (issue 6): dead letters are bounded and counted in the cap. Raw input keeps only
+    // a prefix (`crate::dead::KEEP_INPUT_BYTES`) with the original length and an FNV-1a hash;
+    // the running totals of the table live in `meta` (`dead_letter_rows`, `dead_letter_bytes`),
+    // and `(lane, id)` is the order in which the cap drops them. `after_migration` truncates the
+    // rows of earlier versions and fills the new columns and totals; it adds the columns
+    // (`payload_len`, `payload_hash`, `truncated`) only where they are missing.
+    r#"
+    CREATE INDEX IF NOT EXISTS dead_letter_lane_id ON dead_letter (lane, id);
+    "#,
 ];
+
+/// Steps of a migration that SQL alone cannot do, run in the migration's transaction.
+fn after_migration(tx: &rusqlite::Transaction<'_>, to: i64) -> Result<(), rusqlite::Error> {
+    if to != 3 {
+        return Ok(());
+    }
+    let columns: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT name FROM pragma_table_info('dead_letter')")?;
+        let mapped = stmt.query_map([], |r| r.get(0))?;
+        mapped.collect::<Result<_, _>>()?
+    };
+    for (name, decl) in [
+        ("payload_len", "INTEGER"),
+        ("payload_hash", "INTEGER"),
+        ("truncated", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        if !columns.iter().any(|c| c == name) {
+            tx.execute_batch(&format!(
+                "ALTER TABLE dead_letter ADD COLUMN {name} {decl};"
+            ))?;
+        }
+    }
+    let rows: Vec<(i64, String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT id, origin, payload FROM dead_letter")?;
+        let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        mapped.collect::<Result<_, _>>()?
+    };
+    let mut update = tx.prepare(
+        "UPDATE dead_letter SET payload = ?2, payload_len = ?3, payload_hash = ?4, truncated = ?5
+         WHERE id = ?1",
+    )?;
+    let (mut count, mut bytes) = (0i64, 0i64);
+    for (id, origin, payload) in rows {
+        let kept = crate::dead::kept_payload(&origin, &payload);
+        update.execute(rusqlite::params![
+            id,
+            kept,
+            payload.len() as i64,
+            crate::dead::fnv1a(&payload) as i64,
+            kept.len() < payload.len(),
+        ])?;
+        count += 1;
+        bytes += kept.len() as i64;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2), (?3, ?4)",
+        rusqlite::params![
+            crate::dead::META_ROWS,
+            count,
+            crate::dead::META_BYTES,
+            bytes
+        ],
+    )?;
+    Ok(())
+}
 
 /// Read the schema version of an open database.
 pub(crate) fn version(conn: &Connection, path: &Path) -> Result<i64, OutboxError> {
@@ -128,6 +192,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OutboxEr
             .map_err(|e| sql("migrate", path, e))?;
         tx.execute_batch(script)
             .map_err(|e| sql("migrate", path, e))?;
+        after_migration(&tx, to).map_err(|e| sql("migrate", path, e))?;
         tx.pragma_update(None, "user_version", to)
             .map_err(|e| sql("migrate", path, e))?;
         tx.commit().map_err(|e| sql("migrate", path, e))?;

@@ -88,6 +88,8 @@ pub struct CommitReport {
     pub dropped: [u64; 4],
     /// The cap is exceeded by records that may not be dropped (alarms).
     pub over_cap_with_alarms: bool,
+    /// Dead letters dropped to stay under the cap (never an alarm's).
+    pub dead_letters_dropped: u64,
 }
 
 impl CommitReport {
@@ -137,6 +139,11 @@ struct Inner {
     /// or expiring a record removes all of its deliveries.
     all_route_ids: Vec<RouteId>,
     totals: [LaneTotal; 4],
+    /// Rows and stored payload bytes of the dead-letter table (they count in the cap).
+    dead: LaneTotal,
+    /// `PRAGMA data_version` when the totals were last read: another connection (`hearth
+    /// outbox requeue`) changed them when it differs.
+    data_version: i64,
 }
 
 /// The durable store-and-forward queue. One writer owns it; see the crate docs.
@@ -150,6 +157,9 @@ const META_CAP_ALARM: &str = "cap_alarm_raised";
 /// The gateway identity the stored record ids are scoped to (8 bytes as a big-endian i64).
 /// Absent in databases whose ids were stored unscoped (before issue 13, or without a gateway).
 const META_GATEWAY: &str = "gateway_id";
+const META_DEAD_ALARM: &str = "dead_letter_alarm_raised";
+/// The technical alarm kind raised while the outbox holds dead letters.
+pub const DEAD_LETTERS_KIND: &str = "dead_letters";
 /// The cap alarm clears when occupancy falls below this fraction of the cap.
 const CAP_CLEAR_FRACTION: f64 = 0.8;
 
@@ -242,10 +252,21 @@ impl Outbox {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| sql("begin", &self.inner.path, e))?;
+        let version: i64 = tx
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| sql("begin", &self.inner.path, e))?;
+        if version != self.inner.data_version {
+            // Another connection committed (a requeue): read the running totals again.
+            let (totals, dead) = read_totals(&tx, &self.inner.path)?;
+            self.inner.totals = totals;
+            self.inner.dead = dead;
+            self.inner.data_version = version;
+        }
         Ok(Batch {
             tx,
             inner: &mut self.inner,
             delta: [LaneTotal::default(); 4],
+            dead_delta: LaneTotal::default(),
             counters: HashMap::new(),
             dead_letters_added: false,
         })
@@ -428,6 +449,8 @@ pub struct Batch<'a> {
     tx: Transaction<'a>,
     inner: &'a mut Inner,
     delta: [LaneTotal; 4],
+    /// Change of the dead-letter table's rows and bytes in this batch.
+    dead_delta: LaneTotal,
     counters: HashMap<String, i64>,
     dead_letters_added: bool,
 }
@@ -458,7 +481,7 @@ impl Batch<'_> {
         if let Some(why) = invalid(record) {
             self.dead_letter(
                 "invalid",
-                Some(record),
+                Some((record, id)),
                 0,
                 &format!("record breaks a model rule: {why}"),
                 &payload,
@@ -484,7 +507,7 @@ impl Batch<'_> {
             }
             self.dead_letter(
                 "unrouted",
-                Some(record),
+                Some((record, id)),
                 0,
                 &format!(
                     "no route carries this {} of category {category}; add a [[route]] that takes \
@@ -597,36 +620,48 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Keep `payload` with its reason. `record` is the record with the id it is stored under
+    /// (the gateway-scoped id on ingest, the stored id when a route refused it).
     fn dead_letter(
         &mut self,
         origin: &str,
-        record: Option<&Record>,
+        record: Option<(&Record, RecordId)>,
         attempts: u32,
         reason: &str,
         payload: &[u8],
         now: Timestamp,
     ) -> Result<(), OutboxError> {
+        // Raw input keeps only a prefix, with the original length and hash (issue 6: a driver
+        // refusing 1.2 MB messages grew the file by their full size); a record stays whole, so
+        // that it can be requeued.
+        let kept = crate::dead::kept_payload(origin, payload);
         self.tx
             .prepare_cached(
                 "INSERT INTO dead_letter (origin, record_id, lane, category, received_ms, dead_ms,
-                                          attempts, reason, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          attempts, reason, payload, payload_len, payload_hash,
+                                          truncated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .and_then(|mut s| {
                 s.execute(params![
                     origin,
-                    record.map(|r| self.inner.stored_id(r).as_bytes().to_vec()),
-                    record.map(|r| r.lane().code()),
-                    record.map(|r| r.category().code()),
-                    record.map(|r| r.received_at().unix_millis()),
+                    record.map(|(_, id)| id.as_bytes().to_vec()),
+                    record.map(|(r, _)| r.lane().code()),
+                    record.map(|(r, _)| r.category().code()),
+                    record.map(|(r, _)| r.received_at().unix_millis()),
                     now.unix_millis(),
                     attempts,
                     reason,
-                    payload,
+                    kept,
+                    payload.len() as i64,
+                    crate::dead::fnv1a(payload) as i64,
+                    kept.len() < payload.len(),
                 ])
             })
             .map_err(self.err("dead-letter"))?;
         self.dead_letters_added = true;
+        self.dead_delta.rows += 1;
+        self.dead_delta.bytes += kept.len() as i64;
         Ok(())
     }
 
@@ -789,7 +824,7 @@ impl Batch<'_> {
                         .and_then(|b| codec::decode(RecordId::from_bytes(b), &payload).ok());
                     self.dead_letter(
                         &format!("route:{name}"),
-                        record.as_ref(),
+                        record.as_ref().map(|r| (r, r.id())),
                         attempts.saturating_add(1),
                         reason,
                         &payload,
@@ -944,18 +979,26 @@ impl Batch<'_> {
             rows += t.rows + d.rows;
             bytes += t.bytes + d.bytes;
         }
+        // Dead letters count in the cap too (issue 6).
+        rows += self.inner.dead.rows + self.dead_delta.rows;
+        bytes += self.inner.dead.bytes + self.dead_delta.bytes;
         (rows, bytes)
     }
 
     fn over_cap(&self) -> bool {
         let (rows, bytes) = self.totals_after();
-        rows as u64 > self.inner.opts.max_rows || bytes as u64 > self.inner.opts.max_bytes
+        rows as u64 > self.inner.opts.max_rows
+            || bytes as u64 + self.inner.opts.wal_reserve() > self.inner.opts.max_bytes
     }
 
     /// Drop the oldest records of the lowest lanes until the outbox is under its cap; never
     /// alarms (invariant 4).
+    /// Dead letters go first within their lane (they wait for an operator, records for a
+    /// receiver), and dead letters without a lane (raw input, undecodable rows) before all.
     fn enforce_cap(&mut self, report: &mut CommitReport) -> Result<(), OutboxError> {
+        report.dead_letters_dropped += self.drop_dead_letters(None)?;
         for lane in Lane::ALL.into_iter().rev().filter(|l| l.droppable()) {
+            report.dead_letters_dropped += self.drop_dead_letters(Some(lane))?;
             while self.over_cap() {
                 let oldest: Vec<(i64, i64)> = {
                     let mut stmt = self
@@ -987,6 +1030,49 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Drop the oldest dead letters of one lane (`None`: those without a lane) while over the
+    /// cap. Never called for the alarm lane.
+    fn drop_dead_letters(&mut self, lane: Option<Lane>) -> Result<u64, OutboxError> {
+        let mut dropped = 0;
+        while self.over_cap() {
+            let oldest: Vec<i64> = {
+                let mut stmt = self
+                    .tx
+                    .prepare_cached(
+                        "SELECT id FROM dead_letter WHERE lane IS ?1 ORDER BY id LIMIT 256",
+                    )
+                    .map_err(|e| sql("enforce cap", &self.inner.path, e))?;
+                let mapped = stmt
+                    .query_map(params![lane.map(Lane::code)], |r| r.get(0))
+                    .map_err(|e| sql("enforce cap", &self.inner.path, e))?;
+                mapped
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| sql("enforce cap", &self.inner.path, e))?
+            };
+            if oldest.is_empty() {
+                break;
+            }
+            for id in oldest {
+                if !self.over_cap() {
+                    break;
+                }
+                let bytes: Option<i64> = self
+                    .tx
+                    .prepare_cached(
+                        "DELETE FROM dead_letter WHERE id = ?1 RETURNING length(payload)",
+                    )
+                    .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+                    .map_err(self.err("enforce cap"))?;
+                if let Some(bytes) = bytes {
+                    self.dead_delta.rows -= 1;
+                    self.dead_delta.bytes -= bytes;
+                    dropped += 1;
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
     fn meta(&self, key: &str) -> Result<i64, OutboxError> {
         self.tx
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")
@@ -1012,8 +1098,9 @@ impl Batch<'_> {
         let (rows, bytes) = self.totals_after();
         let opts = &self.inner.opts;
         let below = (rows as f64) < opts.max_rows as f64 * CAP_CLEAR_FRACTION
-            && (bytes as f64) < opts.max_bytes as f64 * CAP_CLEAR_FRACTION;
-        let dropped = report.dropped_total();
+            && ((bytes as u64 + opts.wal_reserve()) as f64)
+                < opts.max_bytes as f64 * CAP_CLEAR_FRACTION;
+        let dropped = report.dropped_total() + report.dead_letters_dropped;
         let state = if !raised && (dropped > 0 || report.over_cap_with_alarms) {
             AlarmState::Raised
         } else if raised && below {
@@ -1023,10 +1110,11 @@ impl Batch<'_> {
         };
         let message = match state {
             AlarmState::Raised => format!(
-                "outbox reached its cap ({rows} records, {bytes} payload bytes; caps {} records, \
-                 {} bytes) and dropped {dropped} records, oldest and lowest priority first \
-                 (per lane: {:?}); alarms are never dropped. Check the receivers' reachability",
-                opts.max_rows, opts.max_bytes, report.dropped
+                "outbox reached its cap ({rows} records and dead letters, {bytes} payload bytes; \
+                 caps {} records, {} bytes) and dropped {dropped} records and dead letters, \
+                 oldest and lowest priority first (records per lane: {:?}, dead letters: {}); \
+                 alarms are never dropped. Check the receivers' reachability",
+                opts.max_rows, opts.max_bytes, report.dropped, report.dead_letters_dropped
             ),
             AlarmState::Cleared => {
                 format!(
@@ -1048,15 +1136,69 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Raise `dead_letters` once when dead letters appear (with their count), clear it once the
+    /// table is empty again (requeued, or dropped). Only when the options ask for it (the
+    /// daemon does), and stored only if a route takes technical alarms: a dead letter about
+    /// dead letters would feed itself.
+    fn dead_letter_alarm(&mut self, now: Timestamp) -> Result<(), OutboxError> {
+        if !self.inner.opts.dead_letter_alarm {
+            return Ok(());
+        }
+        let rows = self.inner.dead.rows + self.dead_delta.rows;
+        let raised = self.meta(META_DEAD_ALARM)? != 0;
+        let (state, message) = if !raised && rows > 0 {
+            (
+                AlarmState::Raised,
+                format!(
+                    "{rows} dead letters in the outbox: records a receiver rejected for good, \
+                     records no route takes, or input a driver could not parse. List them with \
+                     `hearth outbox dead-letters`, fix the cause, then put records back with \
+                     `hearth outbox requeue`"
+                ),
+            )
+        } else if raised && rows <= 0 {
+            (
+                AlarmState::Cleared,
+                "the outbox holds no dead letters any more".to_owned(),
+            )
+        } else {
+            return Ok(());
+        };
+        self.set_meta(META_DEAD_ALARM, i64::from(state == AlarmState::Raised))?;
+        tracing::warn!(dead_letters = rows, state = ?state, "dead letters alarm");
+        let alarm = Record::Technical(TechnicalAlarm::new(
+            "outbox",
+            TechnicalKind::Other(DEAD_LETTERS_KIND.to_owned()),
+            Severity::Major,
+            state,
+            message,
+            now,
+        ));
+        let takes_it = self.inner.fan_out[usize::from(alarm.category().code())]
+            .iter()
+            .any(|r| !self.inner.readings_only.contains(r));
+        if takes_it {
+            self.append(&alarm, now)?;
+        }
+        Ok(())
+    }
+
     fn trim_dead_letters(&mut self) -> Result<(), OutboxError> {
         let max = self.inner.opts.max_dead_letters as i64;
-        let trimmed = self
+        let removed: Vec<i64> = self
             .tx
             .prepare_cached(
-                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?1",
+                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?1
+                 RETURNING length(payload)",
             )
-            .and_then(|mut s| s.execute(params![max]))
+            .and_then(|mut s| {
+                s.query_map(params![max], |r| r.get(0))
+                    .and_then(|m| m.collect::<Result<_, _>>())
+            })
             .map_err(self.err("trim dead letters"))?;
+        let trimmed = removed.len();
+        self.dead_delta.rows -= trimmed as i64;
+        self.dead_delta.bytes -= removed.iter().sum::<i64>();
         if trimmed > 0 {
             self.count("dead_letters_trimmed", trimmed as i64);
         }
@@ -1081,6 +1223,21 @@ impl Batch<'_> {
         self.cap_alarm(&report, now)?;
         if self.dead_letters_added {
             self.trim_dead_letters()?;
+        }
+        if report.dead_letters_dropped > 0 {
+            self.count("dead_letters_dropped", report.dead_letters_dropped as i64);
+            tracing::warn!(
+                dead_letters = report.dead_letters_dropped,
+                "outbox full: dropped oldest dead letters"
+            );
+        }
+        self.dead_letter_alarm(now)?;
+        if self.dead_delta.rows != 0 || self.dead_delta.bytes != 0 {
+            crate::dead::add_meta(&self.tx, crate::dead::META_ROWS, self.dead_delta.rows)
+                .and_then(|_| {
+                    crate::dead::add_meta(&self.tx, crate::dead::META_BYTES, self.dead_delta.bytes)
+                })
+                .map_err(|e| sql("commit", &self.inner.path, e))?;
         }
         {
             let mut stmt = self
@@ -1108,13 +1265,19 @@ impl Batch<'_> {
             }
         }
         let Batch {
-            tx, inner, delta, ..
+            tx,
+            inner,
+            delta,
+            dead_delta,
+            ..
         } = self;
         tx.commit().map_err(|e| sql("commit", &inner.path, e))?;
         for (t, d) in inner.totals.iter_mut().zip(delta.iter()) {
             t.rows += d.rows;
             t.bytes += d.bytes;
         }
+        inner.dead.rows += dead_delta.rows;
+        inner.dead.bytes += dead_delta.bytes;
         Ok(report)
     }
 }
@@ -1192,21 +1355,10 @@ impl Inner {
             ids.collect::<Result<Vec<_>, _>>()
                 .map_err(e("load routes"))?
         };
-        let mut totals = [LaneTotal::default(); 4];
-        {
-            let mut stmt = conn
-                .prepare("SELECT lane, rows, bytes FROM total")
-                .map_err(e("load totals"))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(e("load totals"))?;
-            for row in rows {
-                let (lane, rows, bytes) = row.map_err(e("load totals"))?;
-                if let Some(t) = usize::try_from(lane).ok().and_then(|l| totals.get_mut(l)) {
-                    *t = LaneTotal { rows, bytes };
-                }
-            }
-        }
+        let (totals, dead) = read_totals(conn, &path)?;
+        let data_version: i64 = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(e("load totals"))?;
         Ok(Inner {
             path: path.clone(),
             opts,
@@ -1215,8 +1367,39 @@ impl Inner {
             readings_only,
             all_route_ids,
             totals,
+            dead,
+            data_version,
         })
     }
+}
+
+/// The running totals per lane and of the dead-letter table.
+fn read_totals(conn: &Connection, path: &Path) -> Result<([LaneTotal; 4], LaneTotal), OutboxError> {
+    let e = |err| sql("load totals", path, err);
+    let mut totals = [LaneTotal::default(); 4];
+    let mut stmt = conn
+        .prepare_cached("SELECT lane, rows, bytes FROM total")
+        .map_err(e)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(e)?;
+    for row in rows {
+        let (lane, rows, bytes) = row.map_err(e)?;
+        if let Some(t) = usize::try_from(lane).ok().and_then(|l| totals.get_mut(l)) {
+            *t = LaneTotal { rows, bytes };
+        }
+    }
+    let meta = |key: &str| -> Result<i64, OutboxError> {
+        conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map(|v| v.unwrap_or(0))
+            .map_err(e)
+    };
+    let dead = LaneTotal {
+        rows: meta(crate::dead::META_ROWS)?,
+        bytes: meta(crate::dead::META_BYTES)?,
+    };
+    Ok((totals, dead))
 }
 
 enum Connect {
@@ -1287,9 +1470,12 @@ fn connect(path: &Path, check: IntegrityCheck) -> Result<Connection, Connect> {
     .map_err(classify("set pragmas"))?;
     // Checkpoints run on their own thread (`writer.rs`, `checkpointer`), so a commit never
     // waits for one; this high mark is only the safety net should that thread stop.
+    // After a checkpoint, the first commit cuts the WAL back to this size (issue 6: without a
+    // limit the file stayed at its largest, 38 MB with an empty outbox).
     conn.execute_batch(&format!(
-        "PRAGMA wal_autocheckpoint = {};",
-        crate::writer::AUTOCHECKPOINT_PAGES
+        "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+        crate::writer::AUTOCHECKPOINT_PAGES,
+        crate::writer::WAL_LIMIT_BYTES
     ))
     .map_err(classify("set pragmas"))?;
 

@@ -700,3 +700,305 @@ fn ids_queued_before_scoping_are_scoped_once_on_open() {
         "every queued reading is sent under its scoped id"
     );
 }
+
+fn all_categories() -> Vec<RouteSpec> {
+    vec![route(
+        "hub",
+        &[
+            Category::Health,
+            Category::Welfare,
+            Category::Administrative,
+        ],
+    )]
+}
+
+#[test]
+fn refused_raw_input_keeps_a_bounded_prefix_and_counts_in_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let big: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..50 {
+        let mut b = ob.batch().unwrap();
+        b.dead_letter_input("vendor", &big, &format!("message {i} is too large"), at(i))
+            .unwrap();
+        b.commit().unwrap();
+    }
+    ob.connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert!(file < 2 << 20, "50 × 1.2 MB refused: file is {file} bytes");
+    let (rows, stored, lens, truncated, hashes): (i64, i64, i64, i64, i64) = ob
+        .connection()
+        .query_row(
+            "SELECT count(*), sum(length(payload)), sum(payload_len = 1200000),
+                    sum(truncated), sum(payload_hash = ?1) FROM dead_letter",
+            [fnv1a(&big) as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(rows, 50);
+    assert_eq!(stored, 50 * KEEP_INPUT_BYTES as i64);
+    assert_eq!((lens, truncated, hashes), (50, 50, 50));
+}
+
+#[test]
+fn dead_letters_count_in_the_cap_lowest_lane_first_never_an_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut opts = OutboxOptions::new(&path, all_categories());
+    opts.max_rows = 20;
+    let (mut ob, _) = Outbox::open(opts).unwrap();
+    // 5 alarms and 5 welfare readings rejected, 5 raw inputs: 15 dead letters.
+    let mut recs: Vec<_> = (0..5).map(|i| alarm(i, 0)).collect();
+    recs.extend((0..5).map(|i| reading(100 + i, Category::Welfare, 0)));
+    ob.append_all(&recs, at(0)).unwrap();
+    drain(
+        &mut ob,
+        "hub",
+        at(0),
+        Outcome::Rejected {
+            reason: "no".into(),
+        },
+    );
+    let mut b = ob.batch().unwrap();
+    for i in 0..5u8 {
+        b.dead_letter_input("z2m", &[i], "bad", at(0)).unwrap();
+    }
+    b.commit().unwrap();
+    let dead = |ob: &Outbox| ob.stats(at(0)).unwrap().dead_letters.values().sum::<u64>();
+    assert_eq!(dead(&ob), 15);
+    // 10 health readings: 25 > 20, so 5 must go (+1 for the cap's own technical alarm):
+    // the raw input first, then the oldest welfare dead letter; no record, no alarm's.
+    let readings: Vec<_> = (0..10).map(|i| reading(i, Category::Health, 1)).collect();
+    let (_, report) = ob.append_all(&readings, at(1)).unwrap();
+    assert_eq!(report.dropped_total(), 0);
+    assert_eq!(report.dead_letters_dropped, 5);
+    let s = ob.stats(at(1)).unwrap();
+    assert_eq!(s.dead_letters.get("input:z2m"), None);
+    assert_eq!(s.dead_letters.get("route:hub"), Some(&10));
+    let more: Vec<_> = (10..20).map(|i| reading(i, Category::Health, 2)).collect();
+    let (_, report) = ob.append_all(&more, at(2)).unwrap();
+    let not_alarms: i64 = ob
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM dead_letter WHERE lane IS NOT ?1",
+            [Lane::Alarm.code()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        not_alarms, 0,
+        "welfare dead letters went, alarms' stayed: {report:?}"
+    );
+    assert_eq!(dead(&ob), 5);
+    assert_eq!(ob.stats(at(2)).unwrap().counter("dead_letters_dropped"), 10);
+}
+
+#[test]
+fn a_version_2_file_is_migrated_truncating_big_raw_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    drop(ob);
+    // Make it a version-2 file, as the build of issue 5 wrote it, holding a 100 kB raw input.
+    let big = vec![7u8; 100_000];
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX dead_letter_lane_id;
+         ALTER TABLE dead_letter DROP COLUMN payload_len;
+         ALTER TABLE dead_letter DROP COLUMN payload_hash;
+         ALTER TABLE dead_letter DROP COLUMN truncated;
+         DELETE FROM meta;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO dead_letter (origin, dead_ms, attempts, reason, payload)
+         VALUES ('input:vendor', 0, 0, 'too large', ?1), ('unrouted', 0, 0, 'no route', x'01')",
+        [&big],
+    )
+    .unwrap();
+    drop(conn);
+    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    assert_eq!(stats(&path).unwrap().schema_version, SCHEMA_VERSION);
+    let input: (i64, i64, bool, i64) = ob
+        .connection()
+        .query_row(
+            "SELECT payload_len, length(payload), truncated, payload_hash FROM dead_letter
+             WHERE origin = 'input:vendor'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        input,
+        (100_000, KEEP_INPUT_BYTES as i64, true, fnv1a(&big) as i64)
+    );
+    let bytes: i64 = ob
+        .connection()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'dead_letter_bytes'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bytes, KEEP_INPUT_BYTES as i64 + 1);
+}
+/// Technical alarms the outbox raised itself carry the wall clock's time: drain at that time.
+fn technical_kinds(ob: &mut Outbox) -> Vec<(String, AlarmState, String)> {
+    let now = Timestamp::now().saturating_add(std::time::Duration::from_secs(1));
+    drain(ob, "hub", now, Outcome::Delivered)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Technical(t) => Some((t.kind.as_str().to_owned(), t.state, t.message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rejected_records_are_listed_without_payload_and_requeued_onto_their_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let records: Vec<_> = (1..=3).map(|i| reading(i, Category::Health, 0)).collect();
+    ob.append_all(&records, at(0)).unwrap();
+    let reject = Outcome::Rejected {
+        reason: "HTTP 422: unknown code".into(),
+    };
+    drain(&mut ob, "hub", at(0), reject);
+    ob.batch()
+        .unwrap()
+        .dead_letter_input("z2m", b"{not json", "expected value at line 1", at(1))
+        .unwrap();
+    // (the batch above was rolled back: nothing of it is stored)
+    let mut b = ob.batch().unwrap();
+    b.dead_letter_input("z2m", b"{not json", "expected value at line 1", at(1))
+        .unwrap();
+    b.commit().unwrap();
+    assert!(ob.is_empty());
+
+    let (listed, total) = dead_letters(&path, &DeadLetterQuery::default()).unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(listed[0].origin, "input:z2m", "newest first");
+    assert!(!listed[0].requeueable);
+    assert_eq!(listed[0].hash, fnv1a(b"{not json"));
+    let rejected: Vec<_> = listed.iter().filter(|d| d.requeueable).collect();
+    assert_eq!(rejected.len(), 3);
+    assert!(rejected.iter().all(|d| d.route.as_deref() == Some("hub")
+        && d.lane == Some(Lane::Measurement)
+        && d.reason.contains("422")
+        && d.size > 0));
+    let (only_hub, _) = dead_letters(
+        &path,
+        &DeadLetterQuery {
+            route: Some("hub".into()),
+            limit: Some(2),
+        },
+    )
+    .unwrap();
+    assert_eq!(only_hub.len(), 2);
+
+    // One by id, then the rest by reason; raw input is skipped with why.
+    let first = rejected[2].id;
+    let r = requeue(&path, &Requeue::Ids(vec![first, 9999])).unwrap();
+    assert_eq!(r.requeued, vec![("hub".to_owned(), 1)]);
+    assert_eq!(r.skipped.len(), 1);
+    let r = requeue(&path, &Requeue::ReasonContains("unknown CODE".into())).unwrap();
+    assert_eq!(r.total(), 2);
+    let r = requeue(&path, &Requeue::All).unwrap();
+    assert_eq!(r.total(), 0);
+    assert_eq!(r.skipped.len(), 1, "the raw input stays: {r:?}");
+
+    // The outbox that was open all along sees them (its totals are read again).
+    let again = drain(&mut ob, "hub", at(2), Outcome::Delivered);
+    assert_eq!(again.len(), 3);
+    assert_eq!(
+        again.iter().map(Record::id).collect::<Vec<_>>(),
+        records.iter().map(Record::id).collect::<Vec<_>>()
+    );
+    assert!(ob.is_empty());
+    let s = ob.stats(at(3)).unwrap();
+    assert_eq!(s.counter("requeued:hub"), 3);
+    assert_eq!(s.counter("delivered:hub"), 3);
+    assert_eq!(s.dead_letters.get("route:hub"), None);
+}
+
+#[test]
+fn dead_letters_raise_one_alarm_with_the_count_cleared_once_requeued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut opts = OutboxOptions::new(&path, all_categories());
+    opts.dead_letter_alarm = true;
+    let (mut ob, _) = Outbox::open(opts.clone()).unwrap();
+    ob.append_all(
+        &[
+            reading(1, Category::Health, 0),
+            reading(2, Category::Health, 0),
+        ],
+        at(0),
+    )
+    .unwrap();
+    let reject = Outcome::Rejected {
+        reason: "HTTP 400".into(),
+    };
+    // The rejection commits the alarm; draining delivers it (and nothing else).
+    drain(&mut ob, "hub", at(0), reject);
+    let alarms = technical_kinds(&mut ob);
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].0, DEAD_LETTERS_KIND);
+    assert_eq!(alarms[0].1, AlarmState::Raised);
+    assert!(alarms[0].2.starts_with("2 dead letters"), "{}", alarms[0].2);
+    // More dead letters: no second alarm, also not after a restart.
+    ob.append_all(&[reading(3, Category::Welfare, 0)], at(2))
+        .unwrap();
+    drain(
+        &mut ob,
+        "hub",
+        at(2),
+        Outcome::Rejected {
+            reason: "HTTP 400".into(),
+        },
+    );
+    drop(ob);
+    let (mut ob, _) = Outbox::open(opts).unwrap();
+    assert!(technical_kinds(&mut ob).is_empty());
+    // Requeued while the outbox is open: cleared at its next commit.
+    assert_eq!(requeue(&path, &Requeue::All).unwrap().total(), 3);
+    let later = Timestamp::now().saturating_add(std::time::Duration::from_secs(1));
+    let mut got = drain(&mut ob, "hub", later, Outcome::Delivered);
+    got.extend(drain(&mut ob, "hub", later, Outcome::Delivered));
+    let cleared: Vec<_> = got
+        .iter()
+        .filter_map(|r| match r {
+            Record::Technical(t) => Some(t.state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cleared, vec![AlarmState::Cleared]);
+    assert_eq!(got.len(), 4, "3 requeued readings and the clearing");
+}
+
+/// A record a receiver refused is dead-lettered under the id it was stored and sent with (not
+/// scoped a second time), so a requeue sends the same identifier and the hub recognises it.
+#[test]
+fn a_refused_record_keeps_its_scoped_id_through_dead_letter_and_requeue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let g = GatewayId::parse("021a2b3c4d5e6f70").unwrap();
+    let mut ob = open_as(&path, vec![route("hub", &[Category::Health])], Some(g));
+    let r = reading(1, Category::Health, 0);
+    ob.append_all(std::slice::from_ref(&r), at(0)).unwrap();
+    let reject = Outcome::Rejected {
+        reason: "HTTP 422".into(),
+    };
+    let sent = drain(&mut ob, "hub", at(0), reject);
+    assert_eq!(sent[0].id(), r.id().scoped(g));
+    assert_eq!(dead_letter_ids(&ob), vec![r.id().scoped(g)]);
+    requeue(&path, &Requeue::All).unwrap();
+    let again = drain(&mut ob, "hub", at(1), Outcome::Delivered);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id(), r.id().scoped(g));
+}
