@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::{Uplink, UplinkError};
+use crate::{Failure, Uplink, UplinkError, redact_for_log};
 
 /// Why a sender stopped.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,35 @@ pub enum SenderEvent {
         /// How long the route now waits.
         wait: Duration,
     },
+    /// The receiver refused the route itself ([`Failure::RouteRefused`]): the route pauses and
+    /// keeps its records. Sent once when the refusals start, not for every probe.
+    Refused {
+        /// Route name.
+        route: String,
+        /// The uplink's reason (masked for logs, see [`redact_for_log`]).
+        reason: String,
+        /// How long the route pauses before it tries again.
+        wait: Duration,
+    },
+    /// A refused route delivered again.
+    Resumed {
+        /// Route name.
+        route: String,
+    },
+}
+
+/// Whether a route's receiver refuses the route itself; the daemon turns changes into a
+/// `route_refused` technical alarm (raised once, cleared when the route delivers again).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RouteStatus {
+    /// Delivering, or trying to.
+    #[default]
+    Open,
+    /// Paused because the receiver refuses the route (masked reason, see [`redact_for_log`]).
+    Refused {
+        /// What the receiver said and what to check.
+        reason: String,
+    },
 }
 
 /// A per-route circuit breaker: after a failed batch the route waits, doubling up to a cap, and
@@ -75,6 +104,15 @@ impl Breaker {
         retry_after.map_or(wait, |ra| wait.max(ra))
     }
 
+    /// Record a refusal of the route itself: the route pauses for the longest wait of its
+    /// policy (default 5 min), or the receiver's Retry-After if longer. The refusal will not go
+    /// away by itself (someone has to fix the route or the server), so probing it more often
+    /// would only fill the receiver's logs.
+    pub fn refused(&mut self, retry_after: Option<Duration>) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        retry_after.map_or(self.policy.max, |ra| self.policy.max.max(ra))
+    }
+
     /// Record a success.
     pub fn success(&mut self) {
         self.failures = 0;
@@ -99,6 +137,11 @@ pub struct RouteSender {
     breaker: Breaker,
     idle_poll: Duration,
     events: Option<mpsc::Sender<SenderEvent>>,
+    /// Where the route's refused/open state is published (for the technical alarm); a watch,
+    /// so the latest state is never lost to a full channel.
+    status: Option<watch::Sender<RouteStatus>>,
+    /// The receiver refuses the route: set by the first refusal, cleared by the first delivery.
+    refused: bool,
 }
 
 impl std::fmt::Debug for RouteSender {
@@ -138,6 +181,8 @@ impl RouteSender {
             breaker: Breaker::new(retry),
             idle_poll: Duration::from_secs(1),
             events: None,
+            status: None,
+            refused: false,
         })
     }
 
@@ -155,6 +200,14 @@ impl RouteSender {
     /// Report events here (bounded; events are dropped when it is full, never blocking).
     pub fn with_events(mut self, events: mpsc::Sender<SenderEvent>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Publish the route's refused/open state here. A sender restarted by the supervisor takes
+    /// over the state it finds, so an alarm raised before the restart is still cleared.
+    pub fn with_status(mut self, status: watch::Sender<RouteStatus>) -> Self {
+        self.refused = matches!(*status.borrow(), RouteStatus::Refused { .. });
+        self.status = Some(status);
         self
     }
 
@@ -322,9 +375,51 @@ impl RouteSender {
                 } = &event
                 {
                     tracing::debug!(route = %self.name, delivered, retry, rejected, took_ms = took.as_millis() as u64, "batch answered");
+                    if self.refused && *delivered > 0 {
+                        self.refused = false;
+                        tracing::info!(route = %self.name, "the receiver takes the route's records again; route resumed");
+                        if let Some(status) = &self.status {
+                            status.send_replace(RouteStatus::Open);
+                        }
+                        self.emit(SenderEvent::Resumed {
+                            route: self.name.clone(),
+                        });
+                    }
                 }
                 self.emit(event);
                 Ok(None)
+            }
+            Err(e) if e.failure == Failure::RouteRefused => {
+                // Not the records' fault: keep every one of them and pause the whole route.
+                let wait = self.breaker.refused(e.retry_after);
+                let not_before = Some(Timestamp::now().saturating_add(wait));
+                let answers = tickets
+                    .into_iter()
+                    .map(|t| (t, Outcome::Retry { not_before }))
+                    .collect();
+                self.writer
+                    .settle(self.route, answers)
+                    .await
+                    .map_err(self.outbox_err())?;
+                let reason = redact_for_log(&e.message);
+                let wait_ms = wait.as_millis() as u64;
+                if self.refused {
+                    tracing::info!(route = %self.name, reason = %reason, wait_ms, "the receiver still refuses the route; its records are kept");
+                } else {
+                    self.refused = true;
+                    tracing::warn!(route = %self.name, reason = %reason, wait_ms, "the receiver refuses the route itself; pausing it and keeping its records");
+                    if let Some(status) = &self.status {
+                        status.send_replace(RouteStatus::Refused {
+                            reason: reason.clone(),
+                        });
+                    }
+                    self.emit(SenderEvent::Refused {
+                        route: self.name.clone(),
+                        reason,
+                        wait,
+                    });
+                }
+                Ok(Some(wait))
             }
             Err(e) => {
                 let wait = self.breaker.failure(e.retry_after);

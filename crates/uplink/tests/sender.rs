@@ -273,3 +273,107 @@ async fn more_uplinks_have_a_batch_in_flight_each_and_deliver_every_record_once(
     assert_eq!(failed, 1, "the failed batch was retried");
     assert_eq!(writer.stats().await.unwrap().routes[0].delivered, 95);
 }
+
+/// Refuses the route a number of times, then delivers everything; counts its calls.
+struct Refusing {
+    refusals: usize,
+    calls: Arc<Mutex<usize>>,
+}
+
+impl Uplink for Refusing {
+    fn describe(&self) -> String {
+        "refusing".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            *self.calls.lock().unwrap() += 1;
+            if self.refusals > 0 {
+                self.refusals -= 1;
+                return Err(UplinkError::route_refused(
+                    "Resource Patient/12345678901 not found, specified in path: Observation.subject",
+                ));
+            }
+            Ok(vec![Outcome::Delivered; batch.len()])
+        })
+    }
+}
+
+/// Issue 6: a refusal of the route itself (missing patient, 401/403, unknown profile) pauses
+/// the route with one `Refused` event and status, keeps every record (no dead letter), and the
+/// route resumes (event and status cleared) once the receiver takes records again.
+#[tokio::test]
+async fn issue_6_a_refused_route_pauses_keeps_its_records_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 25);
+    let calls = Arc::new(Mutex::new(0));
+    let uplink = Refusing {
+        refusals: 3,
+        calls: calls.clone(),
+    };
+    let (status_tx, mut status_rx) = tokio::sync::watch::channel(RouteStatus::Open);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(1000);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(uplink), 10, fast())
+        .unwrap()
+        .with_events(events_tx)
+        .with_status(status_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    // The status turns Refused (with a masked reason) before anything is delivered.
+    tokio::time::timeout(Duration::from_secs(30), status_rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    match status_rx.borrow_and_update().clone() {
+        RouteStatus::Refused { reason } => {
+            assert!(reason.contains("Observation.subject"), "{reason}");
+            assert!(
+                !reason.contains("12345678901"),
+                "identifiers are masked: {reason}"
+            );
+        }
+        s => panic!("{s:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the route drained");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        *status_rx.borrow(),
+        RouteStatus::Open,
+        "cleared on delivery"
+    );
+    let mut events = Vec::new();
+    while let Ok(e) = events_rx.try_recv() {
+        events.push(e);
+    }
+    let refused = events
+        .iter()
+        .filter(|e| matches!(e, SenderEvent::Refused { .. }))
+        .count();
+    let resumed = events
+        .iter()
+        .filter(|e| matches!(e, SenderEvent::Resumed { .. }))
+        .count();
+    assert_eq!((refused, resumed), (1, 1), "raised once, cleared once");
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.routes[0].delivered, 25, "every record kept and delivered");
+    assert_eq!(
+        s.dead_letters.values().sum::<u64>(),
+        0,
+        "nothing dead-lettered"
+    );
+    let calls = *calls.lock().unwrap();
+    assert!(
+        (6..=8).contains(&calls),
+        "three refused attempts, then a few batches of 10: {calls}"
+    );
+}
