@@ -19,6 +19,10 @@
 //! - A receiver that refuses the route itself ([`Failure::RouteRefused`]) pauses the route
 //!   with one `route_refused` state change and keeps every record; the first delivery clears
 //!   it. Test: `tests/sender.rs::issue_6_a_refused_route_pauses_keeps_its_records_and_resumes`.
+//! - A failed round (every connection failing together) counts once; a route that delivered
+//!   before waits at most [`RECOVERY_CAP`] and probes with one small batch. Tests:
+//!   `tests/sender.rs::issue_6_breaker_counts_a_failed_round_once_and_caps_the_wait_after_deliveries`,
+//!   `tests/sender.rs::issue_6_a_route_resumes_after_an_outage_with_bounded_attempts`.
 //! - A sender that restarts releases what it had in flight, so nothing stays stuck. Test:
 //!   `tests/sender.rs::restarted_sender_resends_what_was_in_flight`.
 #![forbid(unsafe_code)]
@@ -33,7 +37,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use hearth_outbox::{Claimed, Outcome};
-pub use sender::{Breaker, RouteSender, RouteStatus, SenderError, SenderEvent};
+pub use sender::{
+    Breaker, PROBE_BATCH, RECOVERY_CAP, RouteSender, RouteStatus, SenderError, SenderEvent,
+};
 
 /// A boxed future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

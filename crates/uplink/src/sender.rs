@@ -80,12 +80,34 @@ pub enum RouteStatus {
     },
 }
 
-/// A per-route circuit breaker: after a failed batch the route waits, doubling up to a cap, and
+/// The longest wait after a failure for a route that has delivered before: its receiver was
+/// there a moment ago, so it is most likely back within seconds (a restart, a failover), and a
+/// probe is one small request. A route that never delivered (wrong URL, receiver not set up
+/// yet) backs off up to its policy's `max`.
+pub const RECOVERY_CAP: Duration = Duration::from_secs(10);
+
+/// The most records of a probe: the one batch a route sends after a failure, on one
+/// connection, before it opens all its connections again.
+pub const PROBE_BATCH: usize = 10;
+
+/// A per-route circuit breaker: after a failed round the route waits, doubling up to a cap, and
 /// honours the receiver's Retry-After; one success closes it.
+///
+/// A *round* is what the route has in flight at once (one batch per connection). All
+/// connections failing together is one failure, not one per connection: each batch carries the
+/// round it was launched in ([`Breaker::round`]), and a failure of a round already counted adds
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Breaker {
     policy: RetryPolicy,
     failures: u32,
+    /// Advances with every counted failure; batches launched before belong to a counted round.
+    round: u64,
+    /// The route delivered at least once (in this process): its waits are capped at
+    /// `recovery_cap`.
+    delivered_before: bool,
+    /// [`RECOVERY_CAP`] unless set otherwise (tests).
+    recovery_cap: Duration,
 }
 
 impl Breaker {
@@ -94,14 +116,37 @@ impl Breaker {
         Self {
             policy,
             failures: 0,
+            round: 0,
+            delivered_before: false,
+            recovery_cap: RECOVERY_CAP,
         }
     }
 
-    /// Record a failure; returns how long to wait before the next attempt.
-    pub fn failure(&mut self, retry_after: Option<Duration>) -> Duration {
+    /// Cap the waits of a route that has delivered before at `cap` instead of [`RECOVERY_CAP`].
+    pub fn with_recovery_cap(mut self, cap: Duration) -> Self {
+        self.recovery_cap = cap;
+        self
+    }
+
+    /// The current round, to tag a batch with when it is launched.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// Record the failure of a batch launched in `round`. Returns how long to wait before the
+    /// next attempt, or `None` when that round's failure was already counted (another
+    /// connection of the same round failed first; its wait stands).
+    pub fn failure(&mut self, round: u64, retry_after: Option<Duration>) -> Option<Duration> {
+        if round != self.round {
+            return None;
+        }
+        self.round = self.round.wrapping_add(1);
         self.failures = self.failures.saturating_add(1);
-        let wait = self.policy.delay(self.failures);
-        retry_after.map_or(wait, |ra| wait.max(ra))
+        let mut wait = self.policy.delay(self.failures);
+        if self.delivered_before {
+            wait = wait.min(self.recovery_cap);
+        }
+        Some(retry_after.map_or(wait, |ra| wait.max(ra)))
     }
 
     /// Record a refusal of the route itself: the route pauses for the longest wait of its
@@ -109,6 +154,7 @@ impl Breaker {
     /// away by itself (someone has to fix the route or the server), so probing it more often
     /// would only fill the receiver's logs.
     pub fn refused(&mut self, retry_after: Option<Duration>) -> Duration {
+        self.round = self.round.wrapping_add(1);
         self.failures = self.failures.saturating_add(1);
         retry_after.map_or(self.policy.max, |ra| self.policy.max.max(ra))
     }
@@ -116,11 +162,18 @@ impl Breaker {
     /// Record a success.
     pub fn success(&mut self) {
         self.failures = 0;
+        self.delivered_before = true;
     }
 
     /// Consecutive failures so far.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Whether the route is probing: after a failure it sends one small batch on one
+    /// connection ([`PROBE_BATCH`]) until one succeeds.
+    pub fn probing(&self) -> bool {
+        self.failures > 0
     }
 }
 
@@ -156,6 +209,8 @@ impl std::fmt::Debug for RouteSender {
 /// One batch handed to an uplink, and what came back.
 struct Flight {
     uplink: Box<dyn Uplink>,
+    /// The breaker round it was launched in.
+    round: u64,
     claimed: Vec<Claimed>,
     answer: Result<Vec<Outcome>, UplinkError>,
     took: Duration,
@@ -208,6 +263,13 @@ impl RouteSender {
     pub fn with_status(mut self, status: watch::Sender<RouteStatus>) -> Self {
         self.refused = matches!(*status.borrow(), RouteStatus::Refused { .. });
         self.status = Some(status);
+        self
+    }
+
+    /// Cap the wait after a failure of a route that has delivered before at `cap` (default
+    /// [`RECOVERY_CAP`]).
+    pub fn with_recovery_cap(mut self, cap: Duration) -> Self {
+        self.breaker = self.breaker.with_recovery_cap(cap);
         self
     }
 
@@ -275,14 +337,21 @@ impl RouteSender {
                                 // Only a runtime shutting down cancels these tasks.
                                 Err(_) => std::panic::resume_unwind(Box::new("route sender cancelled")),
                             });
-                            let Flight { uplink, claimed, answer, took } = flight;
+                            let Flight { uplink, round, claimed, answer, took } = flight;
                             self.idle.push(uplink);
+                            let answered = answer.as_ref().is_ok_and(|o| o.len() == claimed.len());
+                            if answered {
+                                // Close the breaker now, so a successful probe opens every
+                                // connection at once.
+                                self.breaker.success();
+                            }
                             // Hand the free connection its next batch before the bookkeeping
                             // of this one, so the receiver is not kept waiting for our commit.
-                            if answer.is_ok() && !*stop.borrow() && backoff_until.is_none() {
+                            if answered && !*stop.borrow() && backoff_until.is_none() {
                                 self.launch(&mut flights).await?;
                             }
-                            if let Some(wait) = self.settle(claimed, answer, took).await? {
+                            let alone = flights.is_empty();
+                            if let Some(wait) = self.settle(round, claimed, answer, took, alone).await? {
                                 let until = Instant::now() + wait;
                                 backoff_until = Some(backoff_until.map_or(until, |t| t.max(until)));
                             }
@@ -306,9 +375,23 @@ impl RouteSender {
 
     /// Claim a batch for every idle uplink and start delivering it. Returns whether the route
     /// ran out of due records.
+    /// While the breaker is probing, only one small batch is in flight.
     async fn launch(&mut self, flights: &mut JoinSet<Flight>) -> Result<bool, SenderError> {
-        while let Some(mut uplink) = self.idle.pop() {
-            let claimed = match self.writer.claim(self.route, self.batch_size).await {
+        loop {
+            let probing = self.breaker.probing();
+            if probing && !flights.is_empty() {
+                return Ok(false);
+            }
+            let Some(mut uplink) = self.idle.pop() else {
+                return Ok(false);
+            };
+            let max = if probing {
+                self.batch_size.min(PROBE_BATCH)
+            } else {
+                self.batch_size
+            };
+            let round = self.breaker.round();
+            let claimed = match self.writer.claim(self.route, max).await {
                 Ok(c) => c,
                 Err(e) => {
                     self.idle.push(uplink);
@@ -324,22 +407,24 @@ impl RouteSender {
                 let answer = uplink.deliver(&claimed).await;
                 Flight {
                     uplink,
+                    round,
                     claimed,
                     answer,
                     took: started.elapsed(),
                 }
             });
         }
-        Ok(false)
     }
 
     /// Record a batch's answer in the outbox. Returns how long the route waits when the whole
-    /// batch failed.
+    /// batch failed. `alone`: no other batch of the route is in flight.
     async fn settle(
         &mut self,
+        round: u64,
         claimed: Vec<Claimed>,
         answer: Result<Vec<Outcome>, UplinkError>,
         took: Duration,
+        alone: bool,
     ) -> Result<Option<Duration>, SenderError> {
         let tickets: Vec<Ticket> = claimed.iter().map(|c| c.ticket).collect();
         drop(claimed);
@@ -422,16 +507,31 @@ impl RouteSender {
                 Ok(Some(wait))
             }
             Err(e) => {
-                let wait = self.breaker.failure(e.retry_after);
-                let not_before = e.retry_after.map(|d| Timestamp::now().saturating_add(d));
-                let answers = tickets
-                    .into_iter()
-                    .map(|t| (t, Outcome::Retry { not_before }))
-                    .collect();
-                self.writer
-                    .settle(self.route, answers)
-                    .await
-                    .map_err(self.outbox_err())?;
+                let wait = self.breaker.failure(round, e.retry_after);
+                if alone {
+                    // The route's fault, not the records': put them back as they were, so
+                    // their own retry delay does not grow with every probe of an outage and
+                    // the backlog goes out as soon as the route's wait ends.
+                    self.writer
+                        .release_in_flight(self.route)
+                        .await
+                        .map_err(self.outbox_err())?;
+                } else {
+                    // Other batches are in flight: settle just this one.
+                    let not_before = e.retry_after.map(|d| Timestamp::now().saturating_add(d));
+                    let answers = tickets
+                        .into_iter()
+                        .map(|t| (t, Outcome::Retry { not_before }))
+                        .collect();
+                    self.writer
+                        .settle(self.route, answers)
+                        .await
+                        .map_err(self.outbox_err())?;
+                }
+                let Some(wait) = wait else {
+                    tracing::debug!(route = %self.name, error = %e, "another batch of the same failed round; the route's wait stands");
+                    return Ok(e.retry_after);
+                };
                 tracing::warn!(route = %self.name, error = %e, failures = self.breaker.failures(), wait_ms = wait.as_millis() as u64, "delivery failed; route backs off");
                 self.emit(SenderEvent::Failed {
                     route: self.name.clone(),
