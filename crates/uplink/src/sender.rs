@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hearth_model::Timestamp;
+use hearth_model::{RecordId, Timestamp};
 use hearth_outbox::{Claimed, OutboxWriter, Outcome, RetryPolicy, RouteId, Ticket, WriterError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -427,6 +427,18 @@ impl RouteSender {
         alone: bool,
     ) -> Result<Option<Duration>, SenderError> {
         let tickets: Vec<Ticket> = claimed.iter().map(|c| c.ticket).collect();
+        // The ids of the records the receiver refuses, for the one log line per dead letter.
+        let rejected: Vec<(RecordId, String)> = match &answer {
+            Ok(outcomes) if outcomes.len() == claimed.len() => claimed
+                .iter()
+                .zip(outcomes)
+                .filter_map(|(c, o)| match o {
+                    Outcome::Rejected { reason } => Some((c.record.id(), redact_for_log(reason))),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         drop(claimed);
         let answer = match answer {
             Ok(outcomes) if outcomes.len() == tickets.len() => Ok(outcomes),
@@ -452,6 +464,11 @@ impl RouteSender {
                     .settle(self.route, answers)
                     .await
                     .map_err(self.outbox_err())?;
+                // Logged here, once the dead letter is committed, and nowhere else: an uplink's
+                // refusal is not final until the whole batch is answered.
+                for (record, reason) in &rejected {
+                    tracing::warn!(route = %self.name, record = %record, reason = %reason, "record refused for good; dead-lettered");
+                }
                 if let SenderEvent::Answered {
                     delivered,
                     retry,

@@ -560,3 +560,87 @@ async fn issue_6_a_route_resumes_after_an_outage_with_bounded_attempts() {
     assert_eq!(stats.routes[0].delivered, 400);
     assert_eq!(stats.dead_letters.values().sum::<u64>(), 0);
 }
+
+/// Rejects every record whose sequence number is odd, with a reason that echoes a value and a
+/// national id, as a receiver might.
+struct RejectOdd;
+
+impl Uplink for RejectOdd {
+    fn describe(&self) -> String {
+        "reject-odd".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            Ok(batch
+                .iter()
+                .map(|c| match &c.record {
+                    Record::Reading(r) if r.sequence.unwrap_or(0) % 2 == 1 => Outcome::Rejected {
+                        reason: "FHIR receiver answered 422: value 36.6 not allowed for patient 12345678901".into(),
+                    },
+                    _ => Outcome::Delivered,
+                })
+                .collect())
+        })
+    }
+}
+
+/// Collects what the log writes.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 6: dead letters were silent (profile-mapping refusals, PCD-01 AR/CR) or logged without
+/// their reason. Each one is logged once, after it is committed, with route, record id and the
+/// reason, values and identifiers masked.
+#[tokio::test(flavor = "current_thread")]
+async fn issue_6_every_dead_letter_is_logged_once_with_route_record_and_reason() {
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 10);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(RejectOdd), 4, fast())
+        .unwrap()
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("dead-lettered"))
+        .collect();
+    assert_eq!(lines.len(), 5, "one line per dead letter:\n{text}");
+    for l in &lines {
+        assert!(l.contains("route=hub") && l.contains("record="), "{l}");
+        assert!(l.contains("FHIR receiver answered 422"), "{l}");
+        assert!(!l.contains("36.6") && !l.contains("12345678901"), "{l}");
+    }
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.dead_letters.values().sum::<u64>(), 5);
+}
