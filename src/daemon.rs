@@ -238,6 +238,7 @@ fn fhir_uplink(
         context,
         auth,
     })
+    .map(|u| u.skip_unsupported(f.unsupported == hearth_config::FhirUnsupported::Skip))
     .map_err(|e| anyhow::anyhow!("route {:?}: {e}", route.name))
 }
 

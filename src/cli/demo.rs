@@ -56,6 +56,7 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
             patient: Some("Patient/demo".into()),
             organization: None,
             municipality: None,
+            unsupported: Default::default(),
             auth: FhirAuthConfig::default(),
         });
         let mut p = route("hub-pcd01", vec![Category::Health]);

@@ -136,6 +136,7 @@ fn full_config() -> Config {
             patient: Some("Patient/1".into()),
             organization: Some("974760673".into()),
             municipality: Some("0301".into()),
+            unsupported: FhirUnsupported::Skip,
             auth: FhirAuthConfig {
                 kind: FhirAuthKind::Oauth2,
                 token_file: Some(PathBuf::from("t")),

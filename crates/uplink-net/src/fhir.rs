@@ -50,6 +50,9 @@ pub struct FhirUplink {
     profile: Profile,
     context: Context,
     auth: AuthState,
+    /// Readings the encoder leaves out as unsupported (no mapping in the profile, not an
+    /// Observation) are [`Outcome::Skipped`] instead of [`Outcome::Rejected`].
+    skip_unsupported: bool,
 }
 
 /// What one request for a group of records ended in.
@@ -107,7 +110,16 @@ impl FhirUplink {
             profile: settings.profile,
             context: settings.context,
             auth,
+            skip_unsupported: false,
         })
+    }
+
+    /// Settle readings the route cannot carry (the encoder's `Bundle::skipped`: no mapping in
+    /// the profile, not an Observation) as skipped, counted as `skipped:<route>`, instead of
+    /// dead-lettering them (the default; route key `unsupported = "skip"`).
+    pub fn skip_unsupported(mut self, skip: bool) -> Self {
+        self.skip_unsupported = skip;
+        self
     }
 
     /// TCP connections opened to the FHIR server so far.
@@ -203,8 +215,11 @@ impl FhirUplink {
         };
         for s in bundle.skipped() {
             if let Some(&i) = idx.get(s.index) {
-                out[i] = Some(Outcome::Rejected {
-                    reason: s.reason.clone(),
+                let reason = s.reason.clone();
+                out[i] = Some(if self.skip_unsupported {
+                    Outcome::Skipped { reason }
+                } else {
+                    Outcome::Rejected { reason }
                 });
             }
         }

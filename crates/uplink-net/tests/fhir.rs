@@ -709,3 +709,46 @@ async fn issue_6_unauthorized_refuses_the_route() {
     let err = up.deliver(&claimed(readings(2))).await.unwrap_err();
     assert_eq!(err.failure, Failure::RouteRefused, "{err}");
 }
+
+/// Issue 6: with the route's `unsupported = "skip"`, a reading the VKP profile has no mapping
+/// for (body fat) is settled as skipped, not dead-lettered; the default still dead-letters it.
+/// Oral temperature is mapped (Bodytemp with bodySite) and delivered either way.
+#[tokio::test]
+async fn issue_6_unsupported_skip_settles_unmapped_readings_as_skipped() {
+    use hearth_model::{Mdc, Reading, Timestamp, Ucum, Value};
+    let server = http_server(None, Arc::new(all_created)).await;
+    let reading = |mdc: u32, unit: &str, seq: u64| {
+        Record::Reading(
+            Reading::builder(device(1), Mdc(mdc), Value::numeric_with_decimals(21.5, 1))
+                .unit(Ucum::new(unit))
+                .device_time(Timestamp::from_unix_millis(1_741_935_909_000))
+                .sequence(seq)
+                .build(Timestamp::from_unix_millis(1_741_935_911_000)),
+        )
+    };
+    let batch = claimed(vec![reading(188748, "%", 1), reading(188424, "Cel", 2)]);
+    for skip in [false, true] {
+        let mut s = settings(format!("http://{}/fhir", server.addr), TlsFiles::default());
+        s.profile = Profile::Vkp;
+        s.context.patient = Some(PatientRef::Identifier {
+            system: "urn:oid:2.16.578.1.12.4.1.4.1".into(),
+            value: "13116900216".into(),
+        });
+        // As the daemon configures every FHIR route: unmapped readings are listed, not fatal.
+        s.context.options.unsupported = Unsupported::Skip;
+        let mut up = FhirUplink::new(s).unwrap().skip_unsupported(skip);
+        let out = up.deliver(&batch).await.unwrap();
+        assert_eq!(out[1], Outcome::Delivered, "oral temperature is mapped");
+        match (&out[0], skip) {
+            (Outcome::Skipped { reason }, true) | (Outcome::Rejected { reason }, false) => {
+                assert!(reason.contains("188748"), "{reason}")
+            }
+            (o, _) => panic!("skip = {skip}: {o:?}"),
+        }
+    }
+    let reqs = server.requests.lock().unwrap();
+    let body = reqs[0].json();
+    let obs = &body["entry"][0]["resource"];
+    assert_eq!(obs["code"]["coding"][0]["code"], "8310-5");
+    assert_eq!(obs["bodySite"]["coding"][0]["code"], "74262004");
+}

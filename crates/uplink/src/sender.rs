@@ -37,6 +37,8 @@ pub enum SenderEvent {
         retry: usize,
         /// Records rejected (dead-lettered).
         rejected: usize,
+        /// Records the route cannot carry and skips (`unsupported = "skip"`).
+        skipped: usize,
     },
     /// The receiver failed a whole batch; the route waits before the next attempt.
     Failed {
@@ -427,18 +429,28 @@ impl RouteSender {
         alone: bool,
     ) -> Result<Option<Duration>, SenderError> {
         let tickets: Vec<Ticket> = claimed.iter().map(|c| c.ticket).collect();
-        // The ids of the records the receiver refuses, for the one log line per dead letter.
-        let rejected: Vec<(RecordId, String)> = match &answer {
-            Ok(outcomes) if outcomes.len() == claimed.len() => claimed
-                .iter()
-                .zip(outcomes)
-                .filter_map(|(c, o)| match o {
-                    Outcome::Rejected { reason } => Some((c.record.id(), redact_for_log(reason))),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
+        // The ids of the records the receiver refuses or the route skips, for the one log line
+        // per dead letter or skip.
+        let settled_away = |want_skipped: bool| -> Vec<(RecordId, String)> {
+            match &answer {
+                Ok(outcomes) if outcomes.len() == claimed.len() => claimed
+                    .iter()
+                    .zip(outcomes)
+                    .filter_map(|(c, o)| match o {
+                        Outcome::Rejected { reason } if !want_skipped => {
+                            Some((c.record.id(), redact_for_log(reason)))
+                        }
+                        Outcome::Skipped { reason } if want_skipped => {
+                            Some((c.record.id(), redact_for_log(reason)))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
         };
+        let rejected = settled_away(false);
+        let skipped = settled_away(true);
         drop(claimed);
         let answer = match answer {
             Ok(outcomes) if outcomes.len() == tickets.len() => Ok(outcomes),
@@ -458,6 +470,7 @@ impl RouteSender {
                     delivered: count(|o| matches!(o, Outcome::Delivered)),
                     retry: count(|o| matches!(o, Outcome::Retry { .. })),
                     rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
+                    skipped: count(|o| matches!(o, Outcome::Skipped { .. })),
                 };
                 let answers = tickets.into_iter().zip(outcomes).collect();
                 self.writer
@@ -469,14 +482,18 @@ impl RouteSender {
                 for (record, reason) in &rejected {
                     tracing::warn!(route = %self.name, record = %record, reason = %reason, "record refused for good; dead-lettered");
                 }
+                for (record, reason) in &skipped {
+                    tracing::info!(route = %self.name, record = %record, reason = %reason, "the route cannot carry this record and skips it (unsupported = skip); counted as skipped");
+                }
                 if let SenderEvent::Answered {
                     delivered,
                     retry,
                     rejected,
+                    skipped,
                     ..
                 } = &event
                 {
-                    tracing::debug!(route = %self.name, delivered, retry, rejected, took_ms = took.as_millis() as u64, "batch answered");
+                    tracing::debug!(route = %self.name, delivered, retry, rejected, skipped, took_ms = took.as_millis() as u64, "batch answered");
                     if self.refused && *delivered > 0 {
                         self.refused = false;
                         tracing::info!(route = %self.name, "the receiver takes the route's records again; route resumed");

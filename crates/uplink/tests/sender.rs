@@ -644,3 +644,70 @@ async fn issue_6_every_dead_letter_is_logged_once_with_route_record_and_reason()
     let s = writer.stats().await.unwrap();
     assert_eq!(s.dead_letters.values().sum::<u64>(), 5);
 }
+
+/// Skips every record, as a route with `unsupported = "skip"` does for what it cannot carry.
+struct SkipAll;
+
+impl Uplink for SkipAll {
+    fn describe(&self) -> String {
+        "skip-all".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            Ok(vec![
+                Outcome::Skipped {
+                    reason: "MDC 188748 has no VkpObservation mapping".into()
+                };
+                batch.len()
+            ])
+        })
+    }
+}
+
+/// Issue 6: skipped records leave the route counted (`skipped:<route>`), reported in the
+/// `Answered` event and logged once each, never silently and never as dead letters.
+#[tokio::test(flavor = "current_thread")]
+async fn issue_6_skipped_records_are_counted_and_logged() {
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 6);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(100);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(SkipAll), 4, fast())
+        .unwrap()
+        .with_events(events_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let mut skipped = 0;
+    while let Ok(e) = events_rx.try_recv() {
+        if let SenderEvent::Answered { skipped: n, .. } = e {
+            skipped += n;
+        }
+    }
+    assert_eq!(skipped, 6);
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.counter("skipped:hub"), 6);
+    assert_eq!(s.dead_letters.values().sum::<u64>(), 0);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines = text.lines().filter(|l| l.contains("skips it")).count();
+    assert_eq!(lines, 6, "{text}");
+}
