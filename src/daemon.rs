@@ -18,7 +18,7 @@ use hearth_outbox::{
 use hearth_runtime::watchdog::{self, Notifier, SystemdNotifier};
 use hearth_runtime::{RestartPolicy, Supervisor, SupervisorEvent, TaskError, TaskSpec};
 use hearth_uplink::loopback::{LoopbackUplink, Received};
-use hearth_uplink::{RouteSender, SenderEvent, Uplink};
+use hearth_uplink::{RouteSender, RouteStatus, SenderEvent, Uplink};
 use tokio::sync::{mpsc, watch};
 
 /// The outbox file inside the data directory.
@@ -243,6 +243,7 @@ fn fhir_uplink(
         context,
         auth,
     })
+    .map(|u| u.skip_unsupported(f.unsupported == hearth_config::FhirUnsupported::Skip))
     .map_err(|e| anyhow::anyhow!("route {:?}: {e}", route.name))
 }
 
@@ -447,6 +448,14 @@ pub async fn run(
         let route_c = route.clone();
         let received = observers.received.clone();
         let stop_rx = stop_rx.clone();
+        // The route's refused/open state outlives sender restarts; changes become the
+        // `route_refused` technical alarm.
+        let (status_tx, status_rx) = watch::channel(RouteStatus::Open);
+        tokio::spawn(alarm_route_status(
+            name.clone(),
+            status_rx,
+            technical.clone(),
+        ));
         supervisor.add(
             TaskSpec::new(format!("route/{name}"), true, move |task| {
                 let reused = first.lock().ok().and_then(|mut g| g.take());
@@ -466,12 +475,14 @@ pub async fn run(
                 let name = name.clone();
                 let stop = stop_rx.clone();
                 let events = sender_events.clone();
+                let status = status_tx.clone();
                 async move {
                     let uplink = uplink.map_err(TaskError::new)?;
                     let more = more.map_err(TaskError::new)?;
                     let mut sender = RouteSender::new(&name, writer, uplink, batch, retry)
                         .map_err(TaskError::fatal)?
-                        .with_more_uplinks(more);
+                        .with_more_uplinks(more)
+                        .with_status(status);
                     if let Some(events) = events {
                         sender = sender.with_events(events);
                     }
@@ -614,6 +625,46 @@ async fn alarm_supervisor_events(
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "cannot store a technical alarm about a supervised task");
+        }
+    }
+}
+
+/// A route its receiver refuses becomes a `route_refused` technical alarm: raised once when the
+/// refusals start, cleared when the route delivers again.
+async fn alarm_route_status(
+    route: String,
+    mut status: watch::Receiver<RouteStatus>,
+    technical: TechnicalAlarms,
+) {
+    let source = format!("route/{route}");
+    while status.changed().await.is_ok() {
+        let current = status.borrow_and_update().clone();
+        let result =
+            match current {
+                RouteStatus::Refused { reason } => technical
+                    .raise(
+                        &source,
+                        TechnicalKind::RouteRefused,
+                        Severity::Major,
+                        format!(
+                            "the receiver of route {route} refuses the route itself ({reason}); \
+                             its records are kept and retried every few minutes. Check the \
+                             route's patient, organization, profile and credentials"
+                        ),
+                    )
+                    .await,
+                RouteStatus::Open => {
+                    technical
+                        .clear(
+                            &source,
+                            TechnicalKind::RouteRefused,
+                            format!("route {route} delivers again"),
+                        )
+                        .await
+                }
+            };
+        if let Err(e) = result {
+            tracing::error!(route = %route, error = %e, "cannot store the technical alarm about a refused route");
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
             organization: None,
             municipality: None,
             device_id_system: None,
+            unsupported: Default::default(),
             auth: FhirAuthConfig::default(),
         });
         let mut p = route("hub-pcd01", vec![Category::Health]);

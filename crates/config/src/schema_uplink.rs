@@ -39,9 +39,25 @@ pub struct FhirRouteConfig {
     /// Default `urn:hearth:device-id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id_system: Option<String>,
+    /// What becomes of a reading the route's profile has no mapping for (e.g. body fat or CGM
+    /// glucose on a `vkp`/`pmd` route): `dead_letter` (default: kept in the dead-letter table
+    /// with the reason) or `skip` (leaves the route, counted as `skipped:<route>` and logged).
+    #[serde(default)]
+    pub unsupported: FhirUnsupported,
     /// `[route.fhir.auth]`: how requests are authorised. Default: none (mutual TLS alone).
     #[serde(default)]
     pub auth: FhirAuthConfig,
+}
+
+/// `route.fhir.unsupported`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FhirUnsupported {
+    /// Dead-letter the reading with the reason (an operator sees it in `outbox stats`).
+    #[default]
+    DeadLetter,
+    /// Settle it as skipped: it leaves the route, counted and logged, never silently.
+    Skip,
 }
 
 fn thirty_seconds() -> ConfigDuration {

@@ -143,6 +143,7 @@ fn full_config() -> Config {
             organization: Some("974760673".into()),
             municipality: Some("0301".into()),
             device_id_system: Some("urn:oid:2.16.578.1.12.4.1.7.1".into()),
+            unsupported: FhirUnsupported::Skip,
             auth: FhirAuthConfig {
                 kind: FhirAuthKind::Oauth2,
                 token_file: Some(PathBuf::from("t")),

@@ -194,6 +194,9 @@ pub enum TechnicalKind {
     DataExpired,
     /// A receiver rejected data permanently (dead letters).
     DeliveryRejected,
+    /// A receiver refuses a whole route (credentials, rights, the patient or organisation the
+    /// route references, its profile): the route pauses and keeps its records.
+    RouteRefused,
     /// A supervised task keeps crashing.
     TaskCrashLoop,
     /// Input that could not be understood (dead-lettered).
@@ -216,6 +219,7 @@ impl TechnicalKind {
             TechnicalKind::DataDropped => "data_dropped",
             TechnicalKind::DataExpired => "data_expired",
             TechnicalKind::DeliveryRejected => "delivery_rejected",
+            TechnicalKind::RouteRefused => "route_refused",
             TechnicalKind::TaskCrashLoop => "task_crash_loop",
             TechnicalKind::MalformedInput => "malformed_input",
             TechnicalKind::Other(s) => s,
@@ -224,7 +228,7 @@ impl TechnicalKind {
 
     /// The inverse of [`TechnicalKind::as_str`]; unknown names become `Other`.
     pub fn from_name(s: &str) -> Self {
-        const KNOWN: [TechnicalKind; 12] = [
+        const KNOWN: [TechnicalKind; 13] = [
             TechnicalKind::PoorCoverage,
             TechnicalKind::PowerLoss,
             TechnicalKind::LowBattery,
@@ -235,6 +239,7 @@ impl TechnicalKind {
             TechnicalKind::DataDropped,
             TechnicalKind::DataExpired,
             TechnicalKind::DeliveryRejected,
+            TechnicalKind::RouteRefused,
             TechnicalKind::TaskCrashLoop,
             TechnicalKind::MalformedInput,
         ];

@@ -19,8 +19,9 @@
 //!   `synchronous=FULL`, and the directory is fsynced after the file is created or replaced
 //!   (DESIGN invariants 1, 8). Tests: `tests/outbox.rs::committed_records_survive_reopen`,
 //!   `rolled_back_batch_leaves_nothing`.
-//! - A record leaves a route only on that route's [`Outcome::Delivered`] or
-//!   [`Outcome::Rejected`]; it leaves the outbox only when no route needs it (invariant 2).
+//! - A record leaves a route only on that route's [`Outcome::Delivered`],
+//!   [`Outcome::Rejected`] or (a route set to skip what it cannot carry) [`Outcome::Skipped`];
+//!   it leaves the outbox only when no route needs it (invariant 2).
 //!   Test: `tests/model.rs` (model-based, with restarts mid-batch).
 //! - A route never receives a category it is not configured for (invariant 5). Tests:
 //!   `tests/outbox.rs::routes_only_see_their_categories`, `tests/model.rs`.

@@ -66,6 +66,13 @@ pub enum Outcome {
         /// The receiver's reason, kept with the dead letter.
         reason: String,
     },
+    /// The route cannot carry it (no mapping in its receiver's profile) and is set to skip such
+    /// records (`unsupported = "skip"`): it leaves the route like a delivered one, counted as
+    /// `skipped:<route>`, and is not kept as a dead letter (the sender logs the reason).
+    Skipped {
+        /// Why the route cannot carry it, for the sender's log.
+        reason: String,
+    },
 }
 
 /// What happened to one appended record.
@@ -801,6 +808,11 @@ impl Batch<'_> {
                         })
                         .map_err(self.err("settle"))?;
                     self.count(format!("retried:{name}"), 1);
+                }
+                Outcome::Skipped { .. } => {
+                    if self.finish_delivery(route, *ticket)? {
+                        self.count(format!("skipped:{name}"), 1);
+                    }
                 }
                 Outcome::Rejected { reason } => {
                     let row: Option<(u32, Vec<u8>, Vec<u8>)> = self

@@ -219,6 +219,32 @@ fn rejected_record_goes_to_dead_letters_with_the_reason() {
     assert_eq!(s.routes[0].dead, 1);
 }
 
+/// Issue 6: a record a route skips (`unsupported = "skip"`) leaves the route counted as
+/// `skipped:<route>`, neither delivered nor dead-lettered.
+#[test]
+fn skipped_record_leaves_the_route_counted_not_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ob = open(
+        &dir.path().join("o.db"),
+        vec![route("hub", &[Category::Health])],
+    );
+    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
+        .unwrap();
+    drain(
+        &mut ob,
+        "hub",
+        at(0),
+        Outcome::Skipped {
+            reason: "MDC 188748 has no VkpObservation mapping".into(),
+        },
+    );
+    assert!(ob.is_empty());
+    let s = ob.stats(at(1)).unwrap();
+    assert_eq!(s.counter("skipped:hub"), 1);
+    assert_eq!((s.routes[0].delivered, s.routes[0].dead), (0, 0));
+    assert!(s.dead_letters.is_empty());
+}
+
 #[test]
 fn unrouted_category_is_dead_lettered_not_lost() {
     let dir = tempfile::tempdir().unwrap();

@@ -332,6 +332,35 @@ const GLUCOSE_MDC: &[u32] = &[
     160184, 160188, 160192, 160196, 160200, 160204, 160364, 160368,
 ];
 
+/// Body temperature at any site: the VKP Bodytemp profile (R4 `bodytemp`) has one code,
+/// 8310-5 / 276885007, for every site, and names the site in `bodySite` ([`TEMP_SITES`]).
+const TEMP_MDC: &[u32] = &[
+    150364, 150392, 188420, 188424, 188428, 188432, 188448, 188452, 188456, 188496,
+];
+
+/// MDC site-specific temperature → `bodySite` (SNOMED CT), from HL7's Body Temperature
+/// Measurement Body Location value set (`bodyTempMeasBodyLocationPrecoordVS`, Vital Signs with
+/// Qualifying Elements IG), which the VKP Bodytemp example follows (rectum 34402009). 150364
+/// (site not given) and 188456 (gastro-intestinal tract, not in that value set) have none.
+pub static TEMP_SITES: &[(u32, Coded)] = &[
+    (150392, ("42859004", "Tympanic membrane structure")),
+    (188420, ("34402009", "Rectum structure")),
+    (188424, ("74262004", "Oral cavity structure")),
+    (188428, ("117590005", "Ear structure")),
+    (188432, ("7569003", "Finger structure")),
+    (188448, ("29707007", "Toe structure")),
+    (188452, ("422543003", "Structure of axillary fossa")),
+    (188496, ("422543003", "Structure of axillary fossa")),
+];
+
+/// The `bodySite` of a temperature reading's MDC code, if it names one.
+pub fn temperature_site(mdc: Mdc) -> Option<Coded> {
+    TEMP_SITES
+        .iter()
+        .find(|(m, _)| *m == mdc.0)
+        .map(|(_, site)| *site)
+}
+
 /// The measurements VKP and PMD carry. Everything else is [`crate::EncodeError::NotInProfile`].
 pub static NATIONAL: &[NationalRow] = &[
     NationalRow {
@@ -368,7 +397,7 @@ pub static NATIONAL: &[NationalRow] = &[
         snomed: ("276885007", "Core body temperature"),
         nlk: None,
         units: &["Cel", "[degF]"],
-        mdc: &[150364],
+        mdc: TEMP_MDC,
     },
     NationalRow {
         name: "body weight",

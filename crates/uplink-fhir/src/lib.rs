@@ -89,7 +89,9 @@ pub use context::{
 };
 pub use encode::{Bundle, EntryRole, Skipped, encode_bundle, eui64_text, if_none_exist};
 pub use json::Json;
-pub use response::{EntryOutcome, ResponseError, parse_transaction_response};
+pub use response::{
+    Blame, EntryOutcome, ResponseError, blame_of_status, parse_transaction_response,
+};
 
 use hearth_model::RecordId;
 

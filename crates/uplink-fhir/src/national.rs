@@ -314,7 +314,8 @@ fn observation(
             profile,
             format!(
                 "MDC {} has no VkpObservation mapping (supported: blood pressure, heart rate, \
-                 oxygen saturation, body temperature, body weight, blood glucose)",
+                 oxygen saturation, body temperature at any site, body weight, blood glucose; \
+                 docs/fhir.md lists what cannot be mapped and why)",
                 r.mdc.0
             ),
         )
@@ -456,6 +457,18 @@ fn observation(
         fields.push((
             "note",
             Json::Arr(vec![Json::Obj(vec![("text", Json::str(CLOCK_NOTE))])]),
+        ));
+    }
+    // Site-specific thermometers (oral, ear, axilla, …) keep the one body-temperature code and
+    // say where in `bodySite`, as the R4 bodytemp parent of VKP Bodytemp allows.
+    if let Some((code, display)) = codes::temperature_site(r.mdc) {
+        fields.push((
+            "bodySite",
+            concept(vec![coding(
+                codes::SNOMED_SYSTEM,
+                code.to_owned(),
+                Some(display),
+            )]),
         ));
     }
     fields.push(("device", device));

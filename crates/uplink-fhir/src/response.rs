@@ -25,6 +25,102 @@ pub enum EntryOutcome {
         /// The OperationOutcome's diagnostics (or the status line).
         reason: String,
     },
+    /// Refused because of the route, not the record ([`Blame::Route`]): every record of the
+    /// route would be refused alike, so the record is kept and the route pauses.
+    RouteRefused {
+        /// The HTTP status of the entry.
+        status: u16,
+        /// The OperationOutcome's diagnostics (or the status line).
+        reason: String,
+    },
+}
+
+/// Whose fault a refusal is. Decided here, in one place, for the HTTP status of the request
+/// ([`blame_of_status`]), a whole-request OperationOutcome and each entry's outcome; the table
+/// "What becomes of a reading" in `docs/uplinks.md` follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Something in the record itself (its code, value, unit): dead-letter the record.
+    Record,
+    /// Something every record of the route shares: its credentials or rights, the patient or
+    /// organisation it references, the profile it claims. Keep the records, pause the route.
+    Route,
+}
+
+/// The HTTP statuses that refuse the sender itself whatever the body says: `401` (not
+/// authenticated) and `403` (not allowed). `None`: the body decides.
+pub fn blame_of_status(status: u16) -> Option<Blame> {
+    matches!(status, 401 | 403).then_some(Blame::Route)
+}
+
+/// Issue codes (FHIR IssueType) that are about who sends or what the route references: the
+/// `security` family (`login`, `unknown` user, `expired`, `forbidden`, `suppressed`) and
+/// `not-found` (hearth creates every resource it references in the same Bundle except the
+/// route's patient and organisation, so a missing reference is theirs).
+const ROUTE_CODES: &[&str] = &[
+    "security",
+    "login",
+    "unknown",
+    "expired",
+    "forbidden",
+    "suppressed",
+    "not-found",
+];
+
+/// Element paths (in `expression`/`location`) that hold the route's references and profile,
+/// not the record's data.
+const ROUTE_PATHS: &[&str] = &[".subject", ".performer", ".meta.profile"];
+
+/// The same paths as they appear in free-text diagnostics; fully qualified, so that a word
+/// like "subject" in an unrelated sentence does not count.
+const ROUTE_PATHS_IN_TEXT: &[&str] = &[
+    "Observation.subject",
+    "Observation.performer",
+    "meta.profile",
+];
+
+/// Whether one OperationOutcome issue blames the route: a route issue code, an
+/// `expression`/`location` at a route element, or diagnostics naming one (some servers, e.g.
+/// HAPI's "Resource Patient/x not found, specified in path: Observation.subject", give the
+/// path only in the text).
+fn issue_blames_route(issue: &Value) -> bool {
+    let severity = issue
+        .get("severity")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    if !matches!(severity, "error" | "fatal") {
+        return false;
+    }
+    if issue
+        .get("code")
+        .and_then(Value::as_str)
+        .is_some_and(|c| ROUTE_CODES.contains(&c))
+    {
+        return true;
+    }
+    let at_route_path = |p: &str| ROUTE_PATHS.iter().any(|r| p.contains(r));
+    let paths = ["expression", "location"]
+        .iter()
+        .filter_map(|k| issue.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str);
+    if paths.clone().any(at_route_path) {
+        return true;
+    }
+    issue
+        .get("diagnostics")
+        .and_then(Value::as_str)
+        .is_some_and(|d| ROUTE_PATHS_IN_TEXT.iter().any(|r| d.contains(r)))
+}
+
+/// Whose fault an OperationOutcome's refusal is: the route's as soon as one error issue blames
+/// it (the record cannot be judged while the route is refused).
+fn blame_of_outcome(outcome: &Value) -> Blame {
+    if issues(outcome).iter().any(issue_blames_route) {
+        Blame::Route
+    } else {
+        Blame::Record
+    }
 }
 
 /// The response as a whole could not be read as per-entry answers. The whole batch is retried
@@ -58,6 +154,13 @@ pub enum ResponseError {
         index: usize,
         /// What was wrong.
         why: String,
+    },
+    /// The whole transaction was refused because of the route, not its records
+    /// ([`Blame::Route`]): keep the records, pause the route.
+    #[error("the receiver refused the route: {diagnostics}")]
+    RouteRefused {
+        /// Diagnostics of all issues, `; `-joined.
+        diagnostics: String,
     },
     /// The whole transaction failed: an OperationOutcome instead of a Bundle.
     #[error("the receiver refused the whole transaction: {diagnostics}")]
@@ -167,10 +270,22 @@ fn entry_outcome(index: usize, e: &Value) -> Result<EntryOutcome, ResponseError>
             status,
             reason: reason(),
         },
-        400..=499 => EntryOutcome::Rejected {
-            status,
-            reason: reason(),
-        },
+        400..=499 => {
+            let route = blame_of_status(status)
+                .or_else(|| response.get("outcome").map(blame_of_outcome))
+                == Some(Blame::Route);
+            if route {
+                EntryOutcome::RouteRefused {
+                    status,
+                    reason: reason(),
+                }
+            } else {
+                EntryOutcome::Rejected {
+                    status,
+                    reason: reason(),
+                }
+            }
+        }
         // 1xx/3xx make no sense for a create; nothing is lost by asking again.
         _ => EntryOutcome::Retry {
             status,
@@ -244,6 +359,9 @@ fn whole_outcome(v: &Value) -> ResponseError {
     let mut diagnostics = outcome_diagnostics(v);
     if diagnostics.is_empty() {
         diagnostics = "no diagnostics given".to_owned();
+    }
+    if !transient && blame_of_outcome(v) == Blame::Route {
+        return ResponseError::RouteRefused { diagnostics };
     }
     ResponseError::OperationOutcome {
         diagnostics,
@@ -330,6 +448,74 @@ mod tests {
         let err = parse(busy, 1).unwrap_err();
         assert!(!err.is_permanent());
         assert!(err.to_string().contains("throttled"));
+    }
+
+    #[test]
+    fn refusals_of_the_route_are_told_from_refusals_of_a_record() {
+        let route = |issue: serde_json::Value| {
+            parse(
+                serde_json::json!({"resourceType": "OperationOutcome", "issue": [issue]}),
+                1,
+            )
+            .unwrap_err()
+        };
+        // HAPI: a missing subject, named only in the text.
+        assert_eq!(
+            route(serde_json::json!({"severity": "error", "code": "processing",
+                "diagnostics": "HAPI-1094: Resource Patient/123 not found, specified in path: Observation.subject"})),
+            ResponseError::RouteRefused {
+                diagnostics: "HAPI-1094: Resource Patient/123 not found, specified in path: Observation.subject".into()
+            }
+        );
+        for issue in [
+            serde_json::json!({"severity": "error", "code": "not-found", "diagnostics": "x"}),
+            serde_json::json!({"severity": "error", "code": "login"}),
+            serde_json::json!({"severity": "fatal", "code": "forbidden"}),
+            serde_json::json!({"severity": "error", "code": "invalid",
+                "expression": ["Bundle.entry[2].resource.subject"]}),
+            serde_json::json!({"severity": "error", "code": "processing",
+                "expression": ["Bundle.entry[0].resource.meta.profile[0]"]}),
+            serde_json::json!({"severity": "error", "code": "invalid",
+                "expression": ["Observation.performer[0]"]}),
+        ] {
+            assert!(
+                matches!(route(issue.clone()), ResponseError::RouteRefused { .. }),
+                "{issue}"
+            );
+        }
+        // A record's own data, or a mere warning about the route, blames the record.
+        for issue in [
+            serde_json::json!({"severity": "error", "code": "invalid",
+                "expression": ["Bundle.entry[2].resource.valueQuantity"]}),
+            serde_json::json!({"severity": "warning", "code": "not-found"}),
+        ] {
+            assert!(
+                matches!(route(issue.clone()), ResponseError::OperationOutcome { .. }),
+                "{issue}"
+            );
+        }
+        let body = serde_json::json!({
+        "resourceType": "Bundle", "type": "batch-response",
+        "entry": [
+            {"response": {"status": "404 Not Found", "outcome": {"resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "processing", "diagnostics": "Organization/9 does not exist",
+                           "expression": ["Observation.performer[0]"]}]}}},
+            {"response": {"status": "403 Forbidden"}},
+            {"response": {"status": "422", "outcome": {"resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "business-rule", "diagnostics": "value out of range"}]}}}
+        ]});
+        let out = parse(body, 3).unwrap();
+        assert!(matches!(
+            out[0],
+            EntryOutcome::RouteRefused { status: 404, .. }
+        ));
+        assert!(matches!(
+            out[1],
+            EntryOutcome::RouteRefused { status: 403, .. }
+        ));
+        assert!(matches!(out[2], EntryOutcome::Rejected { status: 422, .. }));
+        assert_eq!(blame_of_status(401), Some(Blame::Route));
+        assert_eq!(blame_of_status(400), None);
     }
 
     #[test]

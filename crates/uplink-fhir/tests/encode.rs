@@ -500,3 +500,64 @@ fn outcomes_map_back_to_records() {
     );
     assert!(b.record_outcomes(&outcomes[1..]).is_none());
 }
+
+/// Issue 6: oral (and every other site's) temperature was refused as "no VkpObservation
+/// mapping". It is VKP Bodytemp (8310-5 / 276885007) with the site in `bodySite`; body fat and
+/// CGM (interstitial glucose) have no VKP code and stay refused, by name.
+#[test]
+fn issue_6_site_temperatures_are_bodytemp_with_a_body_site() {
+    let ctx = common::national_context();
+    let thermo = common::ble("0a1b2c0001d4e5f7");
+    let at = |mdc: u32, value: f64, unit: &str| {
+        common::build(common::reading(
+            thermo.clone(),
+            mdc,
+            hearth_model::Value::numeric_with_decimals(value, 1),
+            Some(unit),
+        ))
+    };
+    for p in [Profile::Vkp, Profile::Pmd] {
+        for (mdc, site) in [
+            (188424, Some("74262004")),
+            (188452, Some("422543003")),
+            (150392, Some("42859004")),
+            (188420, Some("34402009")),
+            (188456, None),
+            (150364, None),
+        ] {
+            let b = encode_bundle(&[at(mdc, 37.1, "Cel")], &ctx, p).unwrap();
+            let v: J = serde_json::from_slice(&b.to_json_bytes()).unwrap();
+            let problems = match p {
+                Profile::Vkp => check::vkp_problems(&v),
+                _ => check::pmd_problems(&v),
+            };
+            assert!(problems.is_empty(), "{mdc}: {problems:?}");
+            let obs = &v["entry"][0]["resource"];
+            assert_eq!(obs["code"]["coding"][0]["code"], "8310-5", "{mdc}");
+            assert_eq!(obs["code"]["coding"][1]["code"], "276885007", "{mdc}");
+            assert_eq!(
+                obs["code"]["coding"][2]["code"],
+                mdc.to_string(),
+                "the MDC site code stays"
+            );
+            match site {
+                Some(code) => {
+                    assert_eq!(obs["bodySite"]["coding"][0]["code"], code, "{mdc}");
+                    assert_eq!(
+                        obs["bodySite"]["coding"][0]["system"],
+                        "http://snomed.info/sct"
+                    );
+                }
+                None => assert!(obs.get("bodySite").is_none(), "{mdc}"),
+            }
+        }
+        for (mdc, unit) in [(188748, "%"), (160212, "mg/dL")] {
+            match encode_bundle(&[at(mdc, 21.5, unit)], &ctx, p) {
+                Err(EncodeError::NotInProfile { why, .. }) => {
+                    assert!(why.contains(&mdc.to_string()), "{why}")
+                }
+                other => panic!("{mdc}: {other:?}"),
+            }
+        }
+    }
+}

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use hearth_model::{Record, RecordId};
 use hearth_tls::TlsFiles;
-use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
+use hearth_uplink::{BoxFuture, Claimed, Failure, Outcome, Uplink, UplinkError, redact_for_log};
 use hearth_uplink_fhir::{
-    Context, EntryOutcome, EntryRole, Profile, ResponseError, encode_bundle,
-    parse_transaction_response,
+    Blame, Context, EntryOutcome, EntryRole, Profile, ResponseError, blame_of_status,
+    encode_bundle, parse_transaction_response,
 };
 use hyper::body::Bytes;
 
@@ -50,6 +50,9 @@ pub struct FhirUplink {
     profile: Profile,
     context: Context,
     auth: AuthState,
+    /// Readings the encoder leaves out as unsupported (no mapping in the profile, not an
+    /// Observation) are [`Outcome::Skipped`] instead of [`Outcome::Rejected`].
+    skip_unsupported: bool,
 }
 
 /// What one request for a group of records ended in.
@@ -107,7 +110,16 @@ impl FhirUplink {
             profile: settings.profile,
             context: settings.context,
             auth,
+            skip_unsupported: false,
         })
+    }
+
+    /// Settle readings the route cannot carry (the encoder's `Bundle::skipped`: no mapping in
+    /// the profile, not an Observation) as skipped, counted as `skipped:<route>`, instead of
+    /// dead-lettering them (the default; route key `unsupported = "skip"`).
+    pub fn skip_unsupported(mut self, skip: bool) -> Self {
+        self.skip_unsupported = skip;
+        self
     }
 
     /// TCP connections opened to the FHIR server so far.
@@ -153,7 +165,8 @@ impl FhirUplink {
                     c.invalidate();
                     continue;
                 }
-                return Err(UplinkError::new(format!(
+                // Every record would be refused alike: pause the route, keep the records.
+                return Err(UplinkError::route_refused(format!(
                     "FHIR {} answered 401 Unauthorized; check the route's auth settings (token, \
                      client id, key) and the client certificate",
                     self.base_url
@@ -161,7 +174,7 @@ impl FhirUplink {
             }
             return Ok(resp);
         }
-        Err(UplinkError::new(format!(
+        Err(UplinkError::route_refused(format!(
             "FHIR {} refused a freshly fetched access token (401 twice); check the scope and \
              the receiver's trust in the identity service",
             self.base_url
@@ -186,7 +199,9 @@ impl FhirUplink {
                 Ok(b) => break b,
                 Err(e) => match e.record() {
                     Some((pos, _)) if pos < idx.len() => {
-                        tracing::warn!(record = %batch[idx[pos]].record.id(), error = %e, "FHIR encoder refused a record; dead-lettering it");
+                        // Not final yet (a later failure of the batch keeps it): the sender
+                        // logs the dead letter once it is settled.
+                        tracing::debug!(record = %batch[idx[pos]].record.id(), error = %e, "FHIR encoder refused a record; encoding the rest without it");
                         out[idx[pos]] = Some(Outcome::Rejected {
                             reason: e.to_string(),
                         });
@@ -200,8 +215,11 @@ impl FhirUplink {
         };
         for s in bundle.skipped() {
             if let Some(&i) = idx.get(s.index) {
-                out[i] = Some(Outcome::Rejected {
-                    reason: s.reason.clone(),
+                let reason = s.reason.clone();
+                out[i] = Some(if self.skip_unsupported {
+                    Outcome::Skipped { reason }
+                } else {
+                    Outcome::Rejected { reason }
                 });
             }
         }
@@ -227,7 +245,22 @@ impl FhirUplink {
                     self.base_url
                 ),
                 retry_after: resp.retry_after(),
+                failure: Failure::Unavailable,
             });
+        }
+        if blame_of_status(status) == Some(Blame::Route) {
+            let detail = match &parsed {
+                Err(
+                    ResponseError::OperationOutcome { diagnostics, .. }
+                    | ResponseError::RouteRefused { diagnostics },
+                ) => format!(": {diagnostics}"),
+                _ => String::new(),
+            };
+            return Err(UplinkError::route_refused(format!(
+                "FHIR {} answered HTTP {status}{detail}; check the route's auth settings and \
+                 the rights the server gives this gateway",
+                self.base_url
+            )));
         }
         match parsed {
             Ok(entries) => {
@@ -238,12 +271,24 @@ impl FhirUplink {
                         self.base_url
                     )));
                 };
+                // One Observation refused because of the route means all of them would be.
+                if let Some((_, EntryOutcome::RouteRefused { status, reason })) = pairs
+                    .iter()
+                    .find(|(_, e)| matches!(e, EntryOutcome::RouteRefused { .. }))
+                {
+                    return Err(UplinkError::route_refused(format!(
+                        "FHIR {} refused an Observation because of the route (entry {status}): \
+                         {reason}; check the route's patient, organization and profile",
+                        self.base_url
+                    )));
+                }
                 for (role, e) in bundle.entries().iter().zip(&entries) {
                     if !matches!(role, EntryRole::Observation(_)) {
                         if let EntryOutcome::Rejected { status, reason }
+                        | EntryOutcome::RouteRefused { status, reason }
                         | EntryOutcome::Retry { status, reason } = e
                         {
-                            tracing::warn!(status, reason = %reason, "FHIR receiver did not store a Device entry");
+                            tracing::warn!(status, reason = %redact_for_log(reason), "FHIR receiver did not store a Device entry");
                         }
                     }
                 }
@@ -252,15 +297,23 @@ impl FhirUplink {
                     out[i] = Some(match e {
                         EntryOutcome::Delivered { .. } => Outcome::Delivered,
                         EntryOutcome::Retry { status, reason } => {
-                            tracing::info!(record = %id, status, reason = %reason, "FHIR receiver asks to retry a record");
+                            tracing::info!(record = %id, status, reason = %redact_for_log(&reason), "FHIR receiver asks to retry a record");
                             Outcome::Retry { not_before: None }
                         }
-                        EntryOutcome::Rejected { status, reason } => Outcome::Rejected {
+                        EntryOutcome::Rejected { status, reason }
+                        | EntryOutcome::RouteRefused { status, reason } => Outcome::Rejected {
                             reason: format!("FHIR receiver answered {status}: {reason}"),
                         },
                     });
                 }
                 Ok(Sent::Done)
+            }
+            Err(ResponseError::RouteRefused { diagnostics }) if (400..500).contains(&status) => {
+                Err(UplinkError::route_refused(format!(
+                    "FHIR {} refused the transaction because of the route (HTTP {status}): \
+                     {diagnostics}; check the route's patient, organization and profile",
+                    self.base_url
+                )))
             }
             Err(ResponseError::OperationOutcome {
                 diagnostics,
@@ -285,6 +338,7 @@ impl FhirUplink {
                         self.base_url
                     ),
                     retry_after: resp.retry_after(),
+                    failure: Failure::Unavailable,
                 })
             }
         }
@@ -304,7 +358,7 @@ impl FhirUplink {
                     pending.clear();
                 }
                 Sent::RefusedBecauseOf(i, reason) => {
-                    tracing::warn!(record = %batch[i].record.id(), "FHIR receiver refused the transaction because of one record; dead-lettering it and sending the rest");
+                    tracing::debug!(record = %batch[i].record.id(), reason = %redact_for_log(&reason), "FHIR receiver refused the transaction because of one record; sending the rest without it");
                     out[i] = Some(Outcome::Rejected { reason });
                     pending.retain(|&p| p != i);
                 }
@@ -315,7 +369,7 @@ impl FhirUplink {
                         continue;
                     }
                     // No entry named: one record per request finds the refused ones.
-                    tracing::warn!(records = pending.len(), reason = %reason, "FHIR receiver refused the transaction without naming an entry; sending the records one by one");
+                    tracing::warn!(records = pending.len(), reason = %redact_for_log(&reason), "FHIR receiver refused the transaction without naming an entry; sending the records one by one");
                     for i in std::mem::take(&mut pending) {
                         if out[i].is_some() {
                             continue;

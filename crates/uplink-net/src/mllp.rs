@@ -347,7 +347,9 @@ fn reject_skipped(
 }
 
 fn reject(out: &mut [Option<Outcome>], i: usize, e: &EncodeError) {
-    tracing::warn!(error = %e, "PCD-01 encoder refused a record; dead-lettering it");
+    // Not final yet (a later failure of the batch keeps it): the sender logs the dead
+    // letter once it is settled.
+    tracing::debug!(error = %e, "PCD-01 encoder refused a record; sending the rest without it");
     out[i] = Some(Outcome::Rejected {
         reason: e.to_string(),
     });

@@ -623,3 +623,132 @@ fn bad_settings_are_refused_with_the_setting_named() {
     let e = FhirUplink::new(s).err().unwrap();
     assert!(e.to_string().contains("auth.key_file"), "{e}");
 }
+
+/// Issue 6: a route whose patient the server does not know had every reading refused and
+/// dead-lettered, one request per reading. A refusal of the route fails the batch as
+/// `RouteRefused` after one request, and no record is rejected.
+#[tokio::test]
+async fn issue_6_a_refusal_of_the_route_keeps_every_record_after_one_request() {
+    use hearth_uplink::Failure;
+    let cases: Vec<(u16, serde_json::Value)> = vec![
+        // HAPI names the missing subject in the text only.
+        (
+            400,
+            serde_json::json!({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "processing",
+             "diagnostics": "HAPI-1094: Resource Patient/123 not found, specified in path: Observation.subject"}]}),
+        ),
+        (
+            404,
+            serde_json::json!({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "not-found", "diagnostics": "Organization/974600951 is unknown"}]}),
+        ),
+        (
+            422,
+            serde_json::json!({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "invalid", "diagnostics": "unknown reference",
+             "expression": ["Bundle.entry[2].resource.subject"]}]}),
+        ),
+        (
+            403,
+            serde_json::json!({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "processing", "diagnostics": "not allowed"}]}),
+        ),
+    ];
+    for (status, body) in cases {
+        let handler = move |_: &HttpRequest| fhir_json(status, &body);
+        let server = http_server(None, Arc::new(handler)).await;
+        let mut up = plain(&server);
+        let batch = claimed(readings(5));
+        let err = up.deliver(&batch).await.unwrap_err();
+        assert_eq!(err.failure, Failure::RouteRefused, "{status}: {err}");
+        assert!(err.message.contains(&status.to_string()), "{err}");
+        assert_eq!(
+            server.requests.lock().unwrap().len(),
+            1,
+            "{status}: one request, not one per reading"
+        );
+    }
+}
+
+/// A refusal of the route inside a transaction-response (an entry's outcome) keeps the batch
+/// too; a refusal of a record's own data still rejects just that record.
+#[tokio::test]
+async fn issue_6_an_entry_refused_because_of_the_route_keeps_the_batch() {
+    use hearth_uplink::Failure;
+    let handler = |req: &HttpRequest| {
+        fhir_json(
+            200,
+            &transaction_response(req, |_, observation, _| {
+                if !observation {
+                    ("201 Created".into(), None)
+                } else {
+                    (
+                        "404 Not Found".into(),
+                        Some(serde_json::json!({"resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "processing",
+                                   "diagnostics": "no such patient", "expression": ["Observation.subject"]}]})),
+                    )
+                }
+            }),
+        )
+    };
+    let server = http_server(None, Arc::new(handler)).await;
+    let mut up = plain(&server);
+    let err = up.deliver(&claimed(readings(3))).await.unwrap_err();
+    assert_eq!(err.failure, Failure::RouteRefused, "{err}");
+}
+
+/// 401 without OAuth2 to renew: the route is refused, not merely unreachable.
+#[tokio::test]
+async fn issue_6_unauthorized_refuses_the_route() {
+    use hearth_uplink::Failure;
+    let handler = |_: &HttpRequest| Reply::Raw(response(401, &[], b""));
+    let server = http_server(None, Arc::new(handler)).await;
+    let mut up = plain(&server);
+    let err = up.deliver(&claimed(readings(2))).await.unwrap_err();
+    assert_eq!(err.failure, Failure::RouteRefused, "{err}");
+}
+
+/// Issue 6: with the route's `unsupported = "skip"`, a reading the VKP profile has no mapping
+/// for (body fat) is settled as skipped, not dead-lettered; the default still dead-letters it.
+/// Oral temperature is mapped (Bodytemp with bodySite) and delivered either way.
+#[tokio::test]
+async fn issue_6_unsupported_skip_settles_unmapped_readings_as_skipped() {
+    use hearth_model::{Mdc, Reading, Timestamp, Ucum, Value};
+    let server = http_server(None, Arc::new(all_created)).await;
+    let reading = |mdc: u32, unit: &str, seq: u64| {
+        Record::Reading(
+            Reading::builder(device(1), Mdc(mdc), Value::numeric_with_decimals(21.5, 1))
+                .unit(Ucum::new(unit))
+                .device_time(Timestamp::from_unix_millis(1_741_935_909_000))
+                .sequence(seq)
+                .build(Timestamp::from_unix_millis(1_741_935_911_000)),
+        )
+    };
+    let batch = claimed(vec![reading(188748, "%", 1), reading(188424, "Cel", 2)]);
+    for skip in [false, true] {
+        let mut s = settings(format!("http://{}/fhir", server.addr), TlsFiles::default());
+        s.profile = Profile::Vkp;
+        s.context.patient = Some(PatientRef::Identifier {
+            system: "urn:oid:2.16.578.1.12.4.1.4.1".into(),
+            value: "13116900216".into(),
+        });
+        // As the daemon configures every FHIR route: unmapped readings are listed, not fatal.
+        s.context.options.unsupported = Unsupported::Skip;
+        let mut up = FhirUplink::new(s).unwrap().skip_unsupported(skip);
+        let out = up.deliver(&batch).await.unwrap();
+        assert_eq!(out[1], Outcome::Delivered, "oral temperature is mapped");
+        match (&out[0], skip) {
+            (Outcome::Skipped { reason }, true) | (Outcome::Rejected { reason }, false) => {
+                assert!(reason.contains("188748"), "{reason}")
+            }
+            (o, _) => panic!("skip = {skip}: {o:?}"),
+        }
+    }
+    let reqs = server.requests.lock().unwrap();
+    let body = reqs[0].json();
+    let obs = &body["entry"][0]["resource"];
+    assert_eq!(obs["code"]["coding"][0]["code"], "8310-5");
+    assert_eq!(obs["bodySite"]["coding"][0]["code"], "74262004");
+}

@@ -273,3 +273,441 @@ async fn more_uplinks_have_a_batch_in_flight_each_and_deliver_every_record_once(
     assert_eq!(failed, 1, "the failed batch was retried");
     assert_eq!(writer.stats().await.unwrap().routes[0].delivered, 95);
 }
+
+/// Refuses the route a number of times, then delivers everything; counts its calls.
+struct Refusing {
+    refusals: usize,
+    calls: Arc<Mutex<usize>>,
+}
+
+impl Uplink for Refusing {
+    fn describe(&self) -> String {
+        "refusing".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            *self.calls.lock().unwrap() += 1;
+            if self.refusals > 0 {
+                self.refusals -= 1;
+                return Err(UplinkError::route_refused(
+                    "Resource Patient/12345678901 not found, specified in path: Observation.subject",
+                ));
+            }
+            Ok(vec![Outcome::Delivered; batch.len()])
+        })
+    }
+}
+
+/// Issue 6: a refusal of the route itself (missing patient, 401/403, unknown profile) pauses
+/// the route with one `Refused` event and status, keeps every record (no dead letter), and the
+/// route resumes (event and status cleared) once the receiver takes records again.
+#[tokio::test]
+async fn issue_6_a_refused_route_pauses_keeps_its_records_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 25);
+    let calls = Arc::new(Mutex::new(0));
+    let uplink = Refusing {
+        refusals: 3,
+        calls: calls.clone(),
+    };
+    let (status_tx, mut status_rx) = tokio::sync::watch::channel(RouteStatus::Open);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(1000);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(uplink), 10, fast())
+        .unwrap()
+        .with_events(events_tx)
+        .with_status(status_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    // The status turns Refused (with a masked reason) before anything is delivered.
+    tokio::time::timeout(Duration::from_secs(30), status_rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    match status_rx.borrow_and_update().clone() {
+        RouteStatus::Refused { reason } => {
+            assert!(reason.contains("Observation.subject"), "{reason}");
+            assert!(
+                !reason.contains("12345678901"),
+                "identifiers are masked: {reason}"
+            );
+        }
+        s => panic!("{s:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the route drained");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        *status_rx.borrow(),
+        RouteStatus::Open,
+        "cleared on delivery"
+    );
+    let mut events = Vec::new();
+    while let Ok(e) = events_rx.try_recv() {
+        events.push(e);
+    }
+    let refused = events
+        .iter()
+        .filter(|e| matches!(e, SenderEvent::Refused { .. }))
+        .count();
+    let resumed = events
+        .iter()
+        .filter(|e| matches!(e, SenderEvent::Resumed { .. }))
+        .count();
+    assert_eq!((refused, resumed), (1, 1), "raised once, cleared once");
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.routes[0].delivered, 25, "every record kept and delivered");
+    assert_eq!(
+        s.dead_letters.values().sum::<u64>(),
+        0,
+        "nothing dead-lettered"
+    );
+    let calls = *calls.lock().unwrap();
+    assert!(
+        (6..=8).contains(&calls),
+        "three refused attempts, then a few batches of 10: {calls}"
+    );
+}
+
+/// Issue 6: the backoff the breaker computes. A route that never delivered doubles up to its
+/// policy's max; one that has delivered before is capped at `RECOVERY_CAP`; two connections
+/// failing in the same round count once; Retry-After still wins.
+#[test]
+fn issue_6_breaker_counts_a_failed_round_once_and_caps_the_wait_after_deliveries() {
+    let policy = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(300),
+        jitter: 0.0,
+    };
+    let mut b = Breaker::new(policy);
+    let waits = |b: &mut Breaker, n: usize| -> Vec<u64> {
+        (0..n)
+            .map(|_| b.failure(b.round(), None).unwrap().as_secs())
+            .collect()
+    };
+    assert_eq!(
+        waits(&mut b, 10),
+        [1, 2, 4, 8, 16, 32, 64, 128, 256, 300],
+        "never delivered"
+    );
+    b.success();
+    assert_eq!(
+        waits(&mut b, 7),
+        [1, 2, 4, 8, 10, 10, 10],
+        "delivered before"
+    );
+    assert_eq!(RECOVERY_CAP, Duration::from_secs(10));
+    b.success();
+    // Two connections launched in the same round both fail: one failure.
+    let round = b.round();
+    assert_eq!(b.failure(round, None), Some(Duration::from_secs(1)));
+    assert_eq!(b.failure(round, None), None);
+    assert_eq!(b.failures(), 1);
+    assert!(b.probing());
+    assert_eq!(
+        b.failure(b.round(), Some(Duration::from_secs(60))),
+        Some(Duration::from_secs(60)),
+        "Retry-After beyond the cap is honoured"
+    );
+    b.success();
+    assert!(!b.probing());
+}
+
+/// Down for a number of deliveries (not a time, so the test does not depend on the machine's
+/// speed), up otherwise; records what it saw.
+struct Outage {
+    state: Arc<Mutex<OutageState>>,
+}
+
+#[derive(Default)]
+struct OutageState {
+    calls: usize,
+    /// Calls 1..=up_first succeed, the next `down` calls fail, the rest succeed.
+    up_first: usize,
+    down: usize,
+    in_flight: usize,
+    /// Most batches in flight at once and largest batch while the receiver was down, after
+    /// the first round of the outage.
+    max_in_flight_down: usize,
+    max_batch_down: usize,
+    delivered: HashSet<RecordId>,
+    first_call_after_outage_delivered: Option<bool>,
+}
+
+impl Uplink for Outage {
+    fn describe(&self) -> String {
+        "outage".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            let (call, down) = {
+                let mut s = self.state.lock().unwrap();
+                s.calls += 1;
+                s.in_flight += 1;
+                let call = s.calls;
+                let down = call > s.up_first && call <= s.up_first + s.down;
+                // The first round of the outage may have one batch per connection (2) launched
+                // before the sender learned of the failure; every later call is a probe.
+                if down && call > s.up_first + 2 {
+                    s.max_in_flight_down = s.max_in_flight_down.max(s.in_flight);
+                    s.max_batch_down = s.max_batch_down.max(batch.len());
+                }
+                (call, down)
+            };
+            // Let the other connection's batch overlap this one.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let mut s = self.state.lock().unwrap();
+            s.in_flight -= 1;
+            if down {
+                return Err(UplinkError::new("connection refused"));
+            }
+            if call == s.up_first + s.down + 1 {
+                s.first_call_after_outage_delivered = Some(true);
+            }
+            s.delivered.extend(batch.iter().map(|c| c.record.id()));
+            Ok(vec![Outcome::Delivered; batch.len()])
+        })
+    }
+}
+
+/// Issue 6: after an outage of a route that delivered before, the route probes with one small
+/// batch on one connection, counts each failed round once, never waits longer than its
+/// recovery cap, and delivers the whole backlog once the receiver is back, the first call
+/// after the outage already delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_6_a_route_resumes_after_an_outage_with_bounded_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 400);
+    let state = Arc::new(Mutex::new(OutageState {
+        up_first: 2,
+        down: 9,
+        ..OutageState::default()
+    }));
+    let initial = Duration::from_millis(2);
+    let cap = Duration::from_millis(16);
+    let policy = RetryPolicy {
+        initial,
+        max: Duration::from_secs(60),
+        jitter: 0.0,
+    };
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(1000);
+    let first = Box::new(Outage {
+        state: state.clone(),
+    });
+    let second: Box<dyn Uplink> = Box::new(Outage {
+        state: state.clone(),
+    });
+    let mut sender = RouteSender::new("hub", writer.clone(), first, 50, policy)
+        .unwrap()
+        .with_more_uplinks([second])
+        .with_recovery_cap(cap)
+        .with_events(events_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the route drained after the outage");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+
+    let mut waits = Vec::new();
+    while let Ok(e) = events_rx.try_recv() {
+        if let SenderEvent::Failed { failures, wait, .. } = e {
+            waits.push((failures, wait));
+        }
+    }
+    {
+        let s = state.lock().unwrap();
+        assert_eq!(s.delivered.len(), 400, "every record delivered");
+        assert_eq!(s.first_call_after_outage_delivered, Some(true));
+        // 9 failed calls; the first round had both connections in flight, so 8 or 9 counted.
+        assert!(
+            (8..=9).contains(&waits.len()),
+            "failed rounds counted once: {waits:?}"
+        );
+        for (failures, wait) in &waits {
+            let doubled = initial * 2u32.pow(failures - 1);
+            assert_eq!(*wait, doubled.min(cap), "failure {failures}: {waits:?}");
+        }
+        assert!(
+            s.max_in_flight_down <= 1,
+            "one probe at a time while the receiver is down"
+        );
+        assert!(
+            s.max_batch_down <= PROBE_BATCH,
+            "probes are small: {}",
+            s.max_batch_down
+        );
+    }
+    let stats = writer.stats().await.unwrap();
+    assert_eq!(stats.routes[0].delivered, 400);
+    assert_eq!(stats.dead_letters.values().sum::<u64>(), 0);
+}
+
+/// Rejects every record whose sequence number is odd, with a reason that echoes a value and a
+/// national id, as a receiver might.
+struct RejectOdd;
+
+impl Uplink for RejectOdd {
+    fn describe(&self) -> String {
+        "reject-odd".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            Ok(batch
+                .iter()
+                .map(|c| match &c.record {
+                    Record::Reading(r) if r.sequence.unwrap_or(0) % 2 == 1 => Outcome::Rejected {
+                        reason: "FHIR receiver answered 422: value 36.6 not allowed for patient 12345678901".into(),
+                    },
+                    _ => Outcome::Delivered,
+                })
+                .collect())
+        })
+    }
+}
+
+/// Collects what the log writes.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 6: dead letters were silent (profile-mapping refusals, PCD-01 AR/CR) or logged without
+/// their reason. Each one is logged once, after it is committed, with route, record id and the
+/// reason, values and identifiers masked.
+#[tokio::test(flavor = "current_thread")]
+async fn issue_6_every_dead_letter_is_logged_once_with_route_record_and_reason() {
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 10);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(RejectOdd), 4, fast())
+        .unwrap()
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("dead-lettered"))
+        .collect();
+    assert_eq!(lines.len(), 5, "one line per dead letter:\n{text}");
+    for l in &lines {
+        assert!(l.contains("route=hub") && l.contains("record="), "{l}");
+        assert!(l.contains("FHIR receiver answered 422"), "{l}");
+        assert!(!l.contains("36.6") && !l.contains("12345678901"), "{l}");
+    }
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.dead_letters.values().sum::<u64>(), 5);
+}
+
+/// Skips every record, as a route with `unsupported = "skip"` does for what it cannot carry.
+struct SkipAll;
+
+impl Uplink for SkipAll {
+    fn describe(&self) -> String {
+        "skip-all".into()
+    }
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            Ok(vec![
+                Outcome::Skipped {
+                    reason: "MDC 188748 has no VkpObservation mapping".into()
+                };
+                batch.len()
+            ])
+        })
+    }
+}
+
+/// Issue 6: skipped records leave the route counted (`skipped:<route>`), reported in the
+/// `Answered` event and logged once each, never silently and never as dead letters.
+#[tokio::test(flavor = "current_thread")]
+async fn issue_6_skipped_records_are_counted_and_logged() {
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _t) = setup(dir.path(), 6);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(100);
+    let mut sender = RouteSender::new("hub", writer.clone(), Box::new(SkipAll), 4, fast())
+        .unwrap()
+        .with_events(events_tx)
+        .with_idle_poll(Duration::from_millis(5));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let mut skipped = 0;
+    while let Ok(e) = events_rx.try_recv() {
+        if let SenderEvent::Answered { skipped: n, .. } = e {
+            skipped += n;
+        }
+    }
+    assert_eq!(skipped, 6);
+    let s = writer.stats().await.unwrap();
+    assert_eq!(s.counter("skipped:hub"), 6);
+    assert_eq!(s.dead_letters.values().sum::<u64>(), 0);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines = text.lines().filter(|l| l.contains("skips it")).count();
+    assert_eq!(lines, 6, "{text}");
+}
