@@ -269,6 +269,7 @@ fn pcd01_uplink(
         tls: m.tls.then(|| tls_files(route)),
         server_name: m.server_name.clone(),
         timeout: m.timeout.get(),
+        in_flight: usize::try_from(m.in_flight).unwrap_or(hearth_uplink_net::DEFAULT_IN_FLIGHT),
         context,
     })
     .map_err(|e| anyhow::anyhow!("route {:?}: {e}", route.name))

@@ -133,6 +133,11 @@ pub struct Pcd01RouteConfig {
     /// Longest wait for connecting and for each ACK; > 0. Default 30 s.
     #[serde(default = "thirty_seconds")]
     pub timeout: ConfigDuration,
+    /// Messages sent on the connection before their ACKs are read (pipelining; each reading is
+    /// its own message, ACKs are matched by MSA-2), 1..=256; 1 = each message waits for the
+    /// previous one's ACK. Default 32.
+    #[serde(default = "in_flight")]
+    pub in_flight: u32,
     /// MSH-5, the receiving application. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiving_application: Option<String>,
@@ -143,6 +148,15 @@ pub struct Pcd01RouteConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// Default of `route.pcd01.in_flight`.
+pub const PCD01_IN_FLIGHT: u32 = 32;
+/// Largest `route.pcd01.in_flight`.
+pub const PCD01_MAX_IN_FLIGHT: u32 = 256;
+
+fn in_flight() -> u32 {
+    PCD01_IN_FLIGHT
 }
 
 /// `[route.tls]`: the route's TLS files (rustls, TLS 1.2 or newer).

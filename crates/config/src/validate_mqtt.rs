@@ -500,6 +500,16 @@ impl Checker<'_, '_> {
                     );
                 }
                 self.positive(m.timeout.get(), p.key("timeout"), "timeout");
+                let max = crate::schema_uplink::PCD01_MAX_IN_FLIGHT;
+                if !(1..=max).contains(&m.in_flight) {
+                    self.fail(
+                        p.key("in_flight"),
+                        format!(
+                            "in_flight = {}: messages in flight must be 1..={max} (1 = one at a time)",
+                            m.in_flight
+                        ),
+                    );
+                }
             }
             _ => {}
         }

@@ -221,6 +221,16 @@ fn a_pcd01_route_needs_host_port_and_tls_off_the_box() {
 }
 
 #[test]
+fn pcd01_messages_in_flight_are_bounded() {
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"pcd01\"\n[route.pcd01]\nhost = \"127.0.0.1\"\nport = 2575\ntls = false\nin_flight = 0",
+    ));
+    assert_eq!(e.key, "route[0].pcd01.in_flight");
+    assert!(e.line > 0 && e.message.contains("1..=256"), "{e}");
+}
+
+#[test]
 fn a_bad_zigbee2mqtt_rule_names_its_index_key_and_line() {
     let text = BASE.replace(
         "kind = \"simulated\"",

@@ -165,6 +165,7 @@ fn full_config() -> Config {
             tls: true,
             server_name: Some("hub.example.no".into()),
             timeout: ConfigDuration::from_secs(30),
+            in_flight: 32,
             receiving_application: Some("HUB".into()),
             receiving_facility: Some("KOMMUNE".into()),
         }),
