@@ -260,6 +260,7 @@ fn pcd01_uplink(
         .as_deref()
         .map(|e| hearth_model::GatewayId::parse(e).map(|g| g.compact()))
         .transpose()?;
+    context.patient = m.patient.clone().map(hearth_model::PersonRef::new);
     context.receiving_application = m.receiving_application.clone();
     context.receiving_facility = m.receiving_facility.clone();
     context.non_readings = hearth_uplink_pcd01::NonReadings::Skip;

@@ -68,6 +68,7 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
             server_name: None,
             timeout: ConfigDuration::from_secs(5),
             in_flight: 32,
+            patient: None,
             receiving_application: Some("DEMO-HUB".into()),
             receiving_facility: None,
         });

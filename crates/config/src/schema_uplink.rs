@@ -138,6 +138,12 @@ pub struct Pcd01RouteConfig {
     /// previous one's ACK. Default 32.
     #[serde(default = "in_flight")]
     pub in_flight: u32,
+    /// The patient (PID) of readings whose device has no `person`: a national identity number
+    /// `<system>|<value>` (e.g. `urn:oid:2.16.578.1.12.4.1.4.1|<national id>` → PID-3
+    /// `<value>^^^FNR&2.16.578.1.12.4.1.4.1&ISO^NNNOR`), `Patient/<id>` or another local id.
+    /// Personal data: never logged. Optional; without it such readings are sent without PID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
     /// MSH-5, the receiving application. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiving_application: Option<String>,

@@ -500,6 +500,24 @@ impl Checker<'_, '_> {
                     );
                 }
                 self.positive(m.timeout.get(), p.key("timeout"), "timeout");
+                if let Some(patient) = &m.patient {
+                    let bad_pair = patient
+                        .split_once('|')
+                        .is_some_and(|(sys, v)| sys.trim().is_empty() || v.trim().is_empty());
+                    if patient.trim().is_empty()
+                        || bad_pair
+                        || patient.chars().any(char::is_control)
+                    {
+                        // The value is personal data: not repeated in the message.
+                        self.fail(
+                            p.key("patient"),
+                            "patient must be <system>|<value> (e.g. \
+                             urn:oid:2.16.578.1.12.4.1.4.1|<national identity number>), \
+                             Patient/<id> or a local id, without control characters"
+                                .into(),
+                        );
+                    }
+                }
                 let max = crate::schema_uplink::PCD01_MAX_IN_FLIGHT;
                 if !(1..=max).contains(&m.in_flight) {
                     self.fail(

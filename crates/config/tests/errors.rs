@@ -221,6 +221,16 @@ fn a_pcd01_route_needs_host_port_and_tls_off_the_box() {
 }
 
 #[test]
+fn a_pcd01_patient_must_be_a_system_value_pair_or_an_id_and_is_not_echoed() {
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"pcd01\"\n[route.pcd01]\nhost = \"127.0.0.1\"\nport = 2575\ntls = false\npatient = \"urn:oid:2.999.77|\"",
+    ));
+    assert_eq!(e.key, "route[0].pcd01.patient");
+    assert!(!e.message.contains("2.999.77"), "{e}");
+}
+
+#[test]
 fn pcd01_messages_in_flight_are_bounded() {
     let e = error(&BASE.replace(
         "uplink = \"loopback\"",

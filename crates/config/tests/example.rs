@@ -166,6 +166,7 @@ fn full_config() -> Config {
             server_name: Some("hub.example.no".into()),
             timeout: ConfigDuration::from_secs(30),
             in_flight: 32,
+            patient: Some("urn:oid:2.16.578.1.12.4.1.4.1|13116900216".into()),
             receiving_application: Some("HUB".into()),
             receiving_facility: Some("KOMMUNE".into()),
         }),

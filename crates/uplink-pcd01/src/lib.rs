@@ -49,9 +49,9 @@ pub mod mllp;
 
 pub use ack::{AckCode, AckError, AckOutcome, parse_ack, parse_any_ack};
 pub use encode::{
-    AckRequest, AssigningAuthority, CONTROL_ID_LEN, Coded, Context, EncodeError, HL7_VERSION,
-    MESSAGE_TYPE, Message, NonReadings, Patient, ProcessingId, absent_flag, control_id_for,
-    encode_oru, profile_for,
+    AckRequest, AssigningAuthority, CONTROL_ID_LEN, Coded, Context, DNR_OID, EncodeError, FHN_OID,
+    FNR_OID, HL7_VERSION, MESSAGE_TYPE, Message, NonReadings, Patient, ProcessingId, absent_flag,
+    control_id_for, encode_oru, profile_for,
 };
 pub use escape::{escape, unescape};
 pub use mllp::{DeframeError, Deframer, frame};
