@@ -518,6 +518,35 @@ impl Checker<'_, '_> {
                         );
                     }
                 }
+                for (key, value, max, what) in [
+                    (
+                        "profile",
+                        &m.profile,
+                        crate::schema_uplink::PCD01_PROFILE_COMPONENTS,
+                        "entity^namespace^universal id^type",
+                    ),
+                    (
+                        "universal_service",
+                        &m.universal_service,
+                        crate::schema_uplink::PCD01_SERVICE_COMPONENTS,
+                        "code^text^coding system",
+                    ),
+                ] {
+                    let Some(v) = value else { continue };
+                    let parts: Vec<&str> = v.split('^').collect();
+                    if parts.len() > max
+                        || parts.first().is_none_or(|c| c.trim().is_empty())
+                        || v.chars().any(char::is_control)
+                    {
+                        self.fail(
+                            p.key(key),
+                            format!(
+                                "{key} = {v:?}: write {what} (up to {max} components separated \
+                                 by ^, the first one not empty)"
+                            ),
+                        );
+                    }
+                }
                 let max = crate::schema_uplink::PCD01_MAX_IN_FLIGHT;
                 if !(1..=max).contains(&m.in_flight) {
                     self.fail(

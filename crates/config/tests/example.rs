@@ -169,6 +169,10 @@ fn full_config() -> Config {
             patient: Some("urn:oid:2.16.578.1.12.4.1.4.1|13116900216".into()),
             receiving_application: Some("HUB".into()),
             receiving_facility: Some("KOMMUNE".into()),
+            ack_mode: Pcd01AckMode::Application,
+            processing_id: Pcd01ProcessingId::T,
+            profile: Some("IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO".into()),
+            universal_service: Some("182777000^monitoring of patient^SCT".into()),
         }),
         tls,
     });
