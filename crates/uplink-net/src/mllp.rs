@@ -251,38 +251,33 @@ impl MllpUplink {
                         break Err(f);
                     }
                 }
-                let Some(&oldest) = in_flight.front() else {
+                if in_flight.is_empty() {
                     break Ok(());
-                };
-                let reply = match read_frame(&self.dialer, self.timeout, &mut conn).await {
+                }
+                // Wait for one ACK, then take every other ACK already received, before the
+                // freed slots are refilled in one write.
+                let mut reply = match read_frame(&self.dialer, self.timeout, &mut conn).await {
                     Ok(r) => r,
                     Err(f) => break Err(f),
                 };
-                match parse_any_ack(&reply) {
-                    Ok((cid, outcome)) => {
-                        match in_flight.iter().position(|&i| msgs[i].control_id == cid) {
-                            Some(pos) => {
-                                if let Some(i) = in_flight.remove(pos) {
-                                    acks[i] = Some(outcome);
-                                }
-                                answered_here += 1;
-                            }
-                            None => {
-                                break Err(Failure::Fatal(format!(
-                                    "unusable ACK from {}: MSA-2 {cid:?} does not match the control id of any message in flight (oldest {})",
-                                    self.dialer.describe(),
-                                    msgs[oldest].control_id
-                                )));
-                            }
+                let taken = loop {
+                    if let Err(f) = self.take_ack(&reply, msgs, &mut in_flight, &mut acks) {
+                        break Err(f);
+                    }
+                    answered_here += 1;
+                    match conn.deframer.next_frame() {
+                        None => break Ok(()),
+                        Some(Ok(next)) => reply = next,
+                        Some(Err(e)) => {
+                            break Err(Failure::Fatal(format!(
+                                "unreadable MLLP reply from {}: {e}",
+                                self.dialer.describe()
+                            )));
                         }
                     }
-                    Err(e) => {
-                        break Err(Failure::Fatal(format!(
-                            "unusable ACK from {} for message {}: {e}",
-                            self.dialer.describe(),
-                            msgs[oldest].control_id
-                        )));
-                    }
+                };
+                if let Err(f) = taken {
+                    break Err(f);
                 }
             };
             let failure = match result {
@@ -325,6 +320,35 @@ impl MllpUplink {
             self.window = (self.window * 2).min(self.in_flight);
         }
         (acks, None)
+    }
+
+    /// Match one ACK to its message in flight (by MSA-2) and record its outcome.
+    fn take_ack(
+        &self,
+        reply: &[u8],
+        msgs: &[Pending],
+        in_flight: &mut VecDeque<usize>,
+        acks: &mut [Option<AckOutcome>],
+    ) -> Result<(), Failure> {
+        let oldest = in_flight
+            .front()
+            .map_or("", |&i| msgs[i].control_id.as_str());
+        let (cid, outcome) = parse_any_ack(reply).map_err(|e| {
+            Failure::Fatal(format!(
+                "unusable ACK from {} for message {oldest}: {e}",
+                self.dialer.describe()
+            ))
+        })?;
+        let Some(pos) = in_flight.iter().position(|&i| msgs[i].control_id == cid) else {
+            return Err(Failure::Fatal(format!(
+                "unusable ACK from {}: MSA-2 {cid:?} does not match the control id of any message in flight (oldest {oldest})",
+                self.dialer.describe()
+            )));
+        };
+        if let Some(i) = in_flight.remove(pos) {
+            acks[i] = Some(outcome);
+        }
+        Ok(())
     }
 
     /// Encode each reading as its own message, rejecting records the encoder refuses.
