@@ -257,7 +257,7 @@ impl Mllp {
                 break;
             }
             let fault = self.injector.draw();
-            let (p, refused) = parse(payload);
+            let (mut p, refused) = parse(payload);
             if fault == Fault::Error {
                 counters.extend([("requests", 1), ("fault:error", 1)]);
                 let reply = self.ack(
@@ -278,14 +278,9 @@ impl Mllp {
                     plans.push(Plan::Reply(self.ack(&p, Ack::Reject, Some(&why)), fault));
                 }
                 None => {
-                    let items = p
-                        .rows
-                        .iter()
-                        .map(|(key, kind, body)| Item {
-                            key: key.clone(),
-                            kind,
-                            body: body.clone(),
-                        })
+                    let items = std::mem::take(&mut p.rows)
+                        .into_iter()
+                        .map(|(key, kind, body)| Item { key, kind, body })
                         .collect();
                     requests.push((p.control_id.clone(), items));
                     plans.push(Plan::Store(Box::new(p), fault));
