@@ -265,8 +265,38 @@ fn pcd01_uplink(
         .as_deref()
         .map(|e| hearth_model::GatewayId::parse(e).map(|g| g.compact()))
         .transpose()?;
+    context.patient = m.patient.clone().map(hearth_model::PersonRef::new);
     context.receiving_application = m.receiving_application.clone();
     context.receiving_facility = m.receiving_facility.clone();
+    context.ack_request = match m.ack_mode {
+        hearth_config::Pcd01AckMode::Accept => hearth_uplink_pcd01::AckRequest::AcceptAlways,
+        hearth_config::Pcd01AckMode::Application => {
+            hearth_uplink_pcd01::AckRequest::ApplicationAlways
+        }
+    };
+    context.processing_id = match m.processing_id {
+        hearth_config::Pcd01ProcessingId::P => hearth_uplink_pcd01::ProcessingId::Production,
+        hearth_config::Pcd01ProcessingId::T => hearth_uplink_pcd01::ProcessingId::Training,
+        hearth_config::Pcd01ProcessingId::D => hearth_uplink_pcd01::ProcessingId::Debugging,
+    };
+    // Components as configured (validated: 1..=4 and 1..=3); the encoder escapes each one.
+    let part = |v: &str, n: usize| v.split('^').nth(n).unwrap_or("").to_owned();
+    if let Some(v) = &m.profile {
+        context.profile = hearth_uplink_pcd01::Coded {
+            code: part(v, 0),
+            text: part(v, 1),
+            system: part(v, 2),
+            system_type: part(v, 3),
+        };
+    }
+    if let Some(v) = &m.universal_service {
+        context.universal_service = hearth_uplink_pcd01::Coded {
+            code: part(v, 0),
+            text: part(v, 1),
+            system: part(v, 2),
+            system_type: String::new(),
+        };
+    }
     context.non_readings = hearth_uplink_pcd01::NonReadings::Skip;
     hearth_uplink_net::MllpUplink::new(hearth_uplink_net::MllpSettings {
         host: m.host.clone(),
@@ -274,6 +304,7 @@ fn pcd01_uplink(
         tls: m.tls.then(|| tls_files(route)),
         server_name: m.server_name.clone(),
         timeout: m.timeout.get(),
+        in_flight: usize::try_from(m.in_flight).unwrap_or(hearth_uplink_net::DEFAULT_IN_FLIGHT),
         context,
     })
     .map_err(|e| anyhow::anyhow!("route {:?}: {e}", route.name))

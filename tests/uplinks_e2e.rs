@@ -180,3 +180,94 @@ timeout = "5s"
         outbox.counters
     );
 }
+
+/// Issue 6: what the daemon writes in a PCD-01 message comes from the box and the route: MSH-3
+/// carries the gateway's EUI-64, a reading without a person is about `[route.pcd01] patient`
+/// (PID-3 a CX with its assigning authority), and `ack_mode`, `processing_id` and
+/// `universal_service` reach MSH-15/16, MSH-11 and OBR-4.
+#[test]
+fn issue_6_a_pcd01_message_names_the_gateway_the_route_patient_and_the_configured_header() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[gateway]
+data_dir = "{data}"
+eui64 = "02-1A-2B-3C-4D-5E-6F-70"
+
+[[route]]
+name = "hub"
+categories = ["health", "welfare", "administrative"]
+uplink = "pcd01"
+[route.pcd01]
+host = "127.0.0.1"
+port = {port}
+tls = false
+patient = "urn:oid:2.16.578.1.12.4.1.4.1|13116900216"
+ack_mode = "application"
+processing_id = "T"
+universal_service = "182777000^monitoring of patient^SCT"
+
+[[source]]
+name = "sim"
+kind = "simulated"
+[source.simulated]
+devices = 1
+interval = "100ms"
+"#,
+            data = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("log");
+    let child = start(&config, &log);
+    listener.set_nonblocking(false).unwrap();
+    let (mut tcp, _) = listener.accept().unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut d = hearth_uplink_pcd01::Deframer::default();
+    let mut buf = [0u8; 8192];
+    let frame = loop {
+        if let Some(f) = d.next_frame() {
+            break String::from_utf8(f.unwrap()).unwrap();
+        }
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "hearth closed the connection");
+        d.push(&buf[..n]);
+    };
+    let seg = |name: &str| -> Vec<String> {
+        frame
+            .split('\r')
+            .find(|s| s.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {frame}"))
+            .split('|')
+            .map(str::to_owned)
+            .collect()
+    };
+    let msh = seg("MSH");
+    let cid = msh[9].clone();
+    let ack =
+        format!("MSH|^~\\&|R||HEARTH||20250101000000+0000||ACK^R01^ACK|A1|T|2.6\rMSA|AA|{cid}\r");
+    let _ = tcp.write_all(&hearth_uplink_pcd01::mllp::frame_bytes(ack.as_bytes()));
+    stop(child);
+    assert_eq!(msh[2], "HEARTH^021A2B3C4D5E6F70^EUI-64", "{frame}");
+    assert_eq!(
+        (msh[10].as_str(), msh[14].as_str(), msh[15].as_str()),
+        ("T", "NE", "AL")
+    );
+    assert_eq!(
+        seg("PID")[3],
+        "13116900216^^^FNR&2.16.578.1.12.4.1.4.1&ISO^NNNOR"
+    );
+    assert_eq!(seg("OBR")[4], "182777000^monitoring of patient^SCT");
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("13116900216"),
+        "the patient id is never logged"
+    );
+}

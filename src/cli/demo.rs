@@ -69,8 +69,14 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
             tls: false,
             server_name: None,
             timeout: ConfigDuration::from_secs(5),
+            in_flight: 32,
+            patient: None,
             receiving_application: Some("DEMO-HUB".into()),
             receiving_facility: None,
+            ack_mode: hearth_config::Pcd01AckMode::default(),
+            processing_id: hearth_config::Pcd01ProcessingId::default(),
+            profile: None,
+            universal_service: None,
         });
         c.routes.push(f);
         c.routes.push(p);

@@ -80,11 +80,11 @@ pub use error::{ConfigError, ConfigWarning, ErrorKind};
 pub use schema::{
     BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, FhirAuthConfig,
     FhirAuthKind, FhirProfile, FhirRouteConfig, FhirUnsupported, GatewayConfig, Hours,
-    IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig,
-    Pcd01RouteConfig, RetentionConfig, RetryConfig, RetryOverride, RouteConfig, RouteTlsConfig,
-    RuleConfig, RuleEmit, RuleValue, SEVERITIES, SensorConfig, SimulatedConfig, SourceConfig,
-    SourceKind, SupervisorConfig, UplinkKind, Zigbee2mqttBackendKind, Zigbee2mqttConfig,
-    is_loopback_host, url_scheme_host,
+    IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig, Pcd01AckMode,
+    Pcd01ProcessingId, Pcd01RouteConfig, RetentionConfig, RetryConfig, RetryOverride, RouteConfig,
+    RouteTlsConfig, RuleConfig, RuleEmit, RuleValue, SEVERITIES, SensorConfig, SimulatedConfig,
+    SourceConfig, SourceKind, SupervisorConfig, UplinkKind, Zigbee2mqttBackendKind,
+    Zigbee2mqttConfig, is_loopback_host, url_scheme_host,
 };
 pub use units::{ByteSize, ConfigDuration};
 

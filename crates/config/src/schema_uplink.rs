@@ -154,16 +154,81 @@ pub struct Pcd01RouteConfig {
     /// Longest wait for connecting and for each ACK; > 0. Default 30 s.
     #[serde(default = "thirty_seconds")]
     pub timeout: ConfigDuration,
+    /// Messages sent on the connection before their ACKs are read (pipelining; each reading is
+    /// its own message, ACKs are matched by MSA-2), 1..=256; 1 = each message waits for the
+    /// previous one's ACK. Default 32.
+    #[serde(default = "in_flight")]
+    pub in_flight: u32,
+    /// The patient (PID) of readings whose device has no `person`: a national identity number
+    /// `<system>|<value>` (e.g. `urn:oid:2.16.578.1.12.4.1.4.1|<national id>` → PID-3
+    /// `<value>^^^FNR&2.16.578.1.12.4.1.4.1&ISO^NNNOR`), `Patient/<id>` or another local id.
+    /// Personal data: never logged. Optional; without it such readings are sent without PID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
     /// MSH-5, the receiving application. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiving_application: Option<String>,
     /// MSH-6, the receiving facility. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiving_facility: Option<String>,
+    /// MSH-15/MSH-16, which acknowledgement the receiver is asked for: `accept` (`AL`/`NE`,
+    /// IHE PCD commit ACK `CA`/`CE`/`CR`) or `application` (`NE`/`AL`, Continua/PCHA receivers,
+    /// `AA`/`AE`/`AR`). Either answer is understood. Default `accept`.
+    #[serde(default)]
+    pub ack_mode: Pcd01AckMode,
+    /// MSH-11 processing id: `P` (production), `T` (training) or `D` (debugging). Default `P`.
+    #[serde(default)]
+    pub processing_id: Pcd01ProcessingId,
+    /// MSH-21 message profile (EI, `entity^namespace^universal id^type`, 1 to 4 components).
+    /// Default `IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// OBR-4 universal service identifier (CWE, `code^text^coding system`, 1 to 3 components).
+    /// Default `182777000^monitoring of patient^SNOMED-CT`; IHE PCD receivers may want `…^SCT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub universal_service: Option<String>,
 }
+
+/// `route.pcd01.ack_mode`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pcd01AckMode {
+    /// `AL`/`NE`: accept (commit) acknowledgement always (IHE PCD TF-2 style).
+    #[default]
+    Accept,
+    /// `NE`/`AL`: application acknowledgement always (Continua/PCHA WAN).
+    Application,
+}
+
+/// `route.pcd01.processing_id`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Pcd01ProcessingId {
+    /// `P`
+    #[default]
+    P,
+    /// `T`
+    T,
+    /// `D`
+    D,
+}
+
+/// Largest number of components of `route.pcd01.profile` (EI) and
+/// `route.pcd01.universal_service` (the CWE components hearth writes).
+pub const PCD01_PROFILE_COMPONENTS: usize = 4;
+/// See [`PCD01_PROFILE_COMPONENTS`].
+pub const PCD01_SERVICE_COMPONENTS: usize = 3;
 
 fn yes() -> bool {
     true
+}
+
+/// Default of `route.pcd01.in_flight`.
+pub const PCD01_IN_FLIGHT: u32 = 32;
+/// Largest `route.pcd01.in_flight`.
+pub const PCD01_MAX_IN_FLIGHT: u32 = 256;
+
+fn in_flight() -> u32 {
+    PCD01_IN_FLIGHT
 }
 
 /// `[route.tls]`: the route's TLS files (rustls, TLS 1.2 or newer).

@@ -517,6 +517,63 @@ impl Checker<'_, '_> {
                     );
                 }
                 self.positive(m.timeout.get(), p.key("timeout"), "timeout");
+                if let Some(patient) = &m.patient {
+                    let bad_pair = patient
+                        .split_once('|')
+                        .is_some_and(|(sys, v)| sys.trim().is_empty() || v.trim().is_empty());
+                    if patient.trim().is_empty()
+                        || bad_pair
+                        || patient.chars().any(char::is_control)
+                    {
+                        // The value is personal data: not repeated in the message.
+                        self.fail(
+                            p.key("patient"),
+                            "patient must be <system>|<value> (e.g. \
+                             urn:oid:2.16.578.1.12.4.1.4.1|<national identity number>), \
+                             Patient/<id> or a local id, without control characters"
+                                .into(),
+                        );
+                    }
+                }
+                for (key, value, max, what) in [
+                    (
+                        "profile",
+                        &m.profile,
+                        crate::schema_uplink::PCD01_PROFILE_COMPONENTS,
+                        "entity^namespace^universal id^type",
+                    ),
+                    (
+                        "universal_service",
+                        &m.universal_service,
+                        crate::schema_uplink::PCD01_SERVICE_COMPONENTS,
+                        "code^text^coding system",
+                    ),
+                ] {
+                    let Some(v) = value else { continue };
+                    let parts: Vec<&str> = v.split('^').collect();
+                    if parts.len() > max
+                        || parts.first().is_none_or(|c| c.trim().is_empty())
+                        || v.chars().any(char::is_control)
+                    {
+                        self.fail(
+                            p.key(key),
+                            format!(
+                                "{key} = {v:?}: write {what} (up to {max} components separated \
+                                 by ^, the first one not empty)"
+                            ),
+                        );
+                    }
+                }
+                let max = crate::schema_uplink::PCD01_MAX_IN_FLIGHT;
+                if !(1..=max).contains(&m.in_flight) {
+                    self.fail(
+                        p.key("in_flight"),
+                        format!(
+                            "in_flight = {}: messages in flight must be 1..={max} (1 = one at a time)",
+                            m.in_flight
+                        ),
+                    );
+                }
             }
             _ => {}
         }

@@ -221,6 +221,62 @@ fn a_pcd01_route_needs_host_port_and_tls_off_the_box() {
 }
 
 #[test]
+fn a_pcd01_patient_must_be_a_system_value_pair_or_an_id_and_is_not_echoed() {
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"pcd01\"\n[route.pcd01]\nhost = \"127.0.0.1\"\nport = 2575\ntls = false\npatient = \"urn:oid:2.999.77|\"",
+    ));
+    assert_eq!(e.key, "route[0].pcd01.patient");
+    assert!(!e.message.contains("2.999.77"), "{e}");
+}
+
+#[test]
+fn pcd01_header_overrides_load_and_malformed_ones_name_their_key() {
+    let route =
+        "uplink = \"pcd01\"\n[route.pcd01]\nhost = \"127.0.0.1\"\nport = 2575\ntls = false\n";
+    let loaded = parse(
+        &BASE.replace(
+            "uplink = \"loopback\"",
+            &format!(
+                "{route}ack_mode = \"application\"\nprocessing_id = \"T\"\n\
+                 profile = \"IHE PCD ORU-R01 2006^HL7^2.16.840.1.113883.9.n.m^HL7\"\n\
+                 universal_service = \"182777000^monitoring of patient^SCT\""
+            ),
+        ),
+        Path::new("hearth.toml"),
+    )
+    .unwrap();
+    let m = loaded.config.routes[0].pcd01.clone().unwrap();
+    assert_eq!(m.ack_mode, Pcd01AckMode::Application);
+    assert_eq!(m.processing_id, Pcd01ProcessingId::T);
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        &format!("{route}universal_service = \"a^b^c^d\""),
+    ));
+    assert_eq!(e.key, "route[0].pcd01.universal_service");
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        &format!("{route}profile = \"^IHE PCD\""),
+    ));
+    assert_eq!(e.key, "route[0].pcd01.profile");
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        &format!("{route}ack_mode = \"AL\""),
+    ));
+    assert_eq!(e.key, "route[0].pcd01.ack_mode");
+}
+
+#[test]
+fn pcd01_messages_in_flight_are_bounded() {
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"pcd01\"\n[route.pcd01]\nhost = \"127.0.0.1\"\nport = 2575\ntls = false\nin_flight = 0",
+    ));
+    assert_eq!(e.key, "route[0].pcd01.in_flight");
+    assert!(e.line > 0 && e.message.contains("1..=256"), "{e}");
+}
+
+#[test]
 fn a_bad_zigbee2mqtt_rule_names_its_index_key_and_line() {
     let text = BASE.replace(
         "kind = \"simulated\"",

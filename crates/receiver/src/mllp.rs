@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::faults::{Fault, Injector};
 use crate::store::{Item, MLLP, OBSERVATION};
-use crate::{Io, SharedStore, count, with_store};
+use crate::{Io, SharedStore, with_store};
 
 /// A connection idle this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
@@ -19,12 +19,6 @@ pub(crate) struct Mllp {
     store: SharedStore,
     pub(crate) injector: Injector,
     ack_seq: AtomicU64,
-}
-
-/// What to do after a message.
-enum Reply {
-    Send(Vec<u8>),
-    Close,
 }
 
 /// A message refused with `AR`.
@@ -214,87 +208,120 @@ impl Mllp {
                 }
             };
             deframer.push(buf.get(..n).unwrap_or(&[]));
+            // Every message that arrived together (a sender pipelining its messages) is
+            // handled as a group: one store transaction, the ACKs written together, in order.
+            let mut payloads = Vec::new();
             while let Some(next) = deframer.next_frame() {
-                let payload = match next {
-                    Ok(p) => p,
+                match next {
+                    Ok(p) => payloads.push(p),
                     Err(e) => {
                         // Nothing to acknowledge: no message. The deframer resynchronises.
                         tracing::debug!(error = %e, "MLLP: malformed framing");
-                        continue;
                     }
-                };
-                match self.message(&payload).await {
-                    Reply::Send(bytes) => {
-                        if io.write_all(&bytes).await.is_err() || io.flush().await.is_err() {
-                            return;
-                        }
-                    }
-                    Reply::Close => return,
                 }
+            }
+            if payloads.is_empty() {
+                continue;
+            }
+            let (replies, close) = self.messages(&payloads).await;
+            if !replies.is_empty()
+                && (io.write_all(&replies).await.is_err() || io.flush().await.is_err())
+            {
+                return;
+            }
+            if close {
+                return;
             }
         }
         let _ = io.shutdown().await;
     }
 
-    async fn message(&self, payload: &[u8]) -> Reply {
-        if self.injector.is_down(Instant::now()) {
-            count(&self.store, MLLP, vec![("requests", 1), ("fault:down", 1)]).await;
-            return Reply::Close;
+    /// Handle messages that arrived together, in order: the ACK bytes to send and whether the
+    /// connection is to be closed after them (a message after the one that closes it is not
+    /// handled, as if it had never been read).
+    async fn messages(&self, payloads: &[Vec<u8>]) -> (Vec<u8>, bool) {
+        /// What one message gets.
+        enum Plan {
+            Reply(Vec<u8>, Fault),
+            /// Stored with the group; its parse result and fault.
+            Store(Box<Parsed>, Fault),
+            Close,
         }
-        let fault = self.injector.draw();
-        let (p, refused) = parse(payload);
-        if fault == Fault::Error {
-            count(&self.store, MLLP, vec![("requests", 1), ("fault:error", 1)]).await;
-            self.delay().await;
-            return Reply::Send(self.ack(
-                &p,
-                Ack::Error,
-                Some(&refusal(207, "injected fault: try again later")),
-            ));
-        }
-        let mut counters: Vec<(&'static str, u64)> = vec![("requests", 1)];
-        if let Some(c) = fault.counter() {
-            counters.push((c, 1));
-        }
-        let reply = match refused {
-            Some(why) => {
-                counters.push(("rejected", 1));
-                count(&self.store, MLLP, counters).await;
-                self.ack(&p, Ack::Reject, Some(&why))
+        let mut plans = Vec::with_capacity(payloads.len());
+        let mut counters: Vec<(&'static str, u64)> = Vec::new();
+        let mut requests: Vec<(String, Vec<Item<'static>>)> = Vec::new();
+        for payload in payloads {
+            if self.injector.is_down(Instant::now()) {
+                counters.extend([("requests", 1), ("fault:down", 1)]);
+                plans.push(Plan::Close);
+                break;
             }
-            None => {
-                let rows: Vec<(String, &'static str, String)> = p.rows.clone();
-                let source = p.control_id.clone();
-                let res = with_store(&self.store, move |s| {
-                    let items: Vec<Item<'_>> = rows
+            let fault = self.injector.draw();
+            let (mut p, refused) = parse(payload);
+            if fault == Fault::Error {
+                counters.extend([("requests", 1), ("fault:error", 1)]);
+                let reply = self.ack(
+                    &p,
+                    Ack::Error,
+                    Some(&refusal(207, "injected fault: try again later")),
+                );
+                plans.push(Plan::Reply(reply, Fault::None));
+                continue;
+            }
+            counters.push(("requests", 1));
+            if let Some(c) = fault.counter() {
+                counters.push((c, 1));
+            }
+            match refused {
+                Some(why) => {
+                    counters.push(("rejected", 1));
+                    plans.push(Plan::Reply(self.ack(&p, Ack::Reject, Some(&why)), fault));
+                }
+                None => {
+                    let items = std::mem::take(&mut p.rows)
                         .into_iter()
                         .map(|(key, kind, body)| Item { key, kind, body })
                         .collect();
-                    s.put(MLLP, &source, &items, &counters)
-                })
-                .await;
-                match res {
-                    Ok(_) => self.ack(&p, Ack::Accept, None),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "MLLP: storing failed");
-                        self.ack(
+                    requests.push((p.control_id.clone(), items));
+                    plans.push(Plan::Store(Box::new(p), fault));
+                }
+            }
+            if fault == Fault::Reset {
+                break;
+            }
+        }
+        let stored = with_store(&self.store, move |s| s.put_all(MLLP, &requests, &counters)).await;
+        if let Err(e) = &stored {
+            tracing::warn!(error = %e, "MLLP: storing failed");
+        }
+        let mut out = Vec::new();
+        for plan in plans {
+            let (reply, fault) = match plan {
+                Plan::Close => return (out, true),
+                Plan::Reply(reply, fault) => (reply, fault),
+                Plan::Store(p, fault) => {
+                    let reply = match &stored {
+                        Ok(()) => self.ack(&p, Ack::Accept, None),
+                        Err(e) => self.ack(
                             &p,
                             Ack::Error,
                             Some(&refusal(
                                 207,
                                 format!("the receiver could not store the message: {e}"),
                             )),
-                        )
-                    }
+                        ),
+                    };
+                    (reply, fault)
                 }
+            };
+            self.delay().await;
+            match fault {
+                Fault::Reset => return (out, true),
+                Fault::Garbage => out.extend(self.garbage()),
+                Fault::None | Fault::Error => out.extend(reply),
             }
-        };
-        self.delay().await;
-        match fault {
-            Fault::Reset => Reply::Close,
-            Fault::Garbage => Reply::Send(self.garbage()),
-            Fault::None | Fault::Error => Reply::Send(reply),
         }
+        (out, false)
     }
 
     async fn delay(&self) {

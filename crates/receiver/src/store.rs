@@ -108,46 +108,29 @@ impl Store {
     ) -> Result<Vec<Stored>, ReceiverError> {
         let path = self.path.clone();
         let e = db_err(&path);
-        let now = now_ms();
         let tx = self.conn.transaction().map_err(&e)?;
-        let mut out = Vec::with_capacity(items.len());
-        {
-            let mut find = tx
-                .prepare_cached("SELECT rowid FROM received WHERE format = ?1 AND key = ?2")
-                .map_err(&e)?;
-            let mut bump = tx
-                .prepare_cached(
-                    "UPDATE received SET copies = copies + 1, last_seen_ms = ?2 WHERE rowid = ?1",
-                )
-                .map_err(&e)?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO received (format, key, kind, body, source, first_seen_ms, \
-                     last_seen_ms, copies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
-                )
-                .map_err(&e)?;
-            for item in items {
-                let existing: Option<i64> = find
-                    .query_row(params![format, item.key], |r| r.get(0))
-                    .optional()
-                    .map_err(&e)?;
-                match existing {
-                    Some(id) => {
-                        bump.execute(params![id, now]).map_err(&e)?;
-                        out.push(Stored::Existing(id));
-                    }
-                    None => {
-                        insert
-                            .execute(params![format, item.key, item.kind, item.body, source, now])
-                            .map_err(&e)?;
-                        out.push(Stored::Created(tx.last_insert_rowid()));
-                    }
-                }
-            }
-        }
+        let out = put_in(&tx, &path, format, source, items)?;
         add_counters(&tx, format, counters).map_err(&e)?;
         tx.commit().map_err(&e)?;
         Ok(out)
+    }
+
+    /// Store several requests `(source, items)` in one transaction (a group commit of messages
+    /// that arrived together, e.g. pipelined MLLP frames) and add `counters`.
+    pub(crate) fn put_all(
+        &mut self,
+        format: &str,
+        requests: &[(String, Vec<Item<'_>>)],
+        counters: &[(&str, u64)],
+    ) -> Result<(), ReceiverError> {
+        let path = self.path.clone();
+        let e = db_err(&path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        for (source, items) in requests {
+            put_in(&tx, &path, format, source, items)?;
+        }
+        add_counters(&tx, format, counters).map_err(&e)?;
+        tx.commit().map_err(&e)
     }
 
     /// Add to counters only.
@@ -162,6 +145,52 @@ impl Store {
         add_counters(&tx, format, counters).map_err(&e)?;
         tx.commit().map_err(&e)
     }
+}
+
+/// Store `items` of one request in the open transaction; one [`Stored`] per item, in order.
+fn put_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    format: &str,
+    source: &str,
+    items: &[Item<'_>],
+) -> Result<Vec<Stored>, ReceiverError> {
+    let e = db_err(path);
+    let now = now_ms();
+    let mut out = Vec::with_capacity(items.len());
+    let mut find = tx
+        .prepare_cached("SELECT rowid FROM received WHERE format = ?1 AND key = ?2")
+        .map_err(&e)?;
+    let mut bump = tx
+        .prepare_cached(
+            "UPDATE received SET copies = copies + 1, last_seen_ms = ?2 WHERE rowid = ?1",
+        )
+        .map_err(&e)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO received (format, key, kind, body, source, first_seen_ms, \
+             last_seen_ms, copies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
+        )
+        .map_err(&e)?;
+    for item in items {
+        let existing: Option<i64> = find
+            .query_row(params![format, item.key], |r| r.get(0))
+            .optional()
+            .map_err(&e)?;
+        match existing {
+            Some(id) => {
+                bump.execute(params![id, now]).map_err(&e)?;
+                out.push(Stored::Existing(id));
+            }
+            None => {
+                insert
+                    .execute(params![format, item.key, item.kind, item.body, source, now])
+                    .map_err(&e)?;
+                out.push(Stored::Created(tx.last_insert_rowid()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn add_counters(

@@ -213,6 +213,50 @@ async fn fhir_bad_requests_are_400_with_an_operation_outcome() {
     assert_eq!(sum.fhir.observations, 1);
 }
 
+/// hearth pipelines PCD-01 messages (ADR 0007): several frames arrive in one write and each is
+/// answered, in order, on the same connection.
+#[tokio::test]
+async fn mllp_pipelined_messages_are_each_acknowledged_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(config(&dir)).await.unwrap();
+    let mut tcp = TcpStream::connect(r.mllp_addr().unwrap()).await.unwrap();
+    let msgs: Vec<_> = records(5, 40)
+        .iter()
+        .map(|rec| oru(std::slice::from_ref(rec)))
+        .collect();
+    let mut bytes = Vec::new();
+    for m in &msgs {
+        bytes.extend_from_slice(&frame(m));
+    }
+    tcp.write_all(&bytes).await.unwrap();
+    let mut d = Deframer::default();
+    let mut buf = [0u8; 4096];
+    let mut acks = Vec::new();
+    while acks.len() < msgs.len() {
+        while let Some(f) = d.next_frame() {
+            acks.push(f.unwrap());
+        }
+        if acks.len() < msgs.len() {
+            let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "the receiver closed the connection");
+            d.push(&buf[..n]);
+        }
+    }
+    for (m, ack) in msgs.iter().zip(&acks) {
+        assert!(matches!(
+            parse_ack(ack, m.control_id()),
+            Ok(AckOutcome::Delivered { .. })
+        ));
+    }
+    r.shutdown().await;
+    let sum = summary(&dir.path().join("recv.db")).unwrap();
+    assert_eq!(sum.mllp.observations, 5);
+    assert_eq!(sum.mllp.duplicates, 0);
+}
+
 #[tokio::test]
 async fn mllp_message_is_acked_and_a_resend_is_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();

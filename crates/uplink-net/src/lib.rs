@@ -4,8 +4,9 @@
 //! - [`FhirUplink`]: FHIR R4 transaction Bundles (encoded by `hearth-uplink-fhir`) POSTed over
 //!   HTTP/1.1 + TLS (mutual TLS optional) on one keep-alive connection, with no auth, a static
 //!   bearer token, or OAuth2 client credentials with a `private_key_jwt` assertion.
-//! - [`MllpUplink`]: IHE PCD-01 ORU^R01 messages (encoded by `hearth-uplink-pcd01`) over MLLP on
-//!   one persistent TCP (+TLS) connection, each message waiting for its ACK.
+//! - [`MllpUplink`]: IHE PCD-01 ORU^R01 messages (encoded by `hearth-uplink-pcd01`), one per
+//!   reading so a resend is the same message (ADR 0007), pipelined over MLLP on one persistent
+//!   TCP (+TLS) connection, each ACK matched to its message by MSA-2.
 //!
 //! Every TLS connection is set up by [`hearth_tls::client_config`] (rustls + ring,
 //! TLS 1.2/1.3, operator CA or system store, client certificates).
@@ -27,7 +28,7 @@ mod net;
 pub use auth::{Auth, OAuth2};
 pub use fhir::{FhirSettings, FhirUplink};
 pub use http::{MAX_RETRY_AFTER, parse_retry_after};
-pub use mllp::{MllpSettings, MllpUplink};
+pub use mllp::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MllpSettings, MllpUplink};
 
 /// An uplink cannot be built from its settings; the message names the setting and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +59,4 @@ pub(crate) fn tls_config(
     table: &str,
 ) -> Result<rustls::ClientConfig, SetupError> {
     Ok(hearth_tls::client_config(files, table)?)
-}
-
-/// Now as a hearth timestamp.
-pub(crate) fn now() -> hearth_model::Timestamp {
-    hearth_model::Timestamp::now()
 }

@@ -1,13 +1,20 @@
 //! The PCD-01 uplink: ORU^R01 messages over MLLP on one persistent TCP (+TLS) connection.
+//!
+//! One message per reading (ADR 0007): the message, its control id and its bytes are a pure
+//! function of the reading and the route's configuration, so a resend after a lost ACK or a
+//! closed connection is the same message whatever else the outbox claimed alongside it.
+//! Throughput comes from pipelining: up to `in_flight` messages are written before their ACKs
+//! are read, and each ACK is matched to its message by MSA-2.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_model::{PersonRef, Record, RecordId};
+use hearth_model::Record;
 use hearth_tls::TlsFiles;
 use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
 use hearth_uplink_pcd01::{
-    AckOutcome, Context, Deframer, EncodeError, Message, encode_oru, frame, parse_ack,
+    AckOutcome, Context, Deframer, EncodeError, encode_oru, frame, parse_any_ack,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -16,6 +23,13 @@ use crate::net::{Dialer, Stream};
 
 /// Largest ACK accepted (an ACK is a few hundred bytes).
 const MAX_ACK: usize = 64 * 1024;
+
+/// Default of [`MllpSettings::in_flight`].
+pub const DEFAULT_IN_FLIGHT: usize = 32;
+
+/// Largest [`MllpSettings::in_flight`]: the ACKs of this many messages fit in the socket
+/// buffers, so writing never waits for ACKs nobody reads.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Settings of one PCD-01 route.
 #[derive(Debug, Clone)]
@@ -30,13 +44,34 @@ pub struct MllpSettings {
     pub server_name: Option<String>,
     /// Longest wait for connecting, and for each message's ACK.
     pub timeout: Duration,
-    /// The encoder's context; `message_time` is replaced by the clock at each message.
+    /// Messages written on the connection before their ACKs are read (pipelining), 1 ..=
+    /// [`MAX_IN_FLIGHT`]; 1 = each message waits for the previous one's ACK.
+    pub in_flight: usize,
+    /// The encoder's context; `message_time` is replaced by each reading's receipt time, so a
+    /// resend is the same message.
     pub context: Context,
 }
 
 struct Conn {
     stream: Stream,
     deframer: Deframer,
+}
+
+/// One encoded message of a batch.
+struct Pending {
+    /// The record's position in the batch.
+    index: usize,
+    control_id: String,
+    framed: Vec<u8>,
+}
+
+/// Why a connection stopped serving the messages in flight.
+enum Failure {
+    /// The connection was closed or broke (EOF, reset, write error): the messages in flight
+    /// may be sent again on a new connection.
+    Closed(String),
+    /// A timeout or an unusable reply: the delivery failed.
+    Fatal(String),
 }
 
 /// Sends batches as PCD-01 ORU^R01 messages over MLLP; see the crate docs and `UPLINKS.md`.
@@ -46,11 +81,11 @@ pub struct MllpUplink {
     context: Context,
     conn: Option<Conn>,
     opened: u64,
-}
-
-enum Exchange {
-    Ack(AckOutcome),
-    Failed(String),
+    /// The configured pipelining depth.
+    in_flight: usize,
+    /// The depth in use: lowered when the receiver closes connections after a few ACKs (some
+    /// MLLP servers answer one message per connection), raised again after clean deliveries.
+    window: usize,
 }
 
 impl MllpUplink {
@@ -64,6 +99,15 @@ impl MllpUplink {
             return Err(SetupError::Address {
                 key: "pcd01.host".into(),
                 message: "no host".into(),
+            });
+        }
+        if !(1..=MAX_IN_FLIGHT).contains(&settings.in_flight) {
+            return Err(SetupError::Address {
+                key: "pcd01.in_flight".into(),
+                message: format!(
+                    "{} messages in flight; use 1 ..= {MAX_IN_FLIGHT}",
+                    settings.in_flight
+                ),
             });
         }
         let name = settings.server_name.as_deref().unwrap_or(&settings.host);
@@ -80,6 +124,8 @@ impl MllpUplink {
             context: settings.context,
             conn: None,
             opened: 0,
+            in_flight: settings.in_flight,
+            window: settings.in_flight,
         })
     }
 
@@ -96,221 +142,286 @@ impl MllpUplink {
             deframer: Deframer::new(MAX_ACK),
         })
     }
+}
 
-    /// Send one framed message and read its ACK. A reused connection that turns out closed
-    /// (write fails, or EOF before any reply byte) is replaced once and the message sent
-    /// again (the receiver recognises a resend by its control id).
-    async fn exchange(&mut self, framed: &[u8], control_id: &str) -> Exchange {
-        for attempt in 0..2 {
+async fn write(
+    dialer: &Dialer,
+    timeout: Duration,
+    conn: &mut Conn,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    let write = async {
+        conn.stream.write_all(bytes).await?;
+        conn.stream.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Err(_) => Err(Failure::Fatal(format!(
+            "sending to {} took longer than {} ms",
+            dialer.describe(),
+            timeout.as_millis()
+        ))),
+        Ok(Err(e)) => Err(Failure::Closed(format!(
+            "sending to {} failed: {e}",
+            dialer.describe()
+        ))),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+/// The next MLLP frame from the receiver, waiting at most `timeout`.
+async fn read_frame(
+    dialer: &Dialer,
+    timeout: Duration,
+    conn: &mut Conn,
+) -> Result<Vec<u8>, Failure> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(next) = conn.deframer.next_frame() {
+            return next.map_err(|e| {
+                Failure::Fatal(format!(
+                    "unreadable MLLP reply from {}: {e}",
+                    dialer.describe()
+                ))
+            });
+        }
+        match tokio::time::timeout_at(deadline, conn.stream.read(&mut buf)).await {
+            Err(_) => {
+                return Err(Failure::Fatal(format!(
+                    "no ACK from {} within {} ms",
+                    dialer.describe(),
+                    timeout.as_millis()
+                )));
+            }
+            Ok(Ok(0)) => {
+                return Err(Failure::Closed(format!(
+                    "{} closed the connection before answering",
+                    dialer.describe()
+                )));
+            }
+            Ok(Ok(n)) => conn.deframer.push(buf.get(..n).unwrap_or(&[])),
+            Ok(Err(e)) => {
+                return Err(Failure::Closed(format!(
+                    "reading from {} failed: {e}",
+                    dialer.describe()
+                )));
+            }
+        }
+    }
+}
+
+impl MllpUplink {
+    /// Send every message, up to `window` in flight on a connection, and collect the ACKs
+    /// (matched on MSA-2). Returns the answers (by message) and, when the delivery stopped
+    /// before every message was answered, why.
+    ///
+    /// A connection that closes is replaced, and its unanswered messages are sent again (the
+    /// same bytes): at once when the receiver answered something on it (it closes connections
+    /// after answering), and once, one message at a time, when it answered nothing (a kept
+    /// connection the receiver had closed meanwhile, or a receiver that does not take
+    /// pipelined messages). Every new connection either answers a message or ends the
+    /// delivery, so this terminates.
+    async fn send_all(&mut self, msgs: &[Pending]) -> (Vec<Option<AckOutcome>>, Option<String>) {
+        let mut acks: Vec<Option<AckOutcome>> = vec![None; msgs.len()];
+        let mut todo: VecDeque<usize> = (0..msgs.len()).collect();
+        let mut window = self.window;
+        let mut retried = false;
+        let mut clean = true;
+        while !todo.is_empty() {
             let (mut conn, reused) = match self.conn.take() {
                 Some(c) => (c, true),
                 None => match self.open().await {
                     Ok(c) => (c, false),
-                    Err(e) => return Exchange::Failed(e),
+                    Err(e) => return (acks, Some(e)),
                 },
             };
-            let retry_on_new = reused && attempt == 0;
-            let timeout = self.timeout;
-            let write = async {
-                conn.stream.write_all(framed).await?;
-                conn.stream.flush().await
-            };
-            match tokio::time::timeout(timeout, write).await {
-                Err(_) => {
-                    return Exchange::Failed(format!(
-                        "sending to {} took longer than {} ms",
-                        self.dialer.describe(),
-                        timeout.as_millis()
-                    ));
-                }
-                Ok(Err(_)) if retry_on_new => continue,
-                Ok(Err(e)) => {
-                    return Exchange::Failed(format!(
-                        "sending to {} failed: {e}",
-                        self.dialer.describe()
-                    ));
-                }
-                Ok(Ok(())) => {}
-            }
-            let deadline = tokio::time::Instant::now() + timeout;
-            let mut got_any = false;
-            let mut buf = [0u8; 4096];
-            let reply = loop {
-                if let Some(next) = conn.deframer.next_frame() {
-                    break next.map_err(|e| format!("unreadable MLLP reply: {e}"));
-                }
-                match tokio::time::timeout_at(deadline, conn.stream.read(&mut buf)).await {
-                    Err(_) => {
-                        break Err(format!(
-                            "no ACK from {} within {} ms",
-                            self.dialer.describe(),
-                            timeout.as_millis()
-                        ));
+            let mut in_flight: VecDeque<usize> = VecDeque::new();
+            let mut answered_here = 0usize;
+            let mut most_in_flight = 0usize;
+            let result = loop {
+                if in_flight.len() < window && !todo.is_empty() {
+                    let mut bytes = Vec::new();
+                    while in_flight.len() < window {
+                        let Some(i) = todo.pop_front() else { break };
+                        bytes.extend_from_slice(&msgs[i].framed);
+                        in_flight.push_back(i);
                     }
-                    Ok(Ok(0)) => break Err(String::new()),
-                    Ok(Ok(n)) => {
-                        got_any = true;
-                        conn.deframer.push(&buf[..n]);
-                    }
-                    Ok(Err(e)) if !got_any && retry_on_new => {
-                        tracing::debug!(error = %e, "MLLP connection broke; reconnecting");
-                        break Err(String::new());
-                    }
-                    Ok(Err(e)) => {
-                        break Err(format!(
-                            "reading from {} failed: {e}",
-                            self.dialer.describe()
-                        ));
+                    most_in_flight = most_in_flight.max(in_flight.len());
+                    if let Err(f) = write(&self.dialer, self.timeout, &mut conn, &bytes).await {
+                        break Err(f);
                     }
                 }
-            };
-            match reply {
-                Err(m) if m.is_empty() => {
-                    if !got_any && retry_on_new {
-                        tracing::debug!("MLLP connection was closed by the receiver; reconnecting");
-                        continue;
-                    }
-                    return Exchange::Failed(format!(
-                        "{} closed the connection before answering",
-                        self.dialer.describe()
-                    ));
+                if in_flight.is_empty() {
+                    break Ok(());
                 }
-                Err(m) => return Exchange::Failed(m),
-                Ok(ack) => {
-                    return match parse_ack(&ack, control_id) {
-                        Ok(outcome) => {
-                            if conn.deframer.buffered() == 0 {
-                                self.conn = Some(conn);
-                            }
-                            Exchange::Ack(outcome)
+                // Wait for one ACK, then take every other ACK already received, before the
+                // freed slots are refilled in one write.
+                let mut reply = match read_frame(&self.dialer, self.timeout, &mut conn).await {
+                    Ok(r) => r,
+                    Err(f) => break Err(f),
+                };
+                let taken = loop {
+                    if let Err(f) = self.take_ack(&reply, msgs, &mut in_flight, &mut acks) {
+                        break Err(f);
+                    }
+                    answered_here += 1;
+                    match conn.deframer.next_frame() {
+                        None => break Ok(()),
+                        Some(Ok(next)) => reply = next,
+                        Some(Err(e)) => {
+                            break Err(Failure::Fatal(format!(
+                                "unreadable MLLP reply from {}: {e}",
+                                self.dialer.describe()
+                            )));
                         }
-                        Err(e) => Exchange::Failed(format!(
-                            "unusable ACK from {} for message {control_id}: {e}",
-                            self.dialer.describe()
-                        )),
-                    };
+                    }
+                };
+                if let Err(f) = taken {
+                    break Err(f);
                 }
+            };
+            let failure = match result {
+                Ok(()) => {
+                    if conn.deframer.buffered() == 0 {
+                        self.conn = Some(conn);
+                    }
+                    continue;
+                }
+                Err(f) => f,
+            };
+            // The connection is dropped; its unanswered messages go back in front, in order.
+            while let Some(i) = in_flight.pop_back() {
+                todo.push_front(i);
+            }
+            clean = false;
+            match failure {
+                Failure::Closed(_) if answered_here > 0 => {
+                    // The receiver closes connections after answering: go on with as many
+                    // messages in flight as it answered on this one.
+                    let depth = answered_here.clamp(1, self.window);
+                    if depth < self.window {
+                        tracing::debug!(
+                            depth,
+                            "PCD-01 receiver closed the connection after answering; fewer messages in flight"
+                        );
+                    }
+                    self.window = depth;
+                    window = depth;
+                }
+                Failure::Closed(why) if !retried && (reused || most_in_flight > 1) => {
+                    tracing::debug!(error = %why, "MLLP connection closed before any ACK; reconnecting, one message at a time");
+                    retried = true;
+                    window = 1;
+                }
+                Failure::Closed(why) | Failure::Fatal(why) => return (acks, Some(why)),
             }
         }
-        Exchange::Failed(format!(
-            "{} closed the connection twice in a row",
-            self.dialer.describe()
-        ))
+        if clean {
+            self.window = (self.window * 2).min(self.in_flight);
+        }
+        (acks, None)
     }
 
-    /// Encode the records at `idx` into one message, rejecting records the encoder refuses.
-    /// `Ok(None)`: nothing left to send.
-    fn encode(
+    /// Match one ACK to its message in flight (by MSA-2) and record its outcome.
+    fn take_ack(
+        &self,
+        reply: &[u8],
+        msgs: &[Pending],
+        in_flight: &mut VecDeque<usize>,
+        acks: &mut [Option<AckOutcome>],
+    ) -> Result<(), Failure> {
+        let oldest = in_flight
+            .front()
+            .map_or("", |&i| msgs[i].control_id.as_str());
+        let (cid, outcome) = parse_any_ack(reply).map_err(|e| {
+            Failure::Fatal(format!(
+                "unusable ACK from {} for message {oldest}: {e}",
+                self.dialer.describe()
+            ))
+        })?;
+        let Some(pos) = in_flight.iter().position(|&i| msgs[i].control_id == cid) else {
+            return Err(Failure::Fatal(format!(
+                "unusable ACK from {}: MSA-2 {cid:?} does not match the control id of any message in flight (oldest {oldest})",
+                self.dialer.describe()
+            )));
+        };
+        if let Some(i) = in_flight.remove(pos) {
+            acks[i] = Some(outcome);
+        }
+        Ok(())
+    }
+
+    /// Encode each reading as its own message, rejecting records the encoder refuses.
+    fn encode_each(
         &self,
         batch: &[Claimed],
-        mut idx: Vec<usize>,
         out: &mut [Option<Outcome>],
-    ) -> Result<Option<(Message, Vec<usize>)>, UplinkError> {
+    ) -> Result<Vec<Pending>, UplinkError> {
         let mut ctx = self.context.clone();
-        ctx.message_time = crate::now();
-        loop {
-            if idx.is_empty() {
-                return Ok(None);
+        let mut pending = Vec::with_capacity(batch.len());
+        for (i, c) in batch.iter().enumerate() {
+            if let Record::Reading(r) = &c.record {
+                // MSH-7 is when the message came to be: when hearth received the reading. A
+                // resend is the same message, so it carries the same time (ADR 0007).
+                ctx.message_time = r.received_at;
             }
-            let records: Vec<&Record> = idx.iter().map(|&i| &batch[i].record).collect();
-            match encode_oru(&records, &ctx) {
-                Ok(m) => {
-                    reject_skipped(batch, &idx, m.skipped(), out);
-                    return Ok(Some((m, idx)));
+            match encode_oru(std::slice::from_ref(&c.record), &ctx) {
+                Ok(m) if m.skipped().is_empty() => pending.push(Pending {
+                    index: i,
+                    control_id: m.control_id().to_owned(),
+                    framed: frame(&m),
+                }),
+                Ok(_) | Err(EncodeError::Empty) => {
+                    out[i] = Some(Outcome::Rejected {
+                        reason: not_a_reading(&c.record),
+                    });
                 }
-                Err(EncodeError::Empty) => {
-                    // Only alarms left, all skipped.
-                    for &i in &idx {
-                        out[i] = Some(Outcome::Rejected {
-                            reason: not_a_reading(&batch[i].record),
-                        });
-                    }
-                    return Ok(None);
+                Err(e) if is_route_error(&e) => {
+                    return Err(UplinkError::new(format!("PCD-01 route cannot encode: {e}")));
                 }
-                Err(e) => {
-                    if let Some(id) = culprit(&e) {
-                        if let Some(pos) = idx.iter().position(|&i| batch[i].record.id() == id) {
-                            reject(out, idx[pos], &e);
-                            idx.remove(pos);
-                            continue;
-                        }
-                    }
-                    if is_route_error(&e) {
-                        return Err(UplinkError::new(format!("PCD-01 route cannot encode: {e}")));
-                    }
-                    // Not tied to a record by the error: try each alone to find who is to blame.
-                    let failing: Vec<(usize, EncodeError)> = idx
-                        .iter()
-                        .filter_map(|&i| match encode_oru(&[&batch[i].record], &ctx) {
-                            Ok(_) | Err(EncodeError::Empty) => None,
-                            Err(e) => Some((i, e)),
-                        })
-                        .collect();
-                    if failing.is_empty() {
-                        return Err(UplinkError::new(format!("PCD-01 route cannot encode: {e}")));
-                    }
-                    for (i, e) in failing {
-                        reject(out, i, &e);
-                        idx.retain(|&j| j != i);
-                    }
-                }
+                Err(e) => reject(out, i, &e),
             }
         }
+        Ok(pending)
     }
 
     async fn deliver_batch(&mut self, batch: &[Claimed]) -> Result<Vec<Outcome>, UplinkError> {
         let mut out: Vec<Option<Outcome>> = vec![None; batch.len()];
-        // One message per person (one PID per ORU^R01), in order of first appearance.
-        let mut groups: Vec<(Option<&PersonRef>, Vec<usize>)> = Vec::new();
-        for (i, c) in batch.iter().enumerate() {
-            let person = match &c.record {
-                Record::Reading(r) => r.person.as_ref(),
-                _ => None,
-            };
-            match groups.iter_mut().find(|(p, _)| *p == person) {
-                Some((_, v)) => v.push(i),
-                None => groups.push((person, vec![i])),
+        let pending = self.encode_each(batch, &mut out)?;
+        let (acks, failed) = self.send_all(&pending).await;
+        let answered = acks.iter().filter(|a| a.is_some()).count();
+        if let Some(why) = &failed {
+            // Nothing answered: fail the batch so the route backs off; otherwise keep what was
+            // answered and retry the rest.
+            if answered == 0 && !pending.is_empty() {
+                return Err(UplinkError::new(format!("PCD-01: {why}")));
             }
+            tracing::warn!(error = %why, answered, unanswered = pending.len() - answered, "PCD-01 delivery failed part-way; the rest of the batch is retried");
         }
-        let mut answered = 0usize;
-        for (_, idx) in groups {
-            let Some((message, idx)) = self.encode(batch, idx, &mut out)? else {
-                continue;
-            };
-            let by_id = |id: &RecordId| idx.iter().copied().find(|&i| batch[i].record.id() == *id);
-            let control_id = message.control_id().to_owned();
-            match self.exchange(&frame(&message), &control_id).await {
-                Exchange::Ack(ack) => {
-                    let outcome = match &ack {
-                        AckOutcome::Delivered { .. } => Outcome::Delivered,
-                        AckOutcome::Retry { code, reason } => {
-                            tracing::warn!(control_id = %control_id, code = code.as_str(), reason = %reason, "PCD-01 receiver asks to retry");
-                            Outcome::Retry { not_before: None }
-                        }
-                        AckOutcome::Rejected { code, reason } => Outcome::Rejected {
-                            reason: format!(
-                                "PCD-01 receiver answered {} for message {control_id}: {reason}",
-                                code.as_str()
-                            ),
-                        },
-                    };
-                    for id in message.records() {
-                        if let Some(i) = by_id(id) {
-                            out[i] = Some(outcome.clone());
-                        }
+        let mut retries = 0usize;
+        let mut first_retry: Option<(&str, &'static str, String)> = None;
+        for (p, ack) in pending.iter().zip(acks) {
+            let Some(ack) = ack else { continue };
+            let control_id = p.control_id.as_str();
+            out[p.index] = Some(match ack {
+                AckOutcome::Delivered { .. } => Outcome::Delivered,
+                AckOutcome::Retry { code, reason } => {
+                    retries += 1;
+                    if first_retry.is_none() {
+                        first_retry = Some((control_id, code.as_str(), reason));
                     }
-                    answered += 1;
+                    Outcome::Retry { not_before: None }
                 }
-                Exchange::Failed(why) => {
-                    // The connection is dropped (self.conn was taken). Nothing answered yet:
-                    // fail the batch so the route backs off; otherwise keep what was answered.
-                    if answered == 0 {
-                        return Err(UplinkError::new(format!("PCD-01: {why}")));
-                    }
-                    tracing::warn!(error = %why, "PCD-01 delivery failed part-way; the rest of the batch is retried");
-                    break;
-                }
-            }
+                AckOutcome::Rejected { code, reason } => Outcome::Rejected {
+                    reason: format!(
+                        "PCD-01 receiver answered {} for message {control_id}: {reason}",
+                        code.as_str()
+                    ),
+                },
+            });
+        }
+        if let Some((control_id, code, reason)) = first_retry {
+            tracing::warn!(control_id = %control_id, code, reason = %reason, messages = retries, "PCD-01 receiver asks to retry");
         }
         Ok(out
             .into_iter()
@@ -331,21 +442,6 @@ fn not_a_reading(record: &Record) -> String {
     )
 }
 
-fn reject_skipped(
-    batch: &[Claimed],
-    idx: &[usize],
-    skipped: &[RecordId],
-    out: &mut [Option<Outcome>],
-) {
-    for id in skipped {
-        if let Some(&i) = idx.iter().find(|&&i| batch[i].record.id() == *id) {
-            out[i] = Some(Outcome::Rejected {
-                reason: not_a_reading(&batch[i].record),
-            });
-        }
-    }
-}
-
 fn reject(out: &mut [Option<Outcome>], i: usize, e: &EncodeError) {
     // Not final yet (a later failure of the batch keeps it): the sender logs the dead
     // letter once it is settled.
@@ -353,15 +449,6 @@ fn reject(out: &mut [Option<Outcome>], i: usize, e: &EncodeError) {
     out[i] = Some(Outcome::Rejected {
         reason: e.to_string(),
     });
-}
-
-fn culprit(e: &EncodeError) -> Option<RecordId> {
-    match e {
-        EncodeError::NotAReading { id, .. }
-        | EncodeError::NonFinite { id }
-        | EncodeError::NestedCompound { id } => Some(*id),
-        _ => None,
-    }
 }
 
 /// Errors of the route's configuration, never of one record.

@@ -24,6 +24,8 @@ enum Answer {
     WrongId,
     Hang,
     AckThenClose(&'static str),
+    /// Close the connection without answering (the ACK is lost).
+    Close,
 }
 
 fn ack(code: &str, control_id: &str, text: &str) -> Vec<u8> {
@@ -108,6 +110,7 @@ async fn mllp_server(tls: Option<TlsAcceptor>, script: Script) -> MllpServer {
                             tokio::time::sleep(Duration::from_secs(3600)).await;
                             return;
                         }
+                        Answer::Close => return,
                         Answer::AckThenClose(code) => {
                             let _ = s.write_all(&ack(code, &cid, "")).await;
                             let _ = s.shutdown().await;
@@ -136,6 +139,7 @@ fn settings(port: u16) -> MllpSettings {
         tls: None,
         server_name: None,
         timeout: Duration::from_millis(1500),
+        in_flight: hearth_uplink_net::DEFAULT_IN_FLIGHT,
         context: Context::new("HEARTH", Timestamp::now()),
     }
 }
@@ -148,7 +152,7 @@ fn outcome_of<'a>(batch: &[Claimed], out: &'a [Outcome], rec: &Record) -> &'a Ou
 }
 
 #[tokio::test]
-async fn delivers_one_message_per_person_over_mutual_tls_on_one_connection() {
+async fn delivers_one_message_per_reading_over_mutual_tls_on_one_connection() {
     let pki = Pki::new();
     let server = mllp_server(
         Some(pki.acceptor(true)),
@@ -170,7 +174,7 @@ async fn delivers_one_message_per_person_over_mutual_tls_on_one_connection() {
     }
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
     let msgs = server.messages.lock().unwrap();
-    assert_eq!(msgs.len(), 4, "one message per person and batch");
+    assert_eq!(msgs.len(), 6, "one message per reading (ADR 0007)");
     assert!(msgs[0].starts_with("MSH|^~\\&|HEARTH"));
 }
 
@@ -226,6 +230,117 @@ async fn garbage_fails_the_batch_and_the_next_batch_reconnects() {
         msh10(msgs[1].as_bytes()),
         "a resend carries the same control id"
     );
+}
+
+/// The message that carries `rec` (its record id in OBX-21), if any.
+fn carrying<'a>(msgs: &'a [String], rec: &Record) -> Vec<&'a String> {
+    let tag = format!("|{}^HEARTH", rec.id());
+    msgs.iter().filter(|m| m.contains(&tag)).collect()
+}
+
+/// Issue 6: a resend after a lost ACK must be the same message (same bytes, same MSH-10), even
+/// when the outbox claims the reading again alongside other readings, so a receiver that
+/// deduplicates on the message control id stores it once.
+#[tokio::test]
+async fn issue_6_a_resend_after_a_lost_ack_is_the_same_message_whatever_was_claimed_alongside() {
+    // The first two messages are read and then the connection closes without an ACK (the
+    // uplink tries a new connection once, then gives up on the batch).
+    let script: Script = Arc::new(|n, _| {
+        if n <= 2 {
+            Answer::Close
+        } else {
+            Answer::Ack("AA", "")
+        }
+    });
+    let server = mllp_server(None, script).await;
+    let mut up = MllpUplink::new(settings(server.port)).unwrap();
+    let (a, b, c, d) = (
+        temp(1, 1, Some("Patient/1")),
+        temp(1, 2, Some("Patient/1")),
+        temp(2, 3, Some("Patient/1")),
+        temp(1, 4, None),
+    );
+    let first = claimed(vec![a.clone(), b.clone()]);
+    assert!(up.deliver(&first).await.is_err(), "no ACK: the batch fails");
+    let sent_first: Vec<String> = server.messages.lock().unwrap().clone();
+    assert!(!sent_first.is_empty());
+    // Later, in another order and with other readings claimed alongside.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = claimed(vec![c.clone(), b.clone(), d.clone(), a.clone()]);
+    let out = up.deliver(&second).await.unwrap();
+    assert_eq!(out, vec![Outcome::Delivered; 4]);
+    let all: Vec<String> = server.messages.lock().unwrap().clone();
+    let resent = &all[sent_first.len()..];
+    let mut compared = 0;
+    for rec in [&a, &b] {
+        for before in carrying(&sent_first, rec) {
+            let after = carrying(resent, rec);
+            assert_eq!(after.len(), 1, "the reading is sent once more");
+            assert_eq!(msh10(before.as_bytes()), msh10(after[0].as_bytes()));
+            assert_eq!(
+                before, after[0],
+                "a resend is byte for byte the same message"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 1);
+}
+
+/// Several messages are written before their ACKs are read, and each ACK is matched to its
+/// message by MSA-2, whatever order the receiver answers in.
+#[tokio::test]
+async fn pipelined_acks_are_matched_by_msa2_in_any_order() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recs = vec![
+        temp(1, 1, Some("Patient/1")),
+        temp(1, 2, Some("Patient/1")),
+        temp(2, 3, None),
+    ];
+    let codes: Vec<(String, &'static str)> = recs
+        .iter()
+        .zip(["AA", "AE", "AR"])
+        .map(|(r, c)| (r.id().to_string(), c))
+        .collect();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut d = Deframer::new(1 << 20);
+        let mut frames = Vec::new();
+        let mut buf = [0u8; 8192];
+        // Answer nothing until all three messages are in: only pipelining gets them here.
+        while frames.len() < 3 {
+            while let Some(f) = d.next_frame() {
+                frames.push(String::from_utf8(f.unwrap()).unwrap());
+            }
+            if frames.len() < 3 {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                d.push(&buf[..n]);
+            }
+        }
+        for f in frames.iter().rev() {
+            let code = codes
+                .iter()
+                .find(|(id, _)| f.contains(id.as_str()))
+                .unwrap()
+                .1;
+            s.write_all(&ack(code, &msh10(f.as_bytes()), ""))
+                .await
+                .unwrap();
+        }
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+    });
+    let mut up = MllpUplink::new(settings(port)).unwrap();
+    let batch = claimed(recs.clone());
+    let out = up.deliver(&batch).await.unwrap();
+    assert_eq!(out[0], Outcome::Delivered);
+    assert_eq!(out[1], Outcome::Retry { not_before: None });
+    assert!(matches!(&out[2], Outcome::Rejected { reason } if reason.contains("AR")));
+    assert_eq!(up.connections_opened(), 1);
+    drop(up);
+    server.await.unwrap();
 }
 
 #[tokio::test]
@@ -408,8 +523,10 @@ async fn delivers_to_hl7apy_mllp_server() {
         let out = up.deliver(&claimed(recs)).await.unwrap();
         assert_eq!(out, vec![Outcome::Delivered; 3]);
     }
-    // hl7apy closes the connection after each message: every message needed its own.
-    assert_eq!(up.connections_opened(), 6);
+    // One message per reading (ADR 0007). hl7apy closes the connection after each message:
+    // every message needed its own (the uplink stops pipelining to such a receiver).
+    let opened = up.connections_opened();
+    assert!(opened >= 9, "{opened}");
     child.kill().await.unwrap();
     let mut err = String::new();
     child
@@ -419,5 +536,11 @@ async fn delivers_to_hl7apy_mllp_server() {
         .read_to_string(&mut err)
         .await
         .unwrap();
-    assert_eq!(err.matches("got ").count(), 6, "{err}");
+    let got: std::collections::BTreeSet<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("got "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(got.len(), 9, "{err}");
+    assert!(err.matches("got ").count() as u64 <= opened, "{err}");
 }

@@ -115,6 +115,20 @@ pub enum AckError {
 /// Parse an acknowledgement (the payload of one MLLP frame; stray framing bytes are ignored) for
 /// the message whose MSH-10 was `expected_control_id`.
 pub fn parse_ack(frame: &[u8], expected_control_id: &str) -> Result<AckOutcome, AckError> {
+    let (got, outcome) = parse_any_ack(frame)?;
+    if got != expected_control_id {
+        return Err(AckError::ControlIdMismatch {
+            expected: expected_control_id.to_owned(),
+            got,
+        });
+    }
+    Ok(outcome)
+}
+
+/// Parse an acknowledgement of any message: the control id it answers (MSA-2, unescaped) and
+/// the outcome. A sender with several messages in flight on one connection (pipelining) matches
+/// the reply to its message by this id.
+pub fn parse_any_ack(frame: &[u8]) -> Result<(String, AckOutcome), AckError> {
     let trimmed = trim_framing(frame);
     if trimmed.is_empty() {
         return Err(AckError::Empty);
@@ -145,12 +159,6 @@ pub fn parse_ack(frame: &[u8], expected_control_id: &str) -> Result<AckOutcome, 
     let code_text = first_component(&field(&msa, 1), &enc);
     let code = AckCode::parse(&code_text).ok_or(AckError::UnknownCode(code_text))?;
     let got = enc.text(&first_component(&field(&msa, 2), &enc));
-    if got != expected_control_id {
-        return Err(AckError::ControlIdMismatch {
-            expected: expected_control_id.to_owned(),
-            got,
-        });
-    }
     let mut reasons: Vec<String> = Vec::new();
     let msa3 = enc.text(&field(&msa, 3));
     if !msa3.is_empty() {
@@ -181,11 +189,12 @@ pub fn parse_ack(frame: &[u8], expected_control_id: &str) -> Result<AckOutcome, 
         }
     }
     let reason = reasons.join(" | ");
-    Ok(match code {
+    let outcome = match code {
         AckCode::AA | AckCode::CA => AckOutcome::Delivered { code },
         AckCode::AE | AckCode::CE => AckOutcome::Retry { code, reason },
         AckCode::AR | AckCode::CR => AckOutcome::Rejected { code, reason },
-    })
+    };
+    Ok((got, outcome))
 }
 
 fn trim_framing(b: &[u8]) -> &[u8] {

@@ -166,9 +166,19 @@ impl Coded {
 pub struct AssigningAuthority {
     /// HD-1 namespace id, e.g. `FNR`.
     pub namespace: Option<String>,
-    /// HD-2 ISO OID, e.g. `2.16.578.1.12.4.1.4.1` (Norwegian national identity number).
+    /// HD-2 universal id: an ISO OID, e.g. `2.16.578.1.12.4.1.4.1` (Norwegian national identity
+    /// number), or a URI when [`AssigningAuthority::universal_id_type`] says so.
     pub oid: Option<String>,
+    /// HD-3 universal id type; `None` = `ISO` (written only with a universal id).
+    pub universal_id_type: Option<String>,
 }
+
+/// OID of the Norwegian national identity number (fødselsnummer).
+pub const FNR_OID: &str = "2.16.578.1.12.4.1.4.1";
+/// OID of the Norwegian D-number.
+pub const DNR_OID: &str = "2.16.578.1.12.4.1.4.2";
+/// OID of the Norwegian common help number (felles hjelpenummer).
+pub const FHN_OID: &str = "2.16.578.1.12.4.1.4.3";
 
 /// The patient a [`PersonRef`] stands for, as PID shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -183,6 +193,70 @@ pub struct Patient {
     pub family: Option<String>,
     /// PID-5 XPN-2 given name.
     pub given: Option<String>,
+}
+
+impl Patient {
+    /// PID-3 for a configured person reference, as hearth writes it when
+    /// [`Context::patients`] has no entry for it (PID-5 then says "name unspecified"):
+    /// - `<system>|<value>`: CX `value^^^<namespace>&<OID>&ISO^<type>`; the system is
+    ///   `urn:oid:<OID>` or a bare OID (Norwegian FNR and D-number: namespace `FNR`/`DNR`, type
+    ///   `NNNOR`; FHN: `FHN`, `PI`; another OID: no namespace, `PI`) or a URI
+    ///   (`value^^^&<URI>&URI^PI`);
+    /// - `Patient/<id>`: the local id `<id>`, type `PI`, assigning authority `local`;
+    /// - anything else: the text as a local id, type `PI`, assigning authority `local`.
+    pub fn from_person(person: &PersonRef, local: Option<&AssigningAuthority>) -> Self {
+        let text = person.as_str();
+        let local_id = |id: &str| Patient {
+            id: id.to_owned(),
+            authority: local.cloned(),
+            id_type: "PI".into(),
+            family: None,
+            given: None,
+        };
+        let Some((system, value)) = text
+            .split_once('|')
+            .filter(|(s, v)| !s.trim().is_empty() && !v.trim().is_empty())
+        else {
+            return match text.strip_prefix("Patient/").filter(|id| !id.is_empty()) {
+                Some(id) => local_id(id),
+                None => local_id(text),
+            };
+        };
+        let (system, value) = (system.trim(), value.trim());
+        let oid = system.strip_prefix("urn:oid:").unwrap_or(system);
+        let is_oid = !oid.is_empty()
+            && oid
+                .split('.')
+                .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
+        let (authority, id_type) = if is_oid {
+            let (namespace, id_type) = match oid {
+                FNR_OID => (Some("FNR"), "NNNOR"),
+                DNR_OID => (Some("DNR"), "NNNOR"),
+                FHN_OID => (Some("FHN"), "PI"),
+                _ => (None, "PI"),
+            };
+            let authority = AssigningAuthority {
+                namespace: namespace.map(str::to_owned),
+                oid: Some(oid.to_owned()),
+                universal_id_type: None,
+            };
+            (authority, id_type)
+        } else {
+            let authority = AssigningAuthority {
+                namespace: None,
+                oid: Some(system.to_owned()),
+                universal_id_type: Some("URI".into()),
+            };
+            (authority, "PI")
+        };
+        Patient {
+            id: value.to_owned(),
+            authority: Some(authority),
+            id_type: id_type.into(),
+            family: None,
+            given: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Patient {
@@ -218,11 +292,16 @@ pub struct Context {
     pub universal_service: Coded,
     /// What hearth knows about the devices (EUI-64 for OBX-18, model etc.); matched by id.
     pub devices: Vec<Device>,
-    /// Who each configured person is; a person without an entry is sent with its reference text
-    /// as PID-3 and [`Context::default_authority`].
+    /// Who each configured person is; a person without an entry is sent as
+    /// [`Patient::from_person`] reads its reference (`system|value` → CX with the assigning
+    /// authority, a local id with [`Context::default_authority`]).
     pub patients: Vec<(PersonRef, Patient)>,
-    /// Assigning authority for persons without an entry in [`Context::patients`].
+    /// Assigning authority of local ids (persons without an entry in [`Context::patients`]
+    /// whose reference is not `system|value`).
     pub default_authority: Option<AssigningAuthority>,
+    /// The route's patient: readings that carry no person are about this one (`[route.pcd01]
+    /// patient`). `None`: such readings are sent without PID.
+    pub patient: Option<PersonRef>,
     /// Alarms and technical alarms in the batch: error (default) or skip.
     pub non_readings: NonReadings,
 }
@@ -256,6 +335,7 @@ impl Context {
             devices: Vec::new(),
             patients: Vec::new(),
             default_authority: None,
+            patient: None,
             non_readings: NonReadings::default(),
         }
     }
@@ -348,8 +428,8 @@ pub fn encode_oru<R: Borrow<Record>>(records: &[R], ctx: &Context) -> Result<Mes
     let Some(first) = readings.first() else {
         return Err(EncodeError::Empty);
     };
-    let person = first.person.as_ref();
-    if let Some(other) = readings.iter().find(|r| r.person.as_ref() != person) {
+    let person = person_of(first, ctx);
+    if let Some(other) = readings.iter().find(|r| person_of(r, ctx) != person) {
         return Err(EncodeError::MixedPatients { id: other.id });
     }
     let ids: Vec<RecordId> = readings.iter().map(|r| r.id).collect();
@@ -459,33 +539,36 @@ pub fn encode_oru<R: Borrow<Record>>(records: &[R], ctx: &Context) -> Result<Mes
     })
 }
 
+/// Who a reading is about: its own person, else the route's patient.
+fn person_of<'a>(r: &'a Reading, ctx: &'a Context) -> Option<&'a PersonRef> {
+    r.person.as_ref().or(ctx.patient.as_ref())
+}
+
 fn pid(ctx: &Context, person: &PersonRef) -> Seg {
-    let configured = ctx
-        .patients
-        .iter()
-        .find(|(p, _)| p == person)
-        .map(|(_, pat)| pat);
-    let (id, authority, id_type, family, given) = match configured {
-        Some(p) => (
-            p.id.as_str(),
-            p.authority.as_ref(),
-            p.id_type.as_str(),
-            p.family.as_deref(),
-            p.given.as_deref(),
-        ),
-        None => (
-            person.as_str(),
-            ctx.default_authority.as_ref(),
-            "PI",
-            None,
-            None,
-        ),
+    let derived;
+    let p = match ctx.patients.iter().find(|(p, _)| p == person) {
+        Some((_, pat)) => pat,
+        None => {
+            derived = Patient::from_person(person, ctx.default_authority.as_ref());
+            &derived
+        }
     };
+    let (id, authority, id_type, family, given) = (
+        p.id.as_str(),
+        p.authority.as_ref(),
+        p.id_type.as_str(),
+        p.family.as_deref(),
+        p.given.as_deref(),
+    );
     let cx4 = authority.map_or_else(String::new, |a| {
         let ns = a.namespace.as_deref().map(escape_sub).unwrap_or_default();
         let oid = a.oid.as_deref().map(escape_sub).unwrap_or_default();
-        let ty = if a.oid.is_some() { "ISO" } else { "" };
-        subs(&[&ns, &oid, ty])
+        let ty = match (&a.oid, &a.universal_id_type) {
+            (None, _) => String::new(),
+            (Some(_), None) => "ISO".to_owned(),
+            (Some(_), Some(t)) => escape_sub(t),
+        };
+        subs(&[&ns, &oid, &ty])
     });
     let mut seg = Seg::new("PID");
     seg.set(3, comps(&[&escape(id), "", "", &cx4, &escape(id_type)]));

@@ -6,7 +6,8 @@
 //!   codes and units (with UCUM alternates), EUI-64 equipment identifiers;
 //! - [`mod@escape`]: HL7 delimiter escaping of every text written;
 //! - [`mllp`]: MLLP framing ([`frame`]) and an incremental [`Deframer`];
-//! - [`parse_ack`]: the receiver's ACK → delivered / retry / rejected.
+//! - [`parse_ack`]: the receiver's ACK → delivered / retry / rejected; [`parse_any_ack`] also
+//!   returns the control id it answers, for senders with several messages in flight.
 //!
 //! Integrator documentation (segment layout, numbering, control id, ACK table): `PCD01.md`.
 //!
@@ -23,7 +24,9 @@
 //!
 //! ## Invariants
 //! - A resend is recognisable: the control id (MSH-10, ≤ 20 characters) is a pure function of
-//!   the set of record ids. Tests: `encode::tests::control_id_is_order_independent_and_20_chars`,
+//!   the set of record ids (the PCD-01 uplink sends one reading per message, so a resend is the
+//!   same message whatever was claimed with it; ADR 0007). Tests:
+//!   `encode::tests::control_id_is_order_independent_and_20_chars`,
 //!   `tests/encode.rs` `resending_the_same_records_gives_the_same_control_id`.
 //! - No raw delimiter survives in any text field, and escaping round-trips. Tests:
 //!   `escape::tests::unescape_inverts_escape`, `escape::tests::no_raw_delimiter_survives`,
@@ -44,11 +47,11 @@ mod encode;
 pub mod escape;
 pub mod mllp;
 
-pub use ack::{AckCode, AckError, AckOutcome, parse_ack};
+pub use ack::{AckCode, AckError, AckOutcome, parse_ack, parse_any_ack};
 pub use encode::{
-    AckRequest, AssigningAuthority, CONTROL_ID_LEN, Coded, Context, EncodeError, HL7_VERSION,
-    MESSAGE_TYPE, Message, NonReadings, Patient, ProcessingId, absent_flag, control_id_for,
-    encode_oru, profile_for,
+    AckRequest, AssigningAuthority, CONTROL_ID_LEN, Coded, Context, DNR_OID, EncodeError, FHN_OID,
+    FNR_OID, HL7_VERSION, MESSAGE_TYPE, Message, NonReadings, Patient, ProcessingId, absent_flag,
+    control_id_for, encode_oru, profile_for,
 };
 pub use escape::{escape, unescape};
 pub use mllp::{DeframeError, Deframer, frame};

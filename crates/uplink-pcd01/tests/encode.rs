@@ -37,6 +37,75 @@ fn resending_the_same_records_gives_the_same_control_id() {
     assert!(fields(&first, "OBR")[0][3].starts_with(first.control_id()));
 }
 
+/// Issue 6: a person referenced as `system|value` is written as a CX with its assigning
+/// authority (`value^^^FNR&<oid>&ISO^NNNOR`), not as one escaped string.
+#[test]
+fn issue_6_pid3_is_a_cx_with_the_assigning_authority_of_the_reference() {
+    use hearth_model::PersonRef;
+    let dev = common::ble("0a1b2c0001d4e5f6");
+    let mut ctx = common::context();
+    ctx.patients.clear();
+    let pid3_in = |ctx: &hearth_uplink_pcd01::Context, person: &str| {
+        let mut r = common::reading(&dev, 150364, common::num(36.5, 1), None, common::T0, 1);
+        r.person = Some(PersonRef::new(person));
+        let msg = encode_oru(&[Record::Reading(r)], ctx).unwrap();
+        let pid = &fields(&msg, "PID")[0];
+        (pid[3].to_owned(), pid[5].to_owned())
+    };
+    let pid3 = |person: &str| pid3_in(&ctx, person);
+    assert_eq!(
+        pid3("urn:oid:2.16.578.1.12.4.1.4.1|13116900216"),
+        (
+            "13116900216^^^FNR&2.16.578.1.12.4.1.4.1&ISO^NNNOR".to_owned(),
+            "^^^^^^U".to_owned()
+        )
+    );
+    assert_eq!(
+        pid3("urn:oid:2.16.578.1.12.4.1.4.2|41116900216").0,
+        "41116900216^^^DNR&2.16.578.1.12.4.1.4.2&ISO^NNNOR"
+    );
+    assert_eq!(pid3("2.999.42|pid-0001").0, "pid-0001^^^&2.999.42&ISO^PI");
+    assert_eq!(
+        pid3("https://ehr.example/pid|A-1").0,
+        "A-1^^^&https://ehr.example/pid&URI^PI"
+    );
+    // Local ids: `Patient/<id>` and plain text, with the local assigning authority if any.
+    assert_eq!(pid3("Patient/123").0, "123^^^^PI");
+    let mut ctx = ctx.clone();
+    ctx.default_authority = Some(hearth_uplink_pcd01::AssigningAuthority {
+        namespace: Some("KOMMUNE".into()),
+        oid: None,
+        universal_id_type: None,
+    });
+    assert_eq!(pid3_in(&ctx, "Patient/123").0, "123^^^KOMMUNE^PI");
+    assert_eq!(pid3_in(&ctx, "beboer-7").0, "beboer-7^^^KOMMUNE^PI");
+}
+
+/// Issue 6: a PCD-01 route can name its patient (`[route.pcd01] patient`), used for readings
+/// that carry no person; without one they are sent without PID.
+#[test]
+fn issue_6_the_route_patient_is_used_for_readings_without_a_person() {
+    use hearth_model::PersonRef;
+    let dev = common::ble("0a1b2c0001d4e5f6");
+    let mut ctx = common::context();
+    ctx.patients.clear();
+    let mut r = common::reading(&dev, 150364, common::num(36.5, 1), None, common::T0, 1);
+    r.person = None;
+    let r = Record::Reading(r);
+    let msg = encode_oru(std::slice::from_ref(&r), &ctx).unwrap();
+    assert!(fields(&msg, "PID").is_empty());
+    ctx.patient = Some(PersonRef::new("urn:oid:2.16.578.1.12.4.1.4.1|13116900216"));
+    let msg = encode_oru(std::slice::from_ref(&r), &ctx).unwrap();
+    assert_eq!(
+        fields(&msg, "PID")[0][3],
+        "13116900216^^^FNR&2.16.578.1.12.4.1.4.1&ISO^NNNOR"
+    );
+    // A reading of the same person by reference shares the message.
+    let mut same = common::reading(&dev, 150364, common::num(36.6, 1), None, common::T0 + 1, 2);
+    same.person = ctx.patient.clone();
+    assert!(encode_oru(&[r, Record::Reading(same)], &ctx).is_ok());
+}
+
 #[test]
 fn decimals_are_preserved() {
     let dev = common::ble("0a1b2c0001d4e5f6");

@@ -44,6 +44,7 @@ pub fn context() -> Context {
             authority: Some(AssigningAuthority {
                 namespace: Some("FNR".into()),
                 oid: Some("2.16.578.1.12.4.1.4.1".into()),
+                universal_id_type: None,
             }),
             id_type: "NNNOR".into(),
             family: Some("Nordmann".into()),
@@ -120,6 +121,25 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Record>, Context)> {
     };
     out.push((
         "body_temperature_unknown_patient",
+        vec![Record::Reading(r)],
+        ctx,
+    ));
+
+    // Body temperature of a device with no person, on a route whose patient is a national
+    // identity number (`[route.pcd01] patient`): PID-3 is a CX with its assigning authority.
+    let mut ctx = context();
+    ctx.patients.clear();
+    ctx.patient = Some(PersonRef::new("urn:oid:2.16.578.1.12.4.1.4.1|13116900216"));
+    ctx.devices
+        .push(device("00a0c91400000001", "ThermoCo", "T-1"));
+    let mut r = reading(&th, 150364, num(37.1, 1), Some("Cel"), T0 + 90_000, 4);
+    r.person = None;
+    let r = Reading {
+        id: Reading::derive_id(&r.device, r.mdc, r.device_time, r.sequence, r.received_at),
+        ..r
+    };
+    out.push((
+        "body_temperature_route_patient",
         vec![Record::Reading(r)],
         ctx,
     ));
