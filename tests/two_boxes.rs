@@ -11,9 +11,8 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{start, stop};
+use common::{start, stop, wait_drained};
 use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
 use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
 
@@ -90,23 +89,6 @@ tls = false
     path
 }
 
-fn wait_drained(data: &Path, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = hearth_outbox::stats(&data.join("outbox.db")).unwrap();
-        if s.records() == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} records still queued after 120 s; log {}",
-            s.records(),
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn two_boxes_with_the_same_device_ids_deliver_every_reading_to_one_hub() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +114,7 @@ fn two_boxes_with_the_same_device_ids_deliver_every_reading_to_one_hub() {
         let cfg = config(&d, eui, fhir, mllp);
         let log = d.join("hearth.log");
         let child = start(&cfg, &log);
-        wait_drained(&d.join("data"), &log);
+        wait_drained(&d.join("data"), &log, 120);
         stop(child);
     }
     // Box B made its identity and keeps it.

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{start, stop};
+use common::{start, stop, wait_drained};
 use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
 use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
 use hearth_test_kit::pki::pki;
@@ -139,20 +139,7 @@ timeout = "5s"
     .unwrap();
     let log = d.join("hearth.log");
     let child = start(&config, &log);
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let s = hearth_outbox::stats(&data.join("outbox.db")).unwrap();
-        if s.records() == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} records still queued after 240 s; log {}",
-            s.records(),
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_drained(&data, &log, 240);
     stop(child);
     rt.block_on(receiver.shutdown());
 

@@ -47,6 +47,25 @@ pub fn start_connected(config: &Path, log: &Path) -> Child {
     child
 }
 
+/// Wait until the outbox in `data_dir` holds no record (everything delivered), at most `secs`
+/// seconds; the failure names the daemon's log.
+pub fn wait_drained(data_dir: &Path, log: &Path, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = hearth_outbox::stats(&data_dir.join("outbox.db")).unwrap();
+        if s.records() == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} records still queued after {secs} s; log {}",
+            s.records(),
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// SIGTERM (through `kill`: the tests forbid unsafe code), then wait for the exit.
 pub fn stop(mut child: Child) {
     let status = Command::new("kill")
