@@ -65,6 +65,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod checker;
 mod error;
 mod locate;
 mod schema;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use hearth_model::Category;
 
-use crate::error::{ConfigError, ConfigWarning, ErrorKind};
+use crate::checker::Checker;
+use crate::error::{ConfigError, ConfigWarning};
 use crate::locate::{KeyPath, SourceMap};
 use crate::schema::{
     BleBackendKind, BleSourceConfig, Config, GatewayConfig, RetryConfig, RetryOverride, SourceKind,
@@ -23,10 +24,7 @@ pub(crate) fn validate(
     file: &Path,
     map: Option<&SourceMap<'_>>,
 ) -> Result<Vec<ConfigWarning>, ConfigError> {
-    let mut c = Checker {
-        map,
-        issues: Vec::new(),
-    };
+    let mut c = Checker::new(map);
     c.check(config);
     if let Some(err) = c.into_error(file) {
         return Err(err);
@@ -34,53 +32,7 @@ pub(crate) fn validate(
     Ok(warnings(config, file, map))
 }
 
-pub(crate) struct Checker<'m, 'a> {
-    map: Option<&'m SourceMap<'a>>,
-    issues: Vec<(KeyPath, String)>,
-}
-
 impl Checker<'_, '_> {
-    pub(crate) fn fail(&mut self, path: KeyPath, message: String) {
-        self.issues.push((path, message));
-    }
-
-    /// The first of `paths` that the document spells out (else the first): where a rule between
-    /// two keys should point, so the message lands on the key the operator actually wrote.
-    pub(crate) fn pick(&self, paths: &[KeyPath]) -> KeyPath {
-        paths
-            .iter()
-            .find(|p| self.map.is_some_and(|m| m.contains(p)))
-            .or(paths.first())
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn position(&self, path: &KeyPath) -> (usize, usize) {
-        self.map.and_then(|m| m.locate(path)).unwrap_or((0, 0))
-    }
-
-    fn into_error(self, file: &Path) -> Option<ConfigError> {
-        let mut errors: Vec<ConfigError> = self
-            .issues
-            .iter()
-            .map(|(path, message)| {
-                ConfigError::single(
-                    ErrorKind::Invalid,
-                    file.to_path_buf(),
-                    self.position(path),
-                    path.to_string(),
-                    message.clone(),
-                )
-            })
-            .collect();
-        // Document order; problems without a position last; ties keep the order of the checks.
-        errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
-        let mut errors = errors.into_iter();
-        let mut first = errors.next()?;
-        first.more = errors.collect();
-        Some(first)
-    }
-
     fn check(&mut self, config: &Config) {
         let root = KeyPath::root();
 
@@ -217,30 +169,6 @@ impl Checker<'_, '_> {
         self.check_mqtt(&config.mqtt);
         self.check_routes(config);
         self.check_sources(config);
-    }
-
-    /// `[<parent>.<table>]` is set, but it only applies when the parent's `key` is `wanted`,
-    /// and this parent's `key` is `actual` (e.g. `[source.ble]` on a simulated source).
-    pub(crate) fn misplaced(
-        &mut self,
-        path: &KeyPath,
-        (parent, table): (&str, &str),
-        (key, wanted): (&str, &str),
-        actual: &dyn std::fmt::Display,
-    ) {
-        self.fail(
-            path.key(table),
-            format!(
-                "[{parent}.{table}] only applies to {key} = \"{wanted}\", but this {parent}'s \
-                 {key} is \"{actual}\"; remove the table"
-            ),
-        );
-    }
-
-    pub(crate) fn positive(&mut self, d: Duration, path: KeyPath, name: &str) {
-        if d.is_zero() {
-            self.fail(path, format!("{name} must be longer than 0s"));
-        }
     }
 
     /// Checks a retry policy at `path`. For a route's `[route.retry]`, `over` is the override
@@ -602,14 +530,6 @@ impl Checker<'_, '_> {
             }
         }
     }
-
-    /// " on line N" when the document has `path`.
-    fn on_line(&self, path: &KeyPath) -> String {
-        match self.map.and_then(|m| m.locate(path)) {
-            Some((line, _)) => format!(" on line {line}"),
-            None => String::new(),
-        }
-    }
 }
 
 /// Whether `s` is a Bluetooth address written `AA:BB:CC:DD:EE:FF` (six hex pairs, any case).
@@ -727,10 +647,7 @@ pub(crate) fn validate_rules(
     file: &Path,
     map: &SourceMap<'_>,
 ) -> Result<(), ConfigError> {
-    let mut c = Checker {
-        map: Some(map),
-        issues: Vec::new(),
-    };
+    let mut c = Checker::new(Some(map));
     for (i, r) in rules.iter().enumerate() {
         c.check_rule(r, &KeyPath::root().key("rule").index(i));
     }

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::checker::Checker;
 use crate::locate::KeyPath;
 use crate::schema::{
     ExternalConfig, Hours, MqttConfig, RuleConfig, RuleEmit, RuleValue, SEVERITIES,
     Zigbee2mqttConfig,
 };
-use crate::validate::Checker;
 
 /// A topic segment list without wildcards, empty levels or a leading/trailing `/`.
 fn bad_topic(t: &str, key: &str) -> Option<String> {
