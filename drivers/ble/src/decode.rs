@@ -176,7 +176,7 @@ pub struct Decoded {
     /// Device facts carried by this value.
     pub facts: DeviceFacts,
     /// Control-point and record-access answers (RACP, GHS control point).
-    pub control: Option<crate::profiles::racp::RacpResponse>,
+    pub control: Option<crate::control::RacpResponse>,
     /// More packets of the same measurement follow (Body Composition multi-packet, GHS
     /// segmentation); the session joins them.
     pub more_follows: bool,

@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod bluez;
+pub mod control;
 pub mod decode;
 pub mod driver;
 pub mod profiles;

@@ -3,6 +3,7 @@
 //! Used by Glucose (u16 sequence numbers), CGM (u16 time offsets), Pulse Oximeter and Generic
 //! Health Sensor (u32 record numbers, combined report 0x07/0x08).
 
+pub use crate::control::{RacpCode, RacpResponse};
 use crate::decode::{DecodeError, Decoded, Reader};
 
 /// The characteristic.
@@ -21,72 +22,6 @@ const OP_NULL: u8 = 0x00;
 const OP_ALL: u8 = 0x01;
 const OP_GREATER_OR_EQUAL: u8 = 0x03;
 const FILTER_SEQUENCE: u8 = 0x01;
-
-/// RACP response codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RacpCode {
-    /// 0x01.
-    Success,
-    /// 0x02.
-    OpcodeNotSupported,
-    /// 0x03.
-    InvalidOperator,
-    /// 0x04.
-    OperatorNotSupported,
-    /// 0x05.
-    InvalidOperand,
-    /// 0x06: nothing matched the filter (not an error for an incremental fetch).
-    NoRecordsFound,
-    /// 0x07.
-    AbortUnsuccessful,
-    /// 0x08.
-    ProcedureNotCompleted,
-    /// 0x09.
-    OperandNotSupported,
-    /// 0x0A.
-    ServerBusy,
-    /// Any other value.
-    Other(u8),
-}
-
-impl RacpCode {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0x01 => RacpCode::Success,
-            0x02 => RacpCode::OpcodeNotSupported,
-            0x03 => RacpCode::InvalidOperator,
-            0x04 => RacpCode::OperatorNotSupported,
-            0x05 => RacpCode::InvalidOperand,
-            0x06 => RacpCode::NoRecordsFound,
-            0x07 => RacpCode::AbortUnsuccessful,
-            0x08 => RacpCode::ProcedureNotCompleted,
-            0x09 => RacpCode::OperandNotSupported,
-            0x0A => RacpCode::ServerBusy,
-            other => RacpCode::Other(other),
-        }
-    }
-
-    /// Whether a report procedure ended well (success, or nothing newer to report).
-    pub fn is_complete(self) -> bool {
-        matches!(self, RacpCode::Success | RacpCode::NoRecordsFound)
-    }
-}
-
-/// A decoded RACP indication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RacpResponse {
-    /// Answer to "report number of stored records".
-    NumberOfRecords(u32),
-    /// Answer to a request: which opcode, and how it went.
-    Response {
-        /// The request's opcode.
-        request: u8,
-        /// The outcome.
-        code: RacpCode,
-    },
-    /// GHS combined report response: number of records reported.
-    CombinedReport(u32),
-}
 
 /// Decode an indication of the RACP.
 pub fn response(bytes: &[u8]) -> Result<Decoded, DecodeError> {
