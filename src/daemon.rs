@@ -312,7 +312,12 @@ pub async fn run(
         "outbox open"
     );
     let group_commit = usize::try_from(config.outbox.group_commit_max).unwrap_or(1024);
-    let (writer, writer_thread) = OutboxWriter::spawn(outbox, group_commit)?;
+    // A reserve file next to the outbox keeps room for alarms when the disk fills (issue 6).
+    let (writer, writer_thread) = OutboxWriter::spawn_with_reserve(
+        outbox,
+        group_commit,
+        hearth_outbox::DEFAULT_RESERVE_BYTES,
+    )?;
     let sup_cfg = &config.supervisor;
     let policy = RestartPolicy {
         initial: sup_cfg.restart_initial.get(),

@@ -59,6 +59,7 @@ mod codec;
 mod dead;
 mod error;
 mod options;
+mod reserve;
 mod schema;
 mod stats;
 mod store;
@@ -70,6 +71,7 @@ pub use dead::{
 };
 pub use error::OutboxError;
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
+pub use reserve::{DEFAULT_RESERVE_BYTES, DISK_FULL_SOURCE};
 pub use schema::SCHEMA_VERSION;
 pub use stats::{LaneStats, RouteLaneStats, RouteStats, Stats, stats};
 pub use store::{

@@ -6,13 +6,14 @@
 //! queue in a bounded channel: when the disk is slower than the sources, sources wait.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hearth_model::{Record, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::reserve::DiskGuard;
 use crate::{
     AppendOutcome, Claimed, CommitReport, Outbox, OutboxError, Outcome, RouteId, Stats, Ticket,
 };
@@ -148,6 +149,7 @@ pub struct OutboxWriter {
     commits: watch::Receiver<u64>,
     routes: Arc<Vec<(String, RouteId)>>,
     transactions: Arc<AtomicU64>,
+    alarms_only: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Command {
@@ -159,9 +161,33 @@ impl std::fmt::Debug for Command {
 impl OutboxWriter {
     /// Move the outbox onto its own thread. `group_commit_max` bounds the records per
     /// transaction. The thread ends when every handle is dropped, after committing what it has.
+    /// A full disk is only an error here; see [`OutboxWriter::spawn_with_reserve`].
     pub fn spawn(
         outbox: Outbox,
         group_commit_max: usize,
+    ) -> Result<(Self, JoinHandle<()>), OutboxError> {
+        Self::spawn_guarded(outbox, group_commit_max, DiskGuard::disabled())
+    }
+
+    /// Like [`OutboxWriter::spawn`], and keep a reserve file of `reserve_bytes` next to the
+    /// database (`<db>.reserve`, created now and fsynced): when the disk is full, the reserve is
+    /// deleted and only alarms, technical alarms and deliveries' bookkeeping are committed
+    /// (others get the transient disk-full error) until free space is back; a `disk_full`
+    /// technical alarm is stored on entry and cleared on exit (issue 6).
+    pub fn spawn_with_reserve(
+        outbox: Outbox,
+        group_commit_max: usize,
+        reserve_bytes: u64,
+    ) -> Result<(Self, JoinHandle<()>), OutboxError> {
+        let reserve = std::path::PathBuf::from(format!("{}.reserve", outbox.path().display()));
+        let guard = DiskGuard::with_reserve(reserve, reserve_bytes);
+        Self::spawn_guarded(outbox, group_commit_max, guard)
+    }
+
+    fn spawn_guarded(
+        outbox: Outbox,
+        group_commit_max: usize,
+        guard: DiskGuard,
     ) -> Result<(Self, JoinHandle<()>), OutboxError> {
         let (tx, rx) = mpsc::channel(1024);
         let (commit_tx, commits) = watch::channel(0u64);
@@ -171,6 +197,8 @@ impl OutboxWriter {
             .collect::<Result<_, _>>()?;
         let transactions = Arc::new(AtomicU64::new(0));
         let counter = transactions.clone();
+        let alarms_only = Arc::new(AtomicBool::new(false));
+        let mode = alarms_only.clone();
         let path = outbox.path().to_owned();
         let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel::<()>();
         let ckpt_path = path.clone();
@@ -185,7 +213,12 @@ impl OutboxWriter {
         let handle = std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || {
-                run(outbox, rx, commit_tx, group_commit_max.max(1), counter);
+                let shared = Shared {
+                    commits: commit_tx,
+                    transactions: counter,
+                    alarms_only: mode,
+                };
+                run(outbox, rx, &shared, group_commit_max.max(1), guard);
                 // Dropping the sender ends the checkpointer.
                 drop(ckpt_tx);
             })
@@ -200,6 +233,7 @@ impl OutboxWriter {
                 commits,
                 routes: Arc::new(routes),
                 transactions,
+                alarms_only,
             },
             handle,
         ))
@@ -335,6 +369,12 @@ impl OutboxWriter {
     /// Transactions committed so far (for benchmarks and diagnostics).
     pub fn transactions(&self) -> u64 {
         self.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Whether the disk is full and only alarms are being stored (see
+    /// [`OutboxWriter::spawn_with_reserve`]).
+    pub fn alarms_only(&self) -> bool {
+        self.alarms_only.load(Ordering::Relaxed)
     }
 }
 
@@ -501,16 +541,61 @@ enum Pending {
     Expire(Reply<[u64; 4]>, [u64; 4]),
 }
 
+/// What the writer thread shares with the handles.
+struct Shared {
+    commits: watch::Sender<u64>,
+    transactions: Arc<AtomicU64>,
+    alarms_only: Arc<AtomicBool>,
+}
+
+/// The writer's state across transactions.
+struct State {
+    guard: DiskGuard,
+    /// A transient failure (disk full, busy) was logged and nothing committed since.
+    failing: bool,
+}
+
 fn run(
     mut outbox: Outbox,
     mut rx: mpsc::Receiver<Command>,
-    commits: watch::Sender<u64>,
+    shared: &Shared,
     group_commit_max: usize,
-    transactions: Arc<AtomicU64>,
+    guard: DiskGuard,
 ) {
     let mut queue: Vec<Command> = Vec::new();
     let wal = std::path::PathBuf::from(format!("{}-wal", outbox.path().display()));
-    while let Some(first) = rx.blocking_recv() {
+    let mut state = State {
+        guard,
+        failing: false,
+    };
+    loop {
+        // While the disk is full the writer wakes by itself, to look at free space and to
+        // store the disk_full alarm; otherwise it sleeps until a request comes.
+        let first = if state.guard.needs_ticks() {
+            match rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(TICK);
+                    None
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(cmd) => Some(cmd),
+                None => break,
+            }
+        };
+        state.guard.check(std::time::Instant::now());
+        shared
+            .alarms_only
+            .store(state.guard.alarms_only, Ordering::Relaxed);
+        let Some(first) = first else {
+            if !state.guard.pending.is_empty() {
+                process(&mut outbox, Vec::new(), shared, &mut state);
+            }
+            continue;
+        };
         queue.push(first);
         let mut weight = queue[0].weight();
         while weight < group_commit_max {
@@ -522,12 +607,10 @@ fn run(
                 Err(_) => break,
             }
         }
-        process(
-            &mut outbox,
-            std::mem::take(&mut queue),
-            &commits,
-            &transactions,
-        );
+        process(&mut outbox, std::mem::take(&mut queue), shared, &mut state);
+        shared
+            .alarms_only
+            .store(state.guard.alarms_only, Ordering::Relaxed);
         bound_wal(&outbox, &wal);
     }
     tracing::debug!("outbox writer stopped: every handle was dropped");
@@ -553,13 +636,23 @@ fn bound_wal(outbox: &Outbox, wal: &std::path::Path) {
     }
 }
 
+/// How long the writer sleeps between looks while the disk is full.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Whether a write may go ahead while only alarms are stored: alarm and technical records
+/// (with their cursors), and the deliveries' bookkeeping, which frees rather than takes space.
+fn admitted(guard: &DiskGuard, cmd: &Command) -> bool {
+    match cmd {
+        Command::Append { records, .. } => guard.admits_records(records),
+        Command::DeadLetterInput { .. } => !guard.alarms_only,
+        _ => true,
+    }
+}
+
 /// Run a group of commands in one transaction; answer each after the commit.
-fn process(
-    outbox: &mut Outbox,
-    cmds: Vec<Command>,
-    commits: &watch::Sender<u64>,
-    transactions: &AtomicU64,
-) {
+fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut State) {
+    let commits = &shared.commits;
+    let transactions = &*shared.transactions;
     // Read-only commands are answered straight away, outside the transaction.
     let mut writes = Vec::with_capacity(cmds.len());
     for cmd in cmds {
@@ -599,10 +692,16 @@ fn process(
                 }
                 let _ = reply.send(released.map_err(|e| WriterError::from_outbox(&e)));
             }
-            other => writes.push(other),
+            other if admitted(&state.guard, &other) => writes.push(other),
+            refused => {
+                let e = OutboxError::DiskFull {
+                    path: outbox.path().to_owned(),
+                };
+                answer_err(unanswered(refused), &WriterError::from_outbox(&e));
+            }
         }
     }
-    if writes.is_empty() {
+    if writes.is_empty() && state.guard.pending.is_empty() {
         return;
     }
     let now = Timestamp::now();
@@ -615,6 +714,16 @@ fn process(
             None
         }
     };
+    // The disk_full alarm's state changes go first, so they commit with whatever else fits.
+    let alarms = !state.guard.pending.is_empty();
+    if let Some(b) = batch.as_mut() {
+        for alarm in &state.guard.pending {
+            if let Err(e) = b.append(&Record::Technical(alarm.clone()), now) {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
     for cmd in writes {
         match batch.as_mut().filter(|_| failure.is_none()) {
             Some(b) => match apply(b, cmd, now) {
@@ -631,7 +740,7 @@ fn process(
     }
     // Wake the route senders only when there may be new work for them; a settle or a claim
     // must not wake the others, or idle senders would wake each other forever.
-    let new_work = pending.iter().any(|p| matches!(p, Pending::Append(..)));
+    let new_work = alarms || pending.iter().any(|p| matches!(p, Pending::Append(..)));
     let result = match (failure, batch) {
         (Some(e), _) => Err(e),
         (None, Some(b)) => b.commit(),
@@ -640,6 +749,12 @@ fn process(
     match result {
         Ok(report) => {
             transactions.fetch_add(1, Ordering::Relaxed);
+            if alarms {
+                state.guard.stored();
+            }
+            if std::mem::take(&mut state.failing) {
+                tracing::info!("outbox transactions commit again");
+            }
             if new_work {
                 commits.send_modify(|n| *n = n.wrapping_add(1));
             }
@@ -671,42 +786,58 @@ fn process(
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored");
+            // A transient failure (a full disk, a busy database) is logged once per state
+            // change: its callers retry it every 250 ms.
+            if !e.is_transient() {
+                tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored");
+            } else if !std::mem::replace(&mut state.failing, true) {
+                tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored (retried by its callers; logged again only once it commits)");
+            } else {
+                tracing::debug!(error = %e, "outbox transaction failed again");
+            }
+            if matches!(e, OutboxError::DiskFull { .. }) {
+                state.guard.disk_full(std::time::Instant::now());
+            }
             let err = WriterError::from_outbox(&e);
             for p in pending {
-                match p {
-                    Pending::Append(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Unit(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Claim(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Expire(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Release(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Stats(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Cursor(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Cursors(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Journal(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Len(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                }
+                answer_err(p, &err);
             }
+        }
+    }
+}
+
+/// Answer a request with an error.
+fn answer_err(p: Pending, err: &WriterError) {
+    match p {
+        Pending::Append(reply, _) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Unit(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Claim(reply, _) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Expire(reply, _) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Release(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Stats(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Cursor(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Cursors(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Journal(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Len(reply) => {
+            let _ = reply.send(Err(err.clone()));
         }
     }
 }
