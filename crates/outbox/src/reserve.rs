@@ -34,6 +34,8 @@ pub(crate) struct DiskGuard {
     /// Whether the last stored `disk_full` record raised the alarm.
     raised_stored: bool,
     last_check: Option<Instant>,
+    /// When the writer, idle, last tried to store the pending alarms by themselves.
+    last_try: Option<Instant>,
 }
 
 impl DiskGuard {
@@ -46,6 +48,7 @@ impl DiskGuard {
             pending: Vec::new(),
             raised_stored: false,
             last_check: None,
+            last_try: None,
         }
     }
 
@@ -163,6 +166,20 @@ impl DiskGuard {
         for a in self.pending.drain(..) {
             self.raised_stored = a.state == AlarmState::Raised;
         }
+    }
+
+    /// Whether an idle writer should try to store the pending alarms now (at most every
+    /// [`CHECK_EVERY`], so that a disk too full even for them is not hammered).
+    pub(crate) fn try_pending(&mut self, now: Instant) -> bool {
+        if self.pending.is_empty()
+            || self
+                .last_try
+                .is_some_and(|t| now.duration_since(t) < CHECK_EVERY)
+        {
+            return false;
+        }
+        self.last_try = Some(now);
+        true
     }
 
     /// Whether the writer should wake up by itself (to look at free space or store an alarm).

@@ -591,7 +591,7 @@ fn run(
             .alarms_only
             .store(state.guard.alarms_only, Ordering::Relaxed);
         let Some(first) = first else {
-            if !state.guard.pending.is_empty() {
+            if state.guard.try_pending(std::time::Instant::now()) {
                 process(&mut outbox, Vec::new(), shared, &mut state);
             }
             continue;
@@ -839,5 +839,90 @@ fn answer_err(p: Pending, err: &WriterError) {
         Pending::Len(reply) => {
             let _ = reply.send(Err(err.clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_model::{
+        AlarmState, DeviceId, Mdc, Reading, Severity, TechnicalAlarm, TechnicalKind, Value,
+    };
+
+    fn append(records: Vec<Record>) -> Command {
+        Command::Append {
+            records,
+            cursors: vec![("src".into(), 1)],
+            journal: None,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn alarms_only_admits_alarms_and_bookkeeping_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = crate::RouteSpec {
+            name: "hub".into(),
+            categories: hearth_model::Category::ALL.to_vec(),
+            retry: crate::RetryPolicy::default(),
+            readings_only: false,
+        };
+        let (outbox, _) = Outbox::open(crate::OutboxOptions::new(
+            dir.path().join("o.db"),
+            vec![hub],
+        ))
+        .unwrap();
+        let route = outbox.route("hub").unwrap();
+        let mut guard = DiskGuard::with_reserve(dir.path().join("o.db.reserve"), 4096);
+        let reading = Record::Reading(
+            Reading::builder(
+                DeviceId::new("sim", "1").unwrap(),
+                Mdc(1),
+                Value::numeric(1.0),
+            )
+            .sequence(1)
+            .build(Timestamp::now()),
+        );
+        let technical = Record::Technical(TechnicalAlarm::new(
+            "x",
+            TechnicalKind::LowBattery,
+            Severity::Minor,
+            AlarmState::Raised,
+            "m",
+            Timestamp::now(),
+        ));
+        let dead = || Command::DeadLetterInput {
+            source: "s".into(),
+            raw: vec![1],
+            error: "e".into(),
+            reply: oneshot::channel().0,
+        };
+        let settle = Command::Settle {
+            route,
+            answers: Vec::new(),
+            reply: oneshot::channel().0,
+        };
+        let claim = Command::Claim {
+            route,
+            max: 10,
+            reply: oneshot::channel().0,
+        };
+        // Healthy: everything goes.
+        assert!(admitted(&guard, &append(vec![reading.clone()])));
+        assert!(admitted(&guard, &dead()));
+        guard.disk_full(std::time::Instant::now());
+        // Full: alarms, technical alarms and the deliveries' bookkeeping only.
+        assert!(admitted(&guard, &append(vec![technical.clone()])));
+        assert!(!admitted(&guard, &append(vec![reading.clone()])));
+        assert!(!admitted(&guard, &append(vec![technical, reading])));
+        assert!(!admitted(&guard, &dead()));
+        assert!(admitted(&guard, &settle));
+        assert!(admitted(&guard, &claim));
+        assert!(admitted(
+            &guard,
+            &Command::Expire {
+                reply: oneshot::channel().0
+            }
+        ));
     }
 }
