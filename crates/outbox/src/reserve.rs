@@ -67,21 +67,31 @@ impl DiskGuard {
         guard
     }
 
-    /// Whether a write of these records may go ahead.
-    pub(crate) fn admits_records(&self, records: &[Record]) -> bool {
-        !self.alarms_only
-            || records
-                .iter()
-                .all(|r| matches!(r.lane(), Lane::Alarm | Lane::Technical))
+    /// Whether the full-disk handling is on.
+    pub(crate) fn enabled(&self) -> bool {
+        self.reserve.is_some()
     }
 
-    /// A transaction failed with a full disk: free the reserve and store only alarms.
-    pub(crate) fn disk_full(&mut self, now: Instant) {
+    /// Whether a write of these records may go ahead.
+    pub(crate) fn admits_records(&self, records: &[Record]) -> bool {
+        !self.alarms_only || self.admits_alarms_only(records)
+    }
+
+    /// Whether these records would go ahead while only alarms are stored.
+    pub(crate) fn admits_alarms_only(&self, records: &[Record]) -> bool {
+        records
+            .iter()
+            .all(|r| matches!(r.lane(), Lane::Alarm | Lane::Technical))
+    }
+
+    /// A transaction failed with a full disk: free the reserve and store only alarms. Returns
+    /// whether the mode started now.
+    pub(crate) fn disk_full(&mut self, now: Instant) -> bool {
         let Some(path) = &self.reserve else {
-            return;
+            return false;
         };
         if self.alarms_only {
-            return;
+            return false;
         }
         let freed = std::fs::remove_file(path).is_ok();
         self.alarms_only = true;
@@ -99,6 +109,7 @@ impl DiskGuard {
              alarms are still stored and sent. Free space on the data partition",
             Timestamp::now(),
         ));
+        true
     }
 
     /// While the disk is full, look at free space at most every [`CHECK_EVERY`]: with the

@@ -649,6 +649,87 @@ fn admitted(guard: &DiskGuard, cmd: &Command) -> bool {
     }
 }
 
+/// What a write needs to be applied again (its reply aside): kept, while the disk is not known
+/// to be full, for the writes that alarms-only admits, so that the transaction that finds the
+/// disk full does not fail them (a route sender's settle, an alarm): they are tried again at
+/// once in the room of the deleted reserve.
+enum Again {
+    Append {
+        records: Vec<Record>,
+        cursors: Vec<(String, i64)>,
+        journal: Option<JournalEntry>,
+    },
+    Claim {
+        route: RouteId,
+        max: usize,
+    },
+    Settle {
+        route: RouteId,
+        answers: Vec<(Ticket, Outcome)>,
+    },
+    Expire,
+}
+
+impl Again {
+    /// A copy of `cmd` if it is to be tried again when this transaction finds the disk full.
+    fn of(guard: &DiskGuard, cmd: &Command) -> Option<Self> {
+        if !guard.enabled() || guard.alarms_only {
+            return None;
+        }
+        match cmd {
+            Command::Append {
+                records,
+                cursors,
+                journal,
+                ..
+            } if guard.admits_alarms_only(records) => Some(Again::Append {
+                records: records.clone(),
+                cursors: cursors.clone(),
+                journal: journal.clone(),
+            }),
+            Command::Claim { route, max, .. } => Some(Again::Claim {
+                route: *route,
+                max: *max,
+            }),
+            Command::Settle { route, answers, .. } => Some(Again::Settle {
+                route: *route,
+                answers: answers.clone(),
+            }),
+            Command::Expire { .. } => Some(Again::Expire),
+            _ => None,
+        }
+    }
+
+    /// The command again, with the reply of its first try.
+    fn with(self, p: Pending) -> Result<Command, Pending> {
+        match (self, p) {
+            (
+                Again::Append {
+                    records,
+                    cursors,
+                    journal,
+                },
+                Pending::Append(reply, _),
+            ) => Ok(Command::Append {
+                records,
+                cursors,
+                journal,
+                reply,
+            }),
+            (Again::Claim { route, max }, Pending::Claim(reply, _)) => {
+                Ok(Command::Claim { route, max, reply })
+            }
+            (Again::Settle { route, answers }, Pending::Unit(reply)) => Ok(Command::Settle {
+                route,
+                answers,
+                reply,
+            }),
+            (Again::Expire, Pending::Expire(reply, _)) => Ok(Command::Expire { reply }),
+            (_, p) => Err(p),
+        }
+    }
+}
+
 /// Run a group of commands in one transaction; answer each after the commit.
 fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut State) {
     let commits = &shared.commits;
@@ -724,7 +805,9 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
             }
         }
     }
+    let mut again = Vec::with_capacity(writes.len());
     for cmd in writes {
+        again.push(Again::of(&state.guard, &cmd));
         match batch.as_mut().filter(|_| failure.is_none()) {
             Some(b) => match apply(b, cmd, now) {
                 Ok(p) => pending.push(p),
@@ -795,12 +878,32 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
             } else {
                 tracing::debug!(error = %e, "outbox transaction failed again");
             }
-            if matches!(e, OutboxError::DiskFull { .. }) {
-                state.guard.disk_full(std::time::Instant::now());
-            }
             let err = WriterError::from_outbox(&e);
+            let mut retry = Vec::new();
+            let mut entered = false;
+            if matches!(e, OutboxError::DiskFull { .. }) {
+                entered = state.guard.disk_full(std::time::Instant::now());
+                if entered {
+                    for (p, a) in pending.into_iter().zip(again) {
+                        let Some(a) = a else {
+                            answer_err(p, &err);
+                            continue;
+                        };
+                        match a.with(p) {
+                            Ok(cmd) => retry.push(cmd),
+                            Err(p) => answer_err(p, &err),
+                        }
+                    }
+                    pending = Vec::new();
+                }
+            }
             for p in pending {
                 answer_err(p, &err);
+            }
+            // What alarms-only admits goes again at once, in the room of the reserve (once:
+            // the mode is on now, so nothing is kept for another try).
+            if entered {
+                process(outbox, retry, shared, state);
             }
         }
     }
