@@ -343,10 +343,12 @@ pub async fn run(
         "outbox open"
     );
     let group_commit = usize::try_from(config.outbox.group_commit_max).unwrap_or(1024);
-    let (writer, writer_thread) = OutboxWriter::spawn(outbox, group_commit)?;
-    let ingest = Ingest::new(writer.clone());
-    let technical = TechnicalAlarms::new(ingest.clone());
-
+    // A reserve file next to the outbox keeps room for alarms when the disk fills (issue 6).
+    let (writer, writer_thread) = OutboxWriter::spawn_with_reserve(
+        outbox,
+        group_commit,
+        hearth_outbox::DEFAULT_RESERVE_BYTES,
+    )?;
     let sup_cfg = &config.supervisor;
     let policy = RestartPolicy {
         initial: sup_cfg.restart_initial.get(),
@@ -362,6 +364,10 @@ pub async fn run(
     // bounded wait; everything undelivered stays in the outbox for the next start).
     let (sources_stop_tx, sources_stop) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // A full disk is a state, not a crash: submissions wait it out (retried every 250 ms) until
+    // the sources stop, instead of failing their driver into a crash loop.
+    let ingest = Ingest::new(writer.clone()).retrying_until(sources_stop.clone());
+    let technical = TechnicalAlarms::new(ingest.clone());
     let drain_time = (sup_cfg.shutdown_grace.get() / 2).min(Duration::from_secs(5));
     // Sources still inside a submission; the drain waits for them before it counts the backlog.
     let sources_running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -558,7 +564,11 @@ pub async fn run(
 
     let monitor = supervisor.monitor();
     let notifier = Arc::new(SystemdNotifier::new());
-    tokio::spawn(alarm_supervisor_events(events_rx, technical.clone()));
+    tokio::spawn(alarm_supervisor_events(
+        events_rx,
+        technical.clone(),
+        stop_rx.clone(),
+    ));
 
     let stop_notifier = notifier.clone();
     let drain_writer = writer.clone();
@@ -626,37 +636,70 @@ pub async fn run(
     })
 }
 
-/// Crash loops become technical alarms (A7: critical functional faults).
+/// Crash loops become technical alarms (A7: critical functional faults). An alarm that cannot
+/// be stored is tried again every second until it is (or hearth stops), never forgotten.
 async fn alarm_supervisor_events(
     mut events: mpsc::Receiver<SupervisorEvent>,
     technical: TechnicalAlarms,
+    mut stop: watch::Receiver<bool>,
 ) {
     while let Some(event) = events.recv().await {
-        let result = match &event {
-            SupervisorEvent::CrashLoop { task, restarts, window, last_error, .. } => {
-                technical
-                    .raise(
-                        &format!("supervisor/{task}"),
-                        TechnicalKind::TaskCrashLoop,
-                        Severity::Critical,
-                        format!(
-                            "task {task} restarted {restarts} times within {}s; last error: {last_error}. \
-                             hearth keeps restarting it; check the logs (journalctl -u hearth)",
-                            window.as_secs()
-                        ),
-                    )
-                    .await
+        let mut logged = false;
+        loop {
+            match store_supervisor_event(&event, &technical).await {
+                Ok(_) => break,
+                Err(e) => {
+                    if !logged {
+                        tracing::error!(error = %e, "cannot store a technical alarm about a supervised task yet; retrying every second");
+                        logged = true;
+                    }
+                    if matches!(e, hearth_outbox::WriterError::Stopped) || *stop.borrow() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                    }
+                }
             }
-            SupervisorEvent::Recovered { task } => {
-                technical
-                    .clear(&format!("supervisor/{task}"), TechnicalKind::TaskCrashLoop, format!("task {task} runs steadily again"))
-                    .await
-            }
-            _ => Ok(false),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cannot store a technical alarm about a supervised task");
         }
+    }
+}
+
+/// Store the technical alarm of one supervisor event (if it has one).
+async fn store_supervisor_event(
+    event: &SupervisorEvent,
+    technical: &TechnicalAlarms,
+) -> Result<bool, hearth_outbox::WriterError> {
+    match event {
+        SupervisorEvent::CrashLoop {
+            task,
+            restarts,
+            window,
+            last_error,
+            ..
+        } => technical
+            .raise(
+                &format!("supervisor/{task}"),
+                TechnicalKind::TaskCrashLoop,
+                Severity::Critical,
+                format!(
+                    "task {task} restarted {restarts} times within {}s; last error: {last_error}. \
+                             hearth keeps restarting it; check the logs (journalctl -u hearth)",
+                    window.as_secs()
+                ),
+            )
+            .await,
+        SupervisorEvent::Recovered { task } => {
+            technical
+                .clear(
+                    &format!("supervisor/{task}"),
+                    TechnicalKind::TaskCrashLoop,
+                    format!("task {task} runs steadily again"),
+                )
+                .await
+        }
+        _ => Ok(false),
     }
 }
 

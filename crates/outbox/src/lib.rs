@@ -33,6 +33,10 @@
 //!   the fresh one. Test: `tests/outbox.rs::corrupt_file_is_quarantined_and_reported`.
 //! - A full disk is an error the caller can retry, never a panic. Test:
 //!   `tests/outbox.rs::full_disk_is_reported_and_nothing_is_half_written`.
+//! - With [`OutboxWriter::spawn_with_reserve`] (the daemon), a full disk switches the writer to
+//!   "alarms only" in the room of a deleted reserve file and stores a critical `disk_full`
+//!   technical alarm, cleared once when space is back. Tests: `reserve::tests`,
+//!   `writer::tests::alarms_only_admits_alarms_and_bookkeeping_only`, `tests/disk_full.rs` (root).
 //!
 //! ## Example
 //! ```
@@ -59,6 +63,7 @@ mod codec;
 mod dead;
 mod error;
 mod options;
+mod reserve;
 mod schema;
 mod stats;
 mod store;
@@ -70,6 +75,7 @@ pub use dead::{
 };
 pub use error::OutboxError;
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
+pub use reserve::{DEFAULT_RESERVE_BYTES, DISK_FULL_SOURCE};
 pub use schema::SCHEMA_VERSION;
 pub use stats::{LaneStats, RouteLaneStats, RouteStats, Stats, stats};
 pub use store::{

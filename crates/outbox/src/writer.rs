@@ -6,13 +6,14 @@
 //! queue in a bounded channel: when the disk is slower than the sources, sources wait.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hearth_model::{Record, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::reserve::DiskGuard;
 use crate::{
     AppendOutcome, Claimed, CommitReport, Outbox, OutboxError, Outcome, RouteId, Stats, Ticket,
 };
@@ -148,6 +149,7 @@ pub struct OutboxWriter {
     commits: watch::Receiver<u64>,
     routes: Arc<Vec<(String, RouteId)>>,
     transactions: Arc<AtomicU64>,
+    alarms_only: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Command {
@@ -159,9 +161,33 @@ impl std::fmt::Debug for Command {
 impl OutboxWriter {
     /// Move the outbox onto its own thread. `group_commit_max` bounds the records per
     /// transaction. The thread ends when every handle is dropped, after committing what it has.
+    /// A full disk is only an error here; see [`OutboxWriter::spawn_with_reserve`].
     pub fn spawn(
         outbox: Outbox,
         group_commit_max: usize,
+    ) -> Result<(Self, JoinHandle<()>), OutboxError> {
+        Self::spawn_guarded(outbox, group_commit_max, DiskGuard::disabled())
+    }
+
+    /// Like [`OutboxWriter::spawn`], and keep a reserve file of `reserve_bytes` next to the
+    /// database (`<db>.reserve`, created now and fsynced): when the disk is full, the reserve is
+    /// deleted and only alarms, technical alarms and deliveries' bookkeeping are committed
+    /// (others get the transient disk-full error) until free space is back; a `disk_full`
+    /// technical alarm is stored on entry and cleared on exit (issue 6).
+    pub fn spawn_with_reserve(
+        outbox: Outbox,
+        group_commit_max: usize,
+        reserve_bytes: u64,
+    ) -> Result<(Self, JoinHandle<()>), OutboxError> {
+        let reserve = std::path::PathBuf::from(format!("{}.reserve", outbox.path().display()));
+        let guard = DiskGuard::with_reserve(reserve, reserve_bytes);
+        Self::spawn_guarded(outbox, group_commit_max, guard)
+    }
+
+    fn spawn_guarded(
+        outbox: Outbox,
+        group_commit_max: usize,
+        guard: DiskGuard,
     ) -> Result<(Self, JoinHandle<()>), OutboxError> {
         let (tx, rx) = mpsc::channel(1024);
         let (commit_tx, commits) = watch::channel(0u64);
@@ -171,6 +197,8 @@ impl OutboxWriter {
             .collect::<Result<_, _>>()?;
         let transactions = Arc::new(AtomicU64::new(0));
         let counter = transactions.clone();
+        let alarms_only = Arc::new(AtomicBool::new(false));
+        let mode = alarms_only.clone();
         let path = outbox.path().to_owned();
         let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel::<()>();
         let ckpt_path = path.clone();
@@ -185,7 +213,12 @@ impl OutboxWriter {
         let handle = std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || {
-                run(outbox, rx, commit_tx, group_commit_max.max(1), counter);
+                let shared = Shared {
+                    commits: commit_tx,
+                    transactions: counter,
+                    alarms_only: mode,
+                };
+                run(outbox, rx, &shared, group_commit_max.max(1), guard);
                 // Dropping the sender ends the checkpointer.
                 drop(ckpt_tx);
             })
@@ -200,6 +233,7 @@ impl OutboxWriter {
                 commits,
                 routes: Arc::new(routes),
                 transactions,
+                alarms_only,
             },
             handle,
         ))
@@ -335,6 +369,12 @@ impl OutboxWriter {
     /// Transactions committed so far (for benchmarks and diagnostics).
     pub fn transactions(&self) -> u64 {
         self.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Whether the disk is full and only alarms are being stored (see
+    /// [`OutboxWriter::spawn_with_reserve`]).
+    pub fn alarms_only(&self) -> bool {
+        self.alarms_only.load(Ordering::Relaxed)
     }
 }
 
@@ -501,16 +541,61 @@ enum Pending {
     Expire(Reply<[u64; 4]>, [u64; 4]),
 }
 
+/// What the writer thread shares with the handles.
+struct Shared {
+    commits: watch::Sender<u64>,
+    transactions: Arc<AtomicU64>,
+    alarms_only: Arc<AtomicBool>,
+}
+
+/// The writer's state across transactions.
+struct State {
+    guard: DiskGuard,
+    /// A transient failure (disk full, busy) was logged and nothing committed since.
+    failing: bool,
+}
+
 fn run(
     mut outbox: Outbox,
     mut rx: mpsc::Receiver<Command>,
-    commits: watch::Sender<u64>,
+    shared: &Shared,
     group_commit_max: usize,
-    transactions: Arc<AtomicU64>,
+    guard: DiskGuard,
 ) {
     let mut queue: Vec<Command> = Vec::new();
     let wal = std::path::PathBuf::from(format!("{}-wal", outbox.path().display()));
-    while let Some(first) = rx.blocking_recv() {
+    let mut state = State {
+        guard,
+        failing: false,
+    };
+    loop {
+        // While the disk is full the writer wakes by itself, to look at free space and to
+        // store the disk_full alarm; otherwise it sleeps until a request comes.
+        let first = if state.guard.needs_ticks() {
+            match rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(TICK);
+                    None
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(cmd) => Some(cmd),
+                None => break,
+            }
+        };
+        state.guard.check(std::time::Instant::now());
+        shared
+            .alarms_only
+            .store(state.guard.alarms_only, Ordering::Relaxed);
+        let Some(first) = first else {
+            if state.guard.try_pending(std::time::Instant::now()) {
+                process(&mut outbox, Vec::new(), shared, &mut state);
+            }
+            continue;
+        };
         queue.push(first);
         let mut weight = queue[0].weight();
         while weight < group_commit_max {
@@ -522,12 +607,10 @@ fn run(
                 Err(_) => break,
             }
         }
-        process(
-            &mut outbox,
-            std::mem::take(&mut queue),
-            &commits,
-            &transactions,
-        );
+        process(&mut outbox, std::mem::take(&mut queue), shared, &mut state);
+        shared
+            .alarms_only
+            .store(state.guard.alarms_only, Ordering::Relaxed);
         bound_wal(&outbox, &wal);
     }
     tracing::debug!("outbox writer stopped: every handle was dropped");
@@ -553,13 +636,104 @@ fn bound_wal(outbox: &Outbox, wal: &std::path::Path) {
     }
 }
 
+/// How long the writer sleeps between looks while the disk is full.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Whether a write may go ahead while only alarms are stored: alarm and technical records
+/// (with their cursors), and the deliveries' bookkeeping, which frees rather than takes space.
+fn admitted(guard: &DiskGuard, cmd: &Command) -> bool {
+    match cmd {
+        Command::Append { records, .. } => guard.admits_records(records),
+        Command::DeadLetterInput { .. } => !guard.alarms_only,
+        _ => true,
+    }
+}
+
+/// What a write needs to be applied again (its reply aside): kept, while the disk is not known
+/// to be full, for the writes that alarms-only admits, so that the transaction that finds the
+/// disk full does not fail them (a route sender's settle, an alarm): they are tried again at
+/// once in the room of the deleted reserve.
+enum Again {
+    Append {
+        records: Vec<Record>,
+        cursors: Vec<(String, i64)>,
+        journal: Option<JournalEntry>,
+    },
+    Claim {
+        route: RouteId,
+        max: usize,
+    },
+    Settle {
+        route: RouteId,
+        answers: Vec<(Ticket, Outcome)>,
+    },
+    Expire,
+}
+
+impl Again {
+    /// A copy of `cmd` if it is to be tried again when this transaction finds the disk full.
+    fn of(guard: &DiskGuard, cmd: &Command) -> Option<Self> {
+        if !guard.enabled() || guard.alarms_only {
+            return None;
+        }
+        match cmd {
+            Command::Append {
+                records,
+                cursors,
+                journal,
+                ..
+            } if guard.admits_alarms_only(records) => Some(Again::Append {
+                records: records.clone(),
+                cursors: cursors.clone(),
+                journal: journal.clone(),
+            }),
+            Command::Claim { route, max, .. } => Some(Again::Claim {
+                route: *route,
+                max: *max,
+            }),
+            Command::Settle { route, answers, .. } => Some(Again::Settle {
+                route: *route,
+                answers: answers.clone(),
+            }),
+            Command::Expire { .. } => Some(Again::Expire),
+            _ => None,
+        }
+    }
+
+    /// The command again, with the reply of its first try.
+    fn with(self, p: Pending) -> Result<Command, Pending> {
+        match (self, p) {
+            (
+                Again::Append {
+                    records,
+                    cursors,
+                    journal,
+                },
+                Pending::Append(reply, _),
+            ) => Ok(Command::Append {
+                records,
+                cursors,
+                journal,
+                reply,
+            }),
+            (Again::Claim { route, max }, Pending::Claim(reply, _)) => {
+                Ok(Command::Claim { route, max, reply })
+            }
+            (Again::Settle { route, answers }, Pending::Unit(reply)) => Ok(Command::Settle {
+                route,
+                answers,
+                reply,
+            }),
+            (Again::Expire, Pending::Expire(reply, _)) => Ok(Command::Expire { reply }),
+            (_, p) => Err(p),
+        }
+    }
+}
+
 /// Run a group of commands in one transaction; answer each after the commit.
-fn process(
-    outbox: &mut Outbox,
-    cmds: Vec<Command>,
-    commits: &watch::Sender<u64>,
-    transactions: &AtomicU64,
-) {
+fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut State) {
+    let commits = &shared.commits;
+    let transactions = &*shared.transactions;
     // Read-only commands are answered straight away, outside the transaction.
     let mut writes = Vec::with_capacity(cmds.len());
     for cmd in cmds {
@@ -599,10 +773,16 @@ fn process(
                 }
                 let _ = reply.send(released.map_err(|e| WriterError::from_outbox(&e)));
             }
-            other => writes.push(other),
+            other if admitted(&state.guard, &other) => writes.push(other),
+            refused => {
+                let e = OutboxError::DiskFull {
+                    path: outbox.path().to_owned(),
+                };
+                answer_err(unanswered(refused), &WriterError::from_outbox(&e));
+            }
         }
     }
-    if writes.is_empty() {
+    if writes.is_empty() && state.guard.pending.is_empty() {
         return;
     }
     let now = Timestamp::now();
@@ -615,7 +795,19 @@ fn process(
             None
         }
     };
+    // The disk_full alarm's state changes go first, so they commit with whatever else fits.
+    let alarms = !state.guard.pending.is_empty();
+    if let Some(b) = batch.as_mut() {
+        for alarm in &state.guard.pending {
+            if let Err(e) = b.append(&Record::Technical(alarm.clone()), now) {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let mut again = Vec::with_capacity(writes.len());
     for cmd in writes {
+        again.push(Again::of(&state.guard, &cmd));
         match batch.as_mut().filter(|_| failure.is_none()) {
             Some(b) => match apply(b, cmd, now) {
                 Ok(p) => pending.push(p),
@@ -631,7 +823,7 @@ fn process(
     }
     // Wake the route senders only when there may be new work for them; a settle or a claim
     // must not wake the others, or idle senders would wake each other forever.
-    let new_work = pending.iter().any(|p| matches!(p, Pending::Append(..)));
+    let new_work = alarms || pending.iter().any(|p| matches!(p, Pending::Append(..)));
     let result = match (failure, batch) {
         (Some(e), _) => Err(e),
         (None, Some(b)) => b.commit(),
@@ -640,6 +832,12 @@ fn process(
     match result {
         Ok(report) => {
             transactions.fetch_add(1, Ordering::Relaxed);
+            if alarms {
+                state.guard.stored();
+            }
+            if std::mem::take(&mut state.failing) {
+                tracing::info!("outbox transactions commit again");
+            }
             if new_work {
                 commits.send_modify(|n| *n = n.wrapping_add(1));
             }
@@ -671,42 +869,163 @@ fn process(
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored");
+            // A transient failure (a full disk, a busy database) is logged once per state
+            // change: its callers retry it every 250 ms.
+            if !e.is_transient() {
+                tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored");
+            } else if !std::mem::replace(&mut state.failing, true) {
+                tracing::error!(error = %e, "outbox transaction failed; nothing of it was stored (retried by its callers; logged again only once it commits)");
+            } else {
+                tracing::debug!(error = %e, "outbox transaction failed again");
+            }
             let err = WriterError::from_outbox(&e);
-            for p in pending {
-                match p {
-                    Pending::Append(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
+            let mut retry = Vec::new();
+            let mut entered = false;
+            if matches!(e, OutboxError::DiskFull { .. }) {
+                entered = state.guard.disk_full(std::time::Instant::now());
+                if entered {
+                    for (p, a) in pending.into_iter().zip(again) {
+                        let Some(a) = a else {
+                            answer_err(p, &err);
+                            continue;
+                        };
+                        match a.with(p) {
+                            Ok(cmd) => retry.push(cmd),
+                            Err(p) => answer_err(p, &err),
+                        }
                     }
-                    Pending::Unit(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Claim(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Expire(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Release(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Stats(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Cursor(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Cursors(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Journal(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Len(reply) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
+                    pending = Vec::new();
                 }
             }
+            for p in pending {
+                answer_err(p, &err);
+            }
+            // What alarms-only admits goes again at once, in the room of the reserve (once:
+            // the mode is on now, so nothing is kept for another try).
+            if entered {
+                process(outbox, retry, shared, state);
+            }
         }
+    }
+}
+
+/// Answer a request with an error.
+fn answer_err(p: Pending, err: &WriterError) {
+    match p {
+        Pending::Append(reply, _) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Unit(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Claim(reply, _) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Expire(reply, _) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Release(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Stats(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Cursor(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Cursors(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Journal(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Len(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_model::{
+        AlarmState, DeviceId, Mdc, Reading, Severity, TechnicalAlarm, TechnicalKind, Value,
+    };
+
+    fn append(records: Vec<Record>) -> Command {
+        Command::Append {
+            records,
+            cursors: vec![("src".into(), 1)],
+            journal: None,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn alarms_only_admits_alarms_and_bookkeeping_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = crate::RouteSpec {
+            name: "hub".into(),
+            categories: hearth_model::Category::ALL.to_vec(),
+            retry: crate::RetryPolicy::default(),
+            readings_only: false,
+        };
+        let (outbox, _) = Outbox::open(crate::OutboxOptions::new(
+            dir.path().join("o.db"),
+            vec![hub],
+        ))
+        .unwrap();
+        let route = outbox.route("hub").unwrap();
+        let mut guard = DiskGuard::with_reserve(dir.path().join("o.db.reserve"), 4096);
+        let reading = Record::Reading(
+            Reading::builder(
+                DeviceId::new("sim", "1").unwrap(),
+                Mdc(1),
+                Value::numeric(1.0),
+            )
+            .sequence(1)
+            .build(Timestamp::now()),
+        );
+        let technical = Record::Technical(TechnicalAlarm::new(
+            "x",
+            TechnicalKind::LowBattery,
+            Severity::Minor,
+            AlarmState::Raised,
+            "m",
+            Timestamp::now(),
+        ));
+        let dead = || Command::DeadLetterInput {
+            source: "s".into(),
+            raw: vec![1],
+            error: "e".into(),
+            reply: oneshot::channel().0,
+        };
+        let settle = Command::Settle {
+            route,
+            answers: Vec::new(),
+            reply: oneshot::channel().0,
+        };
+        let claim = Command::Claim {
+            route,
+            max: 10,
+            reply: oneshot::channel().0,
+        };
+        // Healthy: everything goes.
+        assert!(admitted(&guard, &append(vec![reading.clone()])));
+        assert!(admitted(&guard, &dead()));
+        guard.disk_full(std::time::Instant::now());
+        // Full: alarms, technical alarms and the deliveries' bookkeeping only.
+        assert!(admitted(&guard, &append(vec![technical.clone()])));
+        assert!(!admitted(&guard, &append(vec![reading.clone()])));
+        assert!(!admitted(&guard, &append(vec![technical, reading])));
+        assert!(!admitted(&guard, &dead()));
+        assert!(admitted(&guard, &settle));
+        assert!(admitted(&guard, &claim));
+        assert!(admitted(
+            &guard,
+            &Command::Expire {
+                reply: oneshot::channel().0
+            }
+        ));
     }
 }

@@ -18,12 +18,18 @@
 //! - `submit` resolves `Ok` only after the commit. Test: `tests::submit_returns_after_commit`.
 //! - A technical alarm is stored once per state change. Test:
 //!   `tests::technical_alarms_are_edge_triggered`.
+//! - With [`Ingest::retrying_until`], a transient storage failure (disk full, busy) does not end
+//!   the driver: the submission waits and is retried every [`RETRY_EVERY`] until it commits or
+//!   hearth stops; nothing is acknowledged meanwhile. Test:
+//!   `tests::a_transient_failure_is_retried_until_it_commits`.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hearth_model::{AlarmState, Record, Severity, TechnicalAlarm, TechnicalKind, Timestamp};
 use hearth_outbox::{AppendOutcome, OutboxWriter, WriterError};
@@ -54,16 +60,70 @@ pub struct Receipt {
     pub outcomes: Vec<AppendOutcome>,
 }
 
+/// How often a submission that failed transiently (disk full, busy) is tried again.
+pub const RETRY_EVERY: Duration = Duration::from_millis(250);
+
 /// The ingest handle: the only way into the outbox.
 #[derive(Clone, Debug)]
 pub struct Ingest {
     writer: OutboxWriter,
+    /// When set, transient failures are retried until this turns true (hearth stops).
+    retry_until: Option<watch::Receiver<bool>>,
+    /// Whether storage is failing transiently right now (logged once per change).
+    waiting: Arc<AtomicBool>,
 }
 
 impl Ingest {
-    /// Wrap the outbox writer.
+    /// Wrap the outbox writer. Every error is returned to the caller at once.
     pub fn new(writer: OutboxWriter) -> Self {
-        Self { writer }
+        Self {
+            writer,
+            retry_until: None,
+            waiting: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Wait out transient storage failures (a full disk, a busy database): a submission that
+    /// fails transiently is retried every [`RETRY_EVERY`] until it commits, or until `stop`
+    /// turns true (then the error is returned; nothing was acknowledged). A full disk is a state
+    /// that passes, not a reason to end (and restart) a driver.
+    pub fn retrying_until(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.retry_until = Some(stop);
+        self
+    }
+
+    /// Run `op` until it succeeds, fails for good, or (transient failures) hearth stops.
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, WriterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, WriterError>>,
+    {
+        let Some(stop) = &self.retry_until else {
+            return op().await;
+        };
+        let mut stop = stop.clone();
+        loop {
+            match op().await {
+                Err(e) if e.is_transient() && !*stop.borrow() => {
+                    if !self.waiting.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, retry_ms = RETRY_EVERY.as_millis() as u64,
+                            "storage is unavailable; submissions wait and are retried, nothing is acknowledged meanwhile");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY_EVERY) => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                    }
+                }
+                other => {
+                    if other.is_ok() && self.waiting.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            "storage is available again; waiting submissions are stored"
+                        );
+                    }
+                    return other;
+                }
+            }
+        }
     }
 
     /// Store records durably, together with the driver's cursor (e.g. the last device sequence
@@ -73,7 +133,12 @@ impl Ingest {
         records: Vec<Record>,
         cursor: Option<(String, i64)>,
     ) -> Result<Receipt, WriterError> {
-        let committed = self.writer.append(records, cursor).await?;
+        let committed = if self.retry_until.is_some() {
+            self.retrying(|| self.writer.append(records.clone(), cursor.clone()))
+                .await?
+        } else {
+            self.writer.append(records, cursor).await?
+        };
         Ok(Receipt {
             outcomes: committed.outcomes,
         })
@@ -88,10 +153,17 @@ impl Ingest {
         cursors: Vec<(String, i64)>,
         journal: Option<hearth_outbox::JournalEntry>,
     ) -> Result<Receipt, WriterError> {
-        let committed = self
-            .writer
-            .append_with_journal(records, cursors, journal)
-            .await?;
+        let committed = if self.retry_until.is_some() {
+            self.retrying(|| {
+                self.writer
+                    .append_with_journal(records.clone(), cursors.clone(), journal.clone())
+            })
+            .await?
+        } else {
+            self.writer
+                .append_with_journal(records, cursors, journal)
+                .await?
+        };
         Ok(Receipt {
             outcomes: committed.outcomes,
         })
@@ -119,7 +191,15 @@ impl Ingest {
         raw: Vec<u8>,
         error: String,
     ) -> Result<(), WriterError> {
-        self.writer.dead_letter_input(source, raw, error).await
+        if self.retry_until.is_some() {
+            self.retrying(|| {
+                self.writer
+                    .dead_letter_input(source, raw.clone(), error.clone())
+            })
+            .await
+        } else {
+            self.writer.dead_letter_input(source, raw, error).await
+        }
     }
 }
 
@@ -220,7 +300,7 @@ impl TechnicalAlarms {
             message,
             Timestamp::now(),
         );
-        tracing::warn!(source, kind = kind.as_str(), severity = severity.as_str(), message = %alarm.message, "technical alarm raised");
+        let message = alarm.message.clone();
         if let Err(e) = self
             .ingest
             .submit(vec![Record::Technical(alarm)], None)
@@ -230,6 +310,7 @@ impl TechnicalAlarms {
             self.transition(source, &kind, None);
             return Err(e);
         }
+        tracing::warn!(source, kind = kind.as_str(), severity = severity.as_str(), message = %message, "technical alarm raised");
         Ok(true)
     }
 
@@ -261,7 +342,6 @@ impl TechnicalAlarms {
             message,
             Timestamp::now(),
         );
-        tracing::info!(source, kind = kind.as_str(), "technical alarm cleared");
         if let Err(e) = self
             .ingest
             .submit(vec![Record::Technical(alarm)], None)
@@ -270,6 +350,7 @@ impl TechnicalAlarms {
             self.transition(source, &kind, Some(severity));
             return Err(e);
         }
+        tracing::info!(source, kind = kind.as_str(), "technical alarm cleared");
         Ok(true)
     }
 }
@@ -358,5 +439,81 @@ mod tests {
         );
         let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
         assert_eq!(s.lanes[1].records, 3);
+    }
+
+    fn one_reading(seq: u32) -> Record {
+        Record::Reading(
+            hearth_model::Reading::builder(
+                hearth_model::DeviceId::new("sim", "a").unwrap(),
+                hearth_model::Mdc(1),
+                hearth_model::Value::numeric(1.0),
+            )
+            .sequence(seq.into())
+            .build(Timestamp::now()),
+        )
+    }
+
+    /// Another connection holds the write lock for longer than the writer's busy timeout (5 s):
+    /// the writer's transaction fails transiently (SQLITE_BUSY).
+    fn hold_write_lock(
+        path: std::path::PathBuf,
+        hold: std::time::Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            conn.execute_batch("COMMIT").unwrap();
+        });
+        rx.recv().unwrap();
+        h
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transient_failure_is_retried_until_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let (_stop_tx, stop) = watch::channel(false);
+        let ingest = Ingest::new(w.clone()).retrying_until(stop);
+        let plain = Ingest::new(w);
+        let lock = hold_write_lock(
+            dir.path().join("o.db"),
+            std::time::Duration::from_millis(5600),
+        );
+        let (retried, failed) = tokio::join!(
+            ingest.submit(vec![one_reading(1)], Some(("sim:a".into(), 1))),
+            plain.submit(vec![one_reading(2)], None),
+        );
+        lock.join().unwrap();
+        // Without retrying, the caller gets the transient error (unchanged behaviour) …
+        assert!(failed.unwrap_err().is_transient());
+        // … with it, the submission waited and committed once the lock was gone.
+        retried.unwrap();
+        let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
+        assert_eq!(s.records(), 1);
+        assert_eq!(s.cursors.get("sim:a"), Some(&1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_submission_gives_up_when_hearth_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let ingest = Ingest::new(writer(dir.path())).retrying_until(stop);
+        // The lock outlasts the test; hearth stops while the first attempt waits on it.
+        let _lock = hold_write_lock(dir.path().join("o.db"), std::time::Duration::from_secs(15));
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+            stop_tx.send(true).unwrap();
+        });
+        let started = std::time::Instant::now();
+        let err = ingest.submit(vec![one_reading(1)], None).await.unwrap_err();
+        assert!(err.is_transient());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(9),
+            "gave up after the first failure once stopping, not when the lock went"
+        );
+        stopper.await.unwrap();
     }
 }
