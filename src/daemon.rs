@@ -136,6 +136,7 @@ fn make_uplink(
     config: &Config,
     route: &hearth_config::RouteConfig,
     observers: &Observers,
+    devices: &hearth_model::DeviceRegistry,
 ) -> anyhow::Result<Box<dyn Uplink>> {
     match route.uplink {
         UplinkKind::Loopback => {
@@ -146,7 +147,9 @@ fn make_uplink(
             }
             Ok(Box::new(up))
         }
-        UplinkKind::Fhir => Ok(Box::new(fhir_uplink(config, route)?)),
+        UplinkKind::Fhir => Ok(Box::new(
+            fhir_uplink(config, route)?.with_device_registry(devices.clone()),
+        )),
         UplinkKind::Pcd01 => Ok(Box::new(pcd01_uplink(config, route)?)),
         other => bail!(
             "route {:?}: uplink {other} is not available in this build",
@@ -313,7 +316,13 @@ pub async fn run(
     );
     let group_commit = usize::try_from(config.outbox.group_commit_max).unwrap_or(1024);
     let (writer, writer_thread) = OutboxWriter::spawn(outbox, group_commit)?;
-    let ingest = Ingest::new(writer.clone());
+    // Device facts (issue 6): what devices told about themselves, kept in the outbox, updated
+    // by drivers through `Ingest::device_facts`, read by the FHIR uplinks (PhdDevice).
+    let devices = hearth_model::DeviceRegistry::new();
+    for d in writer.devices().await? {
+        devices.upsert(d);
+    }
+    let ingest = Ingest::with_devices(writer.clone(), devices.clone());
     let technical = TechnicalAlarms::new(ingest.clone());
 
     let sup_cfg = &config.supervisor;
@@ -442,7 +451,8 @@ pub async fn run(
         let writer = writer.clone();
         let sender_events = observers.sender.clone();
         // Build the uplink now so that a bad path fails start-up, not a restart loop.
-        let first = make_uplink(&config, route, &observers)?;
+        let first = make_uplink(&config, route, &observers, &devices)?;
+        let devices_c = devices.clone();
         let first = Arc::new(std::sync::Mutex::new(Some(first)));
         let config_c = config.clone();
         let route_c = route.clone();
@@ -465,11 +475,11 @@ pub async fn run(
                 };
                 let uplink = match reused {
                     Some(u) => Ok(u),
-                    None => make_uplink(&config_c, &route_c, &observers),
+                    None => make_uplink(&config_c, &route_c, &observers, &devices_c),
                 };
                 // One uplink per connection; the first was checked at start-up.
                 let more: anyhow::Result<Vec<Box<dyn Uplink>>> = (1..route_c.connections())
-                    .map(|_| make_uplink(&config_c, &route_c, &observers))
+                    .map(|_| make_uplink(&config_c, &route_c, &observers, &devices_c))
                     .collect();
                 let writer = writer.clone();
                 let name = name.clone();
