@@ -136,6 +136,7 @@ fn make_uplink(
     config: &Config,
     route: &hearth_config::RouteConfig,
     observers: &Observers,
+    devices: &hearth_model::DeviceRegistry,
 ) -> anyhow::Result<Box<dyn Uplink>> {
     match route.uplink {
         UplinkKind::Loopback => {
@@ -146,7 +147,9 @@ fn make_uplink(
             }
             Ok(Box::new(up))
         }
-        UplinkKind::Fhir => Ok(Box::new(fhir_uplink(config, route)?)),
+        UplinkKind::Fhir => Ok(Box::new(
+            fhir_uplink(config, route)?.with_device_registry(devices.clone()),
+        )),
         UplinkKind::Pcd01 => Ok(Box::new(pcd01_uplink(config, route)?)),
         other => bail!(
             "route {:?}: uplink {other} is not available in this build",
@@ -349,6 +352,12 @@ pub async fn run(
         group_commit,
         hearth_outbox::DEFAULT_RESERVE_BYTES,
     )?;
+    // Device facts (issue 6): what devices told about themselves, kept in the outbox, updated
+    // by drivers through `Ingest::device_facts`, read by the FHIR uplinks (PhdDevice).
+    let devices = hearth_model::DeviceRegistry::new();
+    for d in writer.devices().await? {
+        devices.upsert(d);
+    }
     let sup_cfg = &config.supervisor;
     let policy = RestartPolicy {
         initial: sup_cfg.restart_initial.get(),
@@ -366,7 +375,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     // A full disk is a state, not a crash: submissions wait it out (retried every 250 ms) until
     // the sources stop, instead of failing their driver into a crash loop.
-    let ingest = Ingest::new(writer.clone()).retrying_until(sources_stop.clone());
+    let ingest =
+        Ingest::with_devices(writer.clone(), devices.clone()).retrying_until(sources_stop.clone());
     let technical = TechnicalAlarms::new(ingest.clone());
     let drain_time = (sup_cfg.shutdown_grace.get() / 2).min(Duration::from_secs(5));
     // Sources still inside a submission; the drain waits for them before it counts the backlog.
@@ -479,7 +489,8 @@ pub async fn run(
         let writer = writer.clone();
         let sender_events = observers.sender.clone();
         // Build the uplink now so that a bad path fails start-up, not a restart loop.
-        let first = make_uplink(&config, route, &observers)?;
+        let first = make_uplink(&config, route, &observers, &devices)?;
+        let devices_c = devices.clone();
         let first = Arc::new(std::sync::Mutex::new(Some(first)));
         let config_c = config.clone();
         let route_c = route.clone();
@@ -502,11 +513,11 @@ pub async fn run(
                 };
                 let uplink = match reused {
                     Some(u) => Ok(u),
-                    None => make_uplink(&config_c, &route_c, &observers),
+                    None => make_uplink(&config_c, &route_c, &observers, &devices_c),
                 };
                 // One uplink per connection; the first was checked at start-up.
                 let more: anyhow::Result<Vec<Box<dyn Uplink>>> = (1..route_c.connections())
-                    .map(|_| make_uplink(&config_c, &route_c, &observers))
+                    .map(|_| make_uplink(&config_c, &route_c, &observers, &devices_c))
                     .collect();
                 let writer = writer.clone();
                 let name = name.clone();

@@ -86,9 +86,112 @@ pub struct Device {
     pub battery_percent: Option<u8>,
 }
 
+impl Device {
+    /// Take every fact `newer` tells; keep what it does not (a later report may carry only
+    /// some facts, e.g. the battery level, and must not erase the manufacturer).
+    pub fn merge(&mut self, newer: Device) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if newer.$f.is_some() { self.$f = newer.$f; } )* };
+        }
+        take!(
+            id,
+            manufacturer,
+            model,
+            serial,
+            firmware,
+            eui64,
+            battery_percent
+        );
+    }
+}
+
+/// The facts known about each device, shared between the drivers' side (which updates it after
+/// the facts are stored) and the uplinks (which read it when encoding). A cheap clone of one
+/// shared map; no I/O.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceRegistry {
+    inner: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<DeviceId, Device>>>,
+}
+
+impl DeviceRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Merge facts about a device (keyed by `device.id`; a device without id is ignored) and
+    /// return what is now known about it.
+    pub fn upsert(&self, device: Device) -> Option<Device> {
+        let id = device.id.clone()?;
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = map.entry(id).or_default();
+        known.merge(device);
+        Some(known.clone())
+    }
+
+    /// What is known about one device.
+    pub fn get(&self, id: &DeviceId) -> Option<Device> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Everything known, by device id.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<DeviceId, Device> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many devices are known.
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no device is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_merges_facts_and_keeps_what_a_later_report_omits() {
+        let id = DeviceId::new("ble", "0011223344556677").unwrap();
+        let reg = DeviceRegistry::new();
+        let shared = reg.clone();
+        reg.upsert(Device {
+            id: Some(id.clone()),
+            manufacturer: Some("Acme".into()),
+            model: Some("T-1".into()),
+            ..Device::default()
+        });
+        let now = shared
+            .upsert(Device {
+                id: Some(id.clone()),
+                battery_percent: Some(50),
+                model: Some("T-2".into()),
+                ..Device::default()
+            })
+            .unwrap();
+        assert_eq!(now.manufacturer.as_deref(), Some("Acme"));
+        assert_eq!(now.model.as_deref(), Some("T-2"));
+        assert_eq!(reg.get(&id).unwrap().battery_percent, Some(50));
+        assert_eq!(reg.len(), 1);
+        assert!(reg.upsert(Device::default()).is_none());
+    }
 
     #[test]
     fn device_id_round_trips_and_rejects_bad_input() {

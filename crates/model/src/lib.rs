@@ -51,7 +51,7 @@ mod time_;
 mod value;
 
 pub use alarm::{Alarm, AlarmKind, AlarmState, Severity, TechnicalAlarm, TechnicalKind};
-pub use device::{Device, DeviceId};
+pub use device::{Device, DeviceId, DeviceRegistry};
 pub use error::ModelError;
 pub use ids::{GatewayId, RecordId};
 pub use lane::{Category, Lane};

@@ -206,7 +206,7 @@ pub fn dead_letters(
         .map_err(|e| sql("open for dead letters", path, e))?;
     let e = |err| sql("list dead letters", path, err);
     let version = schema::version(&conn, path)?;
-    if version < schema::SCHEMA_VERSION {
+    if version < schema::DEAD_LETTER_COLUMNS_VERSION {
         // A file of an older build: the columns of version 3 are not there yet.
         return Err(OutboxError::OldSchema {
             path: path.to_owned(),

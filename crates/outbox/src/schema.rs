@@ -12,6 +12,9 @@ use crate::error::{OutboxError, sql};
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The version that gave `dead_letter` its bounded-payload columns (read-only listings need it).
+pub(crate) const DEAD_LETTER_COLUMNS_VERSION: i64 = 3;
+
 /// `MIGRATIONS[n]` moves a database from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
     // v1: the first schema.
@@ -111,6 +114,22 @@ const MIGRATIONS: &[&str] = &[
     // (`payload_len`, `payload_hash`, `truncated`) only where they are missing.
     r#"
     CREATE INDEX IF NOT EXISTS dead_letter_lane_id ON dead_letter (lane, id);
+    "#,
+    // Version 4 (issue 6): what devices told about themselves (BLE Device Information Service,
+    // zigbee2mqtt bridge/devices), one row per device, upserted; read by the FHIR uplink
+    // (PhdDevice manufacturer/modelNumber) and the seed of the equipment register (A7).
+    // Not records: not routed, not counted in the cap (one small row per known device).
+    r#"
+    CREATE TABLE IF NOT EXISTS device (
+        id           TEXT PRIMARY KEY,
+        manufacturer TEXT,
+        model        TEXT,
+        serial       TEXT,
+        firmware     TEXT,
+        eui64        TEXT,
+        battery      INTEGER,
+        updated_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

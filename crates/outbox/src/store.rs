@@ -325,6 +325,61 @@ impl Outbox {
         Ok(rows)
     }
 
+    /// Every device's stored facts (table `device`), by id. Rows whose id no longer parses are
+    /// skipped (logged without content).
+    pub fn devices(&self) -> Result<Vec<hearth_model::Device>, OutboxError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, manufacturer, model, serial, firmware, eui64, battery FROM device \
+                 ORDER BY id",
+            )
+            .map_err(|e| sql("read devices", &self.inner.path, e))?;
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        );
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<Row>, _>>())
+            .map_err(|e| sql("read devices", &self.inner.path, e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(
+                |(id, manufacturer, model, serial, firmware, eui64, battery)| {
+                    let Ok(id) = hearth_model::DeviceId::parse(&id) else {
+                        tracing::warn!("outbox: a stored device id does not parse; skipped");
+                        return None;
+                    };
+                    Some(hearth_model::Device {
+                        id: Some(id),
+                        manufacturer,
+                        model,
+                        serial,
+                        firmware,
+                        eui64,
+                        battery_percent: battery.and_then(|b| u8::try_from(b).ok()),
+                    })
+                },
+            )
+            .collect())
+    }
+
     /// Last committed value of a source cursor (e.g. a device's record sequence number).
     pub fn cursor(&self, source: &str) -> Result<Option<i64>, OutboxError> {
         self.conn
@@ -598,6 +653,43 @@ impl Batch<'_> {
             .prepare_cached("DELETE FROM journal WHERE source = ?1 AND seq < ?2")
             .and_then(|mut s| s.execute(params![source, keep_from]))
             .map_err(self.err("prune journal"))?;
+        Ok(())
+    }
+
+    /// Store what a device told about itself: the facts it tells now replace the stored ones,
+    /// facts it does not tell are kept (`device.id` is ignored; `id` is the key).
+    pub fn put_device(
+        &mut self,
+        id: &hearth_model::DeviceId,
+        device: &hearth_model::Device,
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO device (id, manufacturer, model, serial, firmware, eui64, battery, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (id) DO UPDATE SET
+                   manufacturer = coalesce(excluded.manufacturer, manufacturer),
+                   model        = coalesce(excluded.model, model),
+                   serial       = coalesce(excluded.serial, serial),
+                   firmware     = coalesce(excluded.firmware, firmware),
+                   eui64        = coalesce(excluded.eui64, eui64),
+                   battery      = coalesce(excluded.battery, battery),
+                   updated_ms   = excluded.updated_ms",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id.as_str(),
+                    device.manufacturer,
+                    device.model,
+                    device.serial,
+                    device.firmware,
+                    device.eui64,
+                    device.battery_percent.map(i64::from),
+                    now.unix_millis(),
+                ])
+            })
+            .map_err(self.err("write device facts"))?;
         Ok(())
     }
 

@@ -128,6 +128,14 @@ enum Command {
     Len {
         reply: Reply<u64>,
     },
+    PutDevice {
+        id: hearth_model::DeviceId,
+        device: hearth_model::Device,
+        reply: Reply<()>,
+    },
+    Devices {
+        reply: Reply<Vec<hearth_model::Device>>,
+    },
 }
 
 impl Command {
@@ -280,6 +288,22 @@ impl OutboxWriter {
     pub async fn journal(&self, source: &str) -> Result<Vec<(i64, Vec<u8>)>, WriterError> {
         let source = source.to_owned();
         self.call(|reply| Command::Journal { source, reply }).await
+    }
+
+    /// Store what a device told about itself (table `device`, merged with what it told
+    /// before). Returns after the commit.
+    pub async fn put_device(
+        &self,
+        id: hearth_model::DeviceId,
+        device: hearth_model::Device,
+    ) -> Result<(), WriterError> {
+        self.call(|reply| Command::PutDevice { id, device, reply })
+            .await
+    }
+
+    /// Every device's stored facts.
+    pub async fn devices(&self) -> Result<Vec<hearth_model::Device>, WriterError> {
+        self.call(|reply| Command::Devices { reply }).await
     }
 
     /// Keep input a driver could not parse, with its error (invariant 6).
@@ -506,6 +530,10 @@ fn apply(
             Ok(n) => Ok(Pending::Expire(reply, n)),
             Err(e) => Err(Box::new((e, Pending::Expire(reply, [0; 4])))),
         },
+        Command::PutDevice { id, device, reply } => match batch.put_device(&id, &device, now) {
+            Ok(()) => Ok(Pending::Unit(reply)),
+            Err(e) => Err(Box::new((e, Pending::Unit(reply)))),
+        },
         other => Ok(unanswered(other)),
     }
 }
@@ -514,9 +542,10 @@ fn apply(
 fn unanswered(cmd: Command) -> Pending {
     match cmd {
         Command::Append { reply, .. } => Pending::Append(reply, Vec::new()),
-        Command::DeadLetterInput { reply, .. } | Command::Settle { reply, .. } => {
-            Pending::Unit(reply)
-        }
+        Command::DeadLetterInput { reply, .. }
+        | Command::Settle { reply, .. }
+        | Command::PutDevice { reply, .. } => Pending::Unit(reply),
+        Command::Devices { reply } => Pending::Devices(reply),
         Command::Claim { reply, .. } => Pending::Claim(reply, Vec::new()),
         Command::Expire { reply } => Pending::Expire(reply, [0; 4]),
         Command::Release { reply, .. } => Pending::Release(reply),
@@ -529,6 +558,7 @@ fn unanswered(cmd: Command) -> Pending {
 }
 
 enum Pending {
+    Devices(Reply<Vec<hearth_model::Device>>),
     Release(Reply<u64>),
     Stats(Reply<Stats>),
     Cursor(Reply<Option<i64>>),
@@ -644,7 +674,7 @@ const TICK: Duration = Duration::from_millis(50);
 fn admitted(guard: &DiskGuard, cmd: &Command) -> bool {
     match cmd {
         Command::Append { records, .. } => guard.admits_records(records),
-        Command::DeadLetterInput { .. } => !guard.alarms_only,
+        Command::DeadLetterInput { .. } | Command::PutDevice { .. } => !guard.alarms_only,
         _ => true,
     }
 }
@@ -759,6 +789,9 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
                         .map_err(|e| WriterError::from_outbox(&e)),
                 );
             }
+            Command::Devices { reply } => {
+                let _ = reply.send(outbox.devices().map_err(|e| WriterError::from_outbox(&e)));
+            }
             Command::Cursors { prefix, reply } => {
                 let _ = reply.send(
                     outbox
@@ -860,6 +893,7 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
                         let _ = reply.send(Ok(n));
                     }
                     Pending::Release(_)
+                    | Pending::Devices(_)
                     | Pending::Stats(_)
                     | Pending::Cursor(_)
                     | Pending::Cursors(_)
@@ -940,6 +974,9 @@ fn answer_err(p: Pending, err: &WriterError) {
             let _ = reply.send(Err(err.clone()));
         }
         Pending::Len(reply) => {
+            let _ = reply.send(Err(err.clone()));
+        }
+        Pending::Devices(reply) => {
             let _ = reply.send(Err(err.clone()));
         }
     }

@@ -1028,3 +1028,54 @@ fn a_refused_record_keeps_its_scoped_id_through_dead_letter_and_requeue() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id(), r.id().scoped(g));
 }
+
+/// Issue 6 (b): device facts are kept durably, one row per device; a later report replaces
+/// what it tells and keeps what it does not; they are not records (no delivery, no cap).
+#[test]
+fn issue_6_device_facts_are_upserted_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let id = DeviceId::new("ble", "0011223344556677").unwrap();
+    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    assert!(ob.devices().unwrap().is_empty());
+    let mut b = ob.batch().unwrap();
+    b.put_device(
+        &id,
+        &Device {
+            manufacturer: Some("Acme".into()),
+            model: Some("T-1".into()),
+            serial: Some("42".into()),
+            ..Device::default()
+        },
+        at(0),
+    )
+    .unwrap();
+    b.commit().unwrap();
+    let mut b = ob.batch().unwrap();
+    b.put_device(
+        &id,
+        &Device {
+            model: Some("T-2".into()),
+            battery_percent: Some(70),
+            ..Device::default()
+        },
+        at(1),
+    )
+    .unwrap();
+    b.commit().unwrap();
+    drop(ob);
+    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    assert_eq!(
+        ob.devices().unwrap(),
+        vec![Device {
+            id: Some(id),
+            manufacturer: Some("Acme".into()),
+            model: Some("T-2".into()),
+            serial: Some("42".into()),
+            firmware: None,
+            eui64: None,
+            battery_percent: Some(70),
+        }]
+    );
+    assert_eq!(ob.len(), 0);
+}

@@ -63,6 +63,31 @@ pub fn phd_problems(bundle: &Value) -> Vec<String> {
                 if ty != Some(phd.as_str()) && ty != Some(phg.as_str()) {
                     bad("Device type is neither MDC 65573 (PHD) nor 531981 (PHG)");
                 }
+                if ty == Some(phd.as_str()) {
+                    // PhdDevice: manufacturer 1..1, modelNumber 1..1 (a value, or the
+                    // data-absent-reason extension when the device never told it).
+                    for field in ["manufacturer", "modelNumber"] {
+                        let value = r
+                            .get(field)
+                            .and_then(Value::as_str)
+                            .is_some_and(|v| !v.trim().is_empty());
+                        let absent = r
+                            .pointer(&format!("/_{field}/extension"))
+                            .and_then(Value::as_array)
+                            .is_some_and(|x| {
+                                x.iter().any(|e| {
+                                    e.get("url").and_then(Value::as_str)
+                                        == Some(codes::DAR_EXTENSION)
+                                        && e.get("valueCode").and_then(Value::as_str).is_some()
+                                })
+                            });
+                        if !value && !absent {
+                            bad(&format!(
+                                "PhdDevice without {field} (1..1: a value or a data-absent-reason)"
+                            ));
+                        }
+                    }
+                }
             }
             other => bad(&format!("unexpected resource {other:?}")),
         }
@@ -104,6 +129,44 @@ fn quantity_ok(q: &Value) -> bool {
 fn observation_problems(r: &Value, devices: &BTreeSet<&str>, bad: &mut impl FnMut(&str)) {
     if !has_identifier(r) {
         bad("Observation without identifier");
+    }
+    // The IG's conditionalCreate slice (0..1): `<16 hex>-<patient>-<MDC code>-<time>`.
+    let slices: Vec<&str> = r
+        .get("identifier")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(|i| {
+            i.get("system").and_then(Value::as_str)
+                == Some(codes::PHD_OBSERVATION_IDENTIFIER_SYSTEM)
+        })
+        .filter_map(|i| i.get("value").and_then(Value::as_str))
+        .collect();
+    match slices.as_slice() {
+        [] => {}
+        [v] => {
+            let device_ok = v.split('-').next().is_some_and(|d| {
+                matches!(d.len(), 12 | 16)
+                    && d.bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+                    && d.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            let mdc = r
+                .pointer("/code/coding")
+                .and_then(Value::as_array)
+                .and_then(|c| {
+                    c.iter()
+                        .find(|c| {
+                            c.get("system").and_then(Value::as_str) == Some(codes::MDC_SYSTEM)
+                        })
+                        .and_then(|c| c.get("code").and_then(Value::as_str))
+                });
+            let type_ok = mdc.is_some_and(|m| v.contains(&format!("-{m}-")));
+            if !device_ok || !type_ok {
+                bad("PhdBaseObservation identifier is not <device>-<patient>-<MDC code>-<time>");
+            }
+        }
+        _ => bad("more than one PhdBaseObservation conditionalCreate identifier"),
     }
     if !matches!(
         r.get("status").and_then(Value::as_str),

@@ -27,6 +27,11 @@ pub const SYSID_SYSTEM: &str = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680";
 pub const ZIGBEE_SYSTEM: &str = "http://hl7.org/fhir/sid/eui-64/zigbee";
 /// RFC 3986 URIs: the identifier system for `urn:uuid:` values, used for hearth's record ids.
 pub const URI_SYSTEM: &str = "urn:ietf:rfc:3986";
+/// System of the PHD IG's `conditionalCreate` Observation identifier slice.
+pub const PHD_OBSERVATION_IDENTIFIER_SYSTEM: &str =
+    "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdBaseObservation";
+/// The core extension that says why a (required) element has no value.
+pub const DAR_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
 /// FHIR core extension that points an Observation at the gateway (PhgDevice).
 pub const GATEWAY_DEVICE_EXTENSION: &str =
     "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice";

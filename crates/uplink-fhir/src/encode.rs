@@ -534,6 +534,14 @@ fn observation(
     }
 
     let record_urn = r.id.urn();
+    let mut identifiers = vec![identifier(codes::URI_SYSTEM, &record_urn, None)];
+    if let Some(value) = phd_conditional_create_value(index, r, ctx)? {
+        identifiers.push(identifier(
+            codes::PHD_OBSERVATION_IDENTIFIER_SYSTEM,
+            &value,
+            None,
+        ));
+    }
     let mut fields = vec![
         ("resourceType", Json::str("Observation")),
         ("meta", profile_meta(profiles)),
@@ -544,10 +552,7 @@ fn observation(
                 ("valueReference", reference(gateway_url)),
             ])]),
         ),
-        (
-            "identifier",
-            Json::Arr(vec![identifier(codes::URI_SYSTEM, &record_urn, None)]),
-        ),
+        ("identifier", Json::Arr(identifiers)),
         ("status", Json::str("final")),
         ("category", Json::Arr(category)),
         ("code", code_concept(r.mdc, unit)),
@@ -564,6 +569,56 @@ fn observation(
     }
     let ifne = if_none_exist(codes::URI_SYSTEM, &record_urn);
     Ok(entry(record_urn, Json::Obj(fields), "Observation", ifne))
+}
+
+/// 2000-01-01T00:00:00Z in Unix milliseconds: the epoch of the GHS timestamp rule.
+const EPOCH_2000_MS: i64 = 946_684_800_000;
+
+/// The value of the PHD IG's `conditionalCreate` identifier slice (PhdBaseObservation notes):
+/// `<device>-<patient>-<type>-<timestamp>`. Device: the sensor's EUI-64 as 16 upper-case hex
+/// digits (BLE System ID, Zigbee IEEE address, or the EUI-64 the device told). Patient: the
+/// logical id, or `<identifier value>-<identifier system>`. Type: the decimal MDC code.
+/// Timestamp: the device's time as seconds since 2000-01-01 (GHS rule), with `.mmm` when it
+/// has milliseconds; hearth keeps device times in UTC, so no offset suffix.
+///
+/// `None` (slice left out, as the IG allows) when the reading has no device time or the device
+/// said its clock was not set, or the sensor has no EUI-64 (the IG's value starts with it).
+/// hearth's record id stays the `ifNoneExist` key (`docs/fhir.md`, "Identifiers").
+fn phd_conditional_create_value(
+    index: usize,
+    r: &Reading,
+    ctx: &Context,
+) -> Result<Option<String>, EncodeError> {
+    let Some(time) = r.device_time.filter(|_| !r.flags.device_clock_unset) else {
+        return Ok(None);
+    };
+    let Some(device) = device_eui64(&r.device, ctx.devices.get(&r.device)) else {
+        return Ok(None);
+    };
+    let patient = match patient_of(index, r, ctx)? {
+        PatientRef::Reference(s) => s.strip_prefix("Patient/").unwrap_or(&s).to_owned(),
+        PatientRef::Identifier { system, value } => format!("{value}-{system}"),
+    };
+    let ms = time.unix_millis().saturating_sub(EPOCH_2000_MS);
+    let (secs, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let stamp = if frac == 0 {
+        secs.to_string()
+    } else {
+        format!("{secs}.{frac:03}")
+    };
+    Ok(Some(format!("{device}-{patient}-{}-{stamp}", r.mdc.0)))
+}
+
+/// A sensor's EUI-64 as 16 upper-case hex digits, from its id (BLE, Zigbee) or its facts.
+fn device_eui64(id: &DeviceId, facts: Option<&Device>) -> Option<String> {
+    let value = id.as_str().split_once(':').map_or("", |(_, v)| v);
+    let from_id = match id.scheme() {
+        "ble" | ZIGBEE_SCHEME | "z2m" => eui64_text(value),
+        _ => None,
+    };
+    from_id
+        .or_else(|| facts.and_then(|d| d.eui64.as_deref()).and_then(eui64_text))
+        .map(|e| e.replace('-', ""))
 }
 
 /// `effectiveDateTime` of a reading and whether it needs the clock note: the device's time,
@@ -656,6 +711,22 @@ fn version(type_mdc: u32, value: &str) -> Json {
     ])
 }
 
+/// PhdDevice `manufacturer` and `modelNumber` are 1..1 but BLE DIS strings are optional and the
+/// IG gives no fallback: a device that never told one gets the element without a value and with
+/// the core `data-absent-reason` extension `unknown` (FHIR's way to fill a required element whose
+/// value is not known), never an invented name (`docs/fhir.md`, "Device facts").
+fn unknown_if_absent(told: Option<&String>) -> Option<Json> {
+    told.is_none().then(|| {
+        Json::Obj(vec![(
+            "extension",
+            Json::Arr(vec![Json::Obj(vec![
+                ("url", Json::str(codes::DAR_EXTENSION)),
+                ("valueCode", Json::str("unknown")),
+            ])]),
+        )])
+    })
+}
+
 fn phd_device(id: &DeviceId, facts: Option<&Device>, mdcs: &[Mdc], ctx: &Context) -> Json {
     let full_url = urn(&["fhir-phd", id.as_str()]);
     let spec = mdcs.iter().find_map(|m| codes::specialization_for(*m));
@@ -668,8 +739,16 @@ fn phd_device(id: &DeviceId, facts: Option<&Device>, mdcs: &[Mdc], ctx: &Context
             Some(Json::Arr(device_identifiers(id, facts, ctx))),
         ),
         ("manufacturer", text(|d| d.manufacturer.as_ref())),
+        (
+            "_manufacturer",
+            unknown_if_absent(facts.and_then(|d| d.manufacturer.as_ref())),
+        ),
         ("serialNumber", text(|d| d.serial.as_ref())),
         ("modelNumber", text(|d| d.model.as_ref())),
+        (
+            "_modelNumber",
+            unknown_if_absent(facts.and_then(|d| d.model.as_ref())),
+        ),
         (
             "type",
             Some(concept(vec![mdc_coding(Mdc(codes::MDC_PHD_TYPE))])),

@@ -561,3 +561,138 @@ fn issue_6_site_temperatures_are_bodytemp_with_a_body_site() {
         }
     }
 }
+
+fn observations(v: &J) -> Vec<&J> {
+    v["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Observation")
+        .collect()
+}
+
+/// Issue 6 (a): a strict PHD IG server wants the IG's `conditionalCreate` identifier slice
+/// (PhdBaseObservation notes, `device-patient-type-timestamp`); hearth's record id stays the
+/// first identifier and the `ifNoneExist` key.
+#[test]
+fn issue_6_observations_carry_the_phd_conditional_create_identifier() {
+    let ctx = common::context();
+    let v = encode(&[temp(Value::numeric_with_decimals(36.5, 1))], &ctx);
+    let obs = observations(&v);
+    let ids = obs[0]["identifier"].as_array().unwrap();
+    assert_eq!(ids[0]["system"], "urn:ietf:rfc:3986");
+    let phd: Vec<&J> = ids
+        .iter()
+        .filter(|i| {
+            i["system"] == "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdBaseObservation"
+        })
+        .collect();
+    assert_eq!(phd.len(), 1, "{ids:#?}");
+    // 2025-03-14T06:05:09Z is 795247509 s after 2000-01-01T00:00:00Z; patient by logical id.
+    assert_eq!(phd[0]["value"], "0011223344556677-123-150364-795247509");
+    let e = &v["entry"].as_array().unwrap()[2];
+    assert_eq!(
+        e["request"]["ifNoneExist"].as_str().unwrap(),
+        format!(
+            "identifier=urn:ietf:rfc:3986|{}",
+            ids[0]["value"].as_str().unwrap()
+        )
+    );
+
+    // Patient by identifier: `value-system`; milliseconds kept; no device time → no slice.
+    let mut ctx = common::context();
+    ctx.patient = Some(PatientRef::Identifier {
+        system: "urn:oid:2.16.578.1.12.4.1.4.1".into(),
+        value: "13116900216".into(),
+    });
+    let r = common::build(
+        Reading::builder(
+            common::ble("0011223344556677"),
+            Mdc(150364),
+            Value::numeric_with_decimals(36.5, 1),
+        )
+        .unit(Ucum::new("Cel"))
+        .device_time(Timestamp::from_unix_millis(common::T0 + 250)),
+    );
+    let no_time = common::build(
+        Reading::builder(
+            common::ble("0011223344556677"),
+            Mdc(188736),
+            Value::numeric_with_decimals(70.0, 1),
+        )
+        .unit(Ucum::new("kg")),
+    );
+    let v = encode(&[r, no_time], &ctx);
+    let obs = observations(&v);
+    assert_eq!(
+        obs[0]["identifier"][1]["value"],
+        "0011223344556677-13116900216-urn:oid:2.16.578.1.12.4.1.4.1-150364-795247509.250"
+    );
+    assert_eq!(obs[1]["identifier"].as_array().unwrap().len(), 1);
+    assert!(
+        check::phd_problems(&v).is_empty(),
+        "{:#?}",
+        check::phd_problems(&v)
+    );
+}
+
+/// Issue 6 (b): PhdDevice `manufacturer` and `modelNumber` are 1..1. Told facts are sent; a
+/// device that never told them gets the element with a data-absent-reason extension `unknown`
+/// instead of a value (never a made-up name), and `check` requires one or the other.
+#[test]
+fn issue_6_phd_devices_have_manufacturer_and_model_told_or_marked_unknown() {
+    let ctx = common::context();
+    let v = encode(&[temp(Value::numeric_with_decimals(36.5, 1))], &ctx);
+    let dev = &v["entry"][1]["resource"];
+    assert_eq!(
+        dev["meta"]["profile"][0],
+        "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdDevice"
+    );
+    for field in ["manufacturer", "modelNumber"] {
+        assert!(dev.get(field).is_none(), "{field}: no value was told");
+        assert_eq!(
+            dev[format!("_{field}")]["extension"][0],
+            serde_json::json!({
+                "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                "valueCode": "unknown"
+            })
+        );
+    }
+    assert!(
+        check::phd_problems(&v).is_empty(),
+        "{:#?}",
+        check::phd_problems(&v)
+    );
+
+    // Without either, the check names the missing elements.
+    let mut bare = v.clone();
+    let d = bare["entry"][1]["resource"].as_object_mut().unwrap();
+    d.remove("_manufacturer");
+    d.remove("_modelNumber");
+    let problems = check::phd_problems(&bare);
+    assert!(
+        problems.iter().any(|p| p.contains("manufacturer")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("modelNumber")),
+        "{problems:#?}"
+    );
+
+    // Told facts are sent as values.
+    let mut ctx = common::context();
+    ctx.devices.insert(
+        common::ble("0011223344556677"),
+        Device {
+            manufacturer: Some("Acme".into()),
+            model: Some("T-1".into()),
+            ..Device::default()
+        },
+    );
+    let v = encode(&[temp(Value::numeric_with_decimals(36.5, 1))], &ctx);
+    let dev = &v["entry"][1]["resource"];
+    assert_eq!(dev["manufacturer"], "Acme");
+    assert_eq!(dev["modelNumber"], "T-1");
+    assert!(dev.get("_manufacturer").is_none());
+}

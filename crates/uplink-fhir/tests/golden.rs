@@ -44,6 +44,46 @@ fn golden_bundles_have_the_phd_elements() {
     }
 }
 
+/// Issue 6: every PHD golden file, read from disk, passes `check::phd_problems` (PhdDevice
+/// `manufacturer`/`modelNumber` 1..1, the conditionalCreate identifier's shape, …), so a
+/// blessed file cannot carry what a strict PHD IG server refuses.
+#[test]
+fn issue_6_phd_golden_files_have_the_phd_ig_required_elements() {
+    let mut failures = Vec::new();
+    for (name, _) in common::cases() {
+        let path = golden_dir().join(format!("{name}.json"));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let problems = check::phd_problems(&v);
+        if !problems.is_empty() {
+            failures.push(format!("{name}: {problems:#?}"));
+        }
+        let with_slice = v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Observation")
+            .filter(|e| {
+                e["resource"]["identifier"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| {
+                        i["system"]
+                            == "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdBaseObservation"
+                    })
+            })
+            .count();
+        // Every golden sensor but the `ext:` scale has an EUI-64 and a device time.
+        if name != "weight" && with_slice == 0 {
+            failures.push(format!(
+                "{name}: no PhdBaseObservation conditionalCreate identifier"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn encoding_is_deterministic() {
     let ctx = common::context();

@@ -53,6 +53,8 @@ pub struct FhirUplink {
     /// Readings the encoder leaves out as unsupported (no mapping in the profile, not an
     /// Observation) are [`Outcome::Skipped`] instead of [`Outcome::Rejected`].
     skip_unsupported: bool,
+    /// Device facts as the drivers report them (shared with `Ingest`), read before encoding.
+    devices: Option<hearth_model::DeviceRegistry>,
 }
 
 /// What one request for a group of records ended in.
@@ -111,7 +113,31 @@ impl FhirUplink {
             context: settings.context,
             auth,
             skip_unsupported: false,
+            devices: None,
         })
+    }
+
+    /// Read device facts (PhdDevice manufacturer, model, serial, firmware, EUI-64) from this
+    /// shared registry before each encoding; they override the context's own entries. The
+    /// daemon shares it with `Ingest`, which updates it after the facts are stored.
+    pub fn with_device_registry(mut self, devices: hearth_model::DeviceRegistry) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+
+    /// Copy the registry's facts about the devices of these records into the context.
+    fn refresh_devices<'a>(&mut self, records: impl Iterator<Item = &'a Record>) {
+        let Some(registry) = &self.devices else {
+            return;
+        };
+        for r in records {
+            let Record::Reading(r) = r else { continue };
+            if let Some(facts) = registry.get(&r.device)
+                && self.context.devices.get(&r.device) != Some(&facts)
+            {
+                self.context.devices.insert(r.device.clone(), facts);
+            }
+        }
     }
 
     /// Settle readings the route cannot carry (the encoder's `Bundle::skipped`: no mapping in
@@ -190,6 +216,7 @@ impl FhirUplink {
         out: &mut [Option<Outcome>],
     ) -> Result<Sent, UplinkError> {
         let mut idx = indices.to_vec();
+        self.refresh_devices(idx.iter().map(|&i| &batch[i].record));
         let bundle = loop {
             if idx.is_empty() {
                 return Ok(Sent::Done);

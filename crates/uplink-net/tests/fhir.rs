@@ -752,3 +752,47 @@ async fn issue_6_unsupported_skip_settles_unmapped_readings_as_skipped() {
     assert_eq!(obs["code"]["coding"][0]["code"], "8310-5");
     assert_eq!(obs["bodySite"]["coding"][0]["code"], "74262004");
 }
+
+/// Issue 6 (b): facts a driver reported after the uplink was built (shared registry) reach the
+/// PhdDevice of the next Bundle; before that, manufacturer/modelNumber say "unknown".
+#[tokio::test]
+async fn issue_6_device_facts_from_the_shared_registry_reach_the_phd_device() {
+    let server = http_server(None, Arc::new(all_created)).await;
+    let registry = hearth_model::DeviceRegistry::new();
+    let mut up = plain(&server).with_device_registry(registry.clone());
+    let first = temp(1, 1, None);
+    let Record::Reading(r) = &first else { panic!() };
+    let dev = r.device.clone();
+    up.deliver(&claimed(vec![first.clone()])).await.unwrap();
+    registry.upsert(hearth_model::Device {
+        id: Some(dev.clone()),
+        manufacturer: Some("Acme".into()),
+        model: Some("T-1".into()),
+        ..hearth_model::Device::default()
+    });
+    up.deliver(&claimed(vec![temp(1, 2, None)])).await.unwrap();
+    let reqs = server.requests.lock().unwrap();
+    let device_of = |i: usize| {
+        reqs[i].json()["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .find(|r| {
+                r["meta"]["profile"][0]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("/PhdDevice")
+            })
+            .unwrap()
+    };
+    let before = device_of(0);
+    assert!(before.get("manufacturer").is_none());
+    assert_eq!(
+        before["_manufacturer"]["extension"][0]["valueCode"],
+        "unknown"
+    );
+    let after = device_of(1);
+    assert_eq!(after["manufacturer"], "Acme");
+    assert_eq!(after["modelNumber"], "T-1");
+}

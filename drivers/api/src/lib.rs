@@ -31,7 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hearth_model::{AlarmState, Record, Severity, TechnicalAlarm, TechnicalKind, Timestamp};
+use hearth_model::{
+    AlarmState, Device, DeviceId, DeviceRegistry, Record, Severity, TechnicalAlarm, TechnicalKind,
+    Timestamp,
+};
 use hearth_outbox::{AppendOutcome, OutboxWriter, WriterError};
 use tokio::sync::watch;
 
@@ -71,6 +74,8 @@ pub struct Ingest {
     retry_until: Option<watch::Receiver<bool>>,
     /// Whether storage is failing transiently right now (logged once per change).
     waiting: Arc<AtomicBool>,
+    /// The device facts this handle updates (shared with the uplinks by the daemon).
+    devices: DeviceRegistry,
 }
 
 impl Ingest {
@@ -80,6 +85,7 @@ impl Ingest {
             writer,
             retry_until: None,
             waiting: Arc::new(AtomicBool::new(false)),
+            devices: DeviceRegistry::new(),
         }
     }
 
@@ -124,6 +130,39 @@ impl Ingest {
                 }
             }
         }
+    }
+
+    /// Wrap the outbox writer and keep `devices` up to date with the facts drivers report
+    /// ([`Ingest::device_facts`]); the daemon shares the same registry with the uplinks.
+    pub fn with_devices(writer: OutboxWriter, devices: DeviceRegistry) -> Self {
+        Self {
+            writer,
+            retry_until: None,
+            waiting: Arc::new(AtomicBool::new(false)),
+            devices,
+        }
+    }
+
+    /// Report what a device told about itself (manufacturer, model, serial, firmware, EUI-64,
+    /// battery: BLE Device Information Service, zigbee2mqtt `bridge/devices`). Facts not told
+    /// are kept from earlier reports. Stored durably (outbox table `device`) before the shared
+    /// registry is updated; nothing is written when nothing new was told.
+    pub async fn device_facts(&self, id: &DeviceId, mut facts: Device) -> Result<(), WriterError> {
+        facts.id = Some(id.clone());
+        let known = self.devices.get(id);
+        let mut merged = known.clone().unwrap_or_default();
+        merged.merge(facts.clone());
+        if known.as_ref() == Some(&merged) {
+            return Ok(());
+        }
+        self.writer.put_device(id.clone(), facts.clone()).await?;
+        self.devices.upsert(facts);
+        Ok(())
+    }
+
+    /// The registry of device facts this handle updates.
+    pub fn devices(&self) -> &DeviceRegistry {
+        &self.devices
     }
 
     /// Store records durably, together with the driver's cursor (e.g. the last device sequence
@@ -370,6 +409,30 @@ mod tests {
         };
         let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
         OutboxWriter::spawn(ob, 100).unwrap().0
+    }
+
+    /// Issue 6 (b): facts a driver reports are committed to the outbox and reach the shared
+    /// registry the uplinks read; a repeat that tells nothing new writes nothing.
+    #[tokio::test]
+    async fn issue_6_device_facts_are_stored_and_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let registry = DeviceRegistry::new();
+        let ingest = Ingest::with_devices(w.clone(), registry.clone());
+        let id = DeviceId::new("ble", "0011223344556677").unwrap();
+        let facts = Device {
+            manufacturer: Some("Acme".into()),
+            model: Some("T-1".into()),
+            ..Device::default()
+        };
+        ingest.device_facts(&id, facts.clone()).await.unwrap();
+        let stored = w.devices().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].manufacturer.as_deref(), Some("Acme"));
+        assert_eq!(registry.get(&id).unwrap().model.as_deref(), Some("T-1"));
+        let before = w.transactions();
+        ingest.device_facts(&id, facts).await.unwrap();
+        assert_eq!(w.transactions(), before, "nothing new, nothing written");
     }
 
     #[tokio::test]

@@ -310,6 +310,7 @@ impl<B: BleBackend> BleDriver<B> {
             }
         }
         self.check_battery(ctx, entry, &facts).await;
+        report_facts(ctx, entry, &facts).await;
         if let Some(device_now) = facts.current_time {
             let off = match (
                 local_to_utc(&device_now, &self.settings.time_zone),
@@ -725,6 +726,32 @@ fn is_measurement(c: u16) -> bool {
             | 0x2AA7
             | 0x2B8B
     )
+}
+
+/// Hand what the device told (Device Information Service, System ID, battery) to the outbox's
+/// device table, which the FHIR uplink reads for PhdDevice (issue 6). A failure to store them
+/// does not end the session: the readings are what must not be lost.
+async fn report_facts(ctx: &DriverContext, entry: &DeviceEntry, facts: &DeviceFacts) {
+    let device = hearth_model::Device {
+        id: Some(entry.id.clone()),
+        manufacturer: facts.manufacturer.clone(),
+        model: facts.model.clone(),
+        serial: facts.serial.clone(),
+        firmware: facts.firmware.clone(),
+        eui64: facts.eui64.clone(),
+        battery_percent: facts.battery_percent,
+    };
+    if device
+        == (hearth_model::Device {
+            id: Some(entry.id.clone()),
+            ..hearth_model::Device::default()
+        })
+    {
+        return;
+    }
+    if let Err(e) = ctx.ingest.device_facts(&entry.id, device).await {
+        tracing::warn!(device = %entry.id, error = %e, "device facts not stored; will try at the next connection");
+    }
 }
 
 fn merge_facts(into: &mut DeviceFacts, from: DeviceFacts) {

@@ -373,3 +373,33 @@ async fn pulse_oximeter_memory_is_deleted_only_after_its_records_are_committed()
         "nothing fetched again: the device's memory is empty"
     );
 }
+
+/// Issue 6 (b): what a device tells in its Device Information Service reaches the outbox's
+/// device table (which the FHIR uplink reads for PhdDevice manufacturer/modelNumber).
+#[tokio::test]
+async fn issue_6_device_information_is_stored_as_device_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let devices = only(scripted_devices(0), "BP7000-sim");
+    let allow = scripted_allow_list(Category::Health);
+    let (s, _, _) = run_until(devices, allow, dir.path(), |s| s.lanes[2].records >= 1).await;
+    assert!(s.lanes[2].records >= 1);
+    let route = RouteSpec {
+        name: "hub".into(),
+        categories: Category::ALL.to_vec(),
+        retry: RetryPolicy::default(),
+        readings_only: false,
+    };
+    let (ob, _) = Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
+    let facts = ob.devices().unwrap();
+    let bp = facts
+        .iter()
+        .find(|d| {
+            d.id.as_ref()
+                .is_some_and(|i| i.as_str() == "ble:a4c138000001")
+        })
+        .unwrap_or_else(|| panic!("no facts of the BP monitor: {facts:?}"));
+    assert_eq!(bp.manufacturer.as_deref(), Some("Acme Medical"));
+    assert_eq!(bp.model.as_deref(), Some("BP7000"));
+    assert_eq!(bp.serial.as_deref(), Some("BP-000123"));
+    assert_eq!(bp.firmware.as_deref(), Some("1.4.2"));
+}

@@ -30,6 +30,7 @@ fn output(out: z2m::Output) -> Handled {
         state: out.state,
         dead_letter: (!out.problems.is_empty()).then(|| out.problems.join("; ")),
         reply: None,
+        devices: out.devices,
     }
 }
 

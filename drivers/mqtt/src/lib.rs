@@ -108,6 +108,9 @@ pub struct Handled {
     pub dead_letter: Option<String>,
     /// A reply to publish after the commit (topic, payload), e.g. an external driver's error.
     pub reply: Option<(String, Vec<u8>)>,
+    /// What devices told about themselves (zigbee2mqtt `bridge/devices`), stored after the
+    /// commit with `Ingest::device_facts`.
+    pub devices: Vec<hearth_model::Device>,
 }
 
 /// Turns the messages of one source into records. Sans-I/O: no waiting, no network.

@@ -304,6 +304,7 @@ impl MqttSource {
                             .push((m.payload.clone(), format!("topic {}: {error}", m.topic)));
                     }
                     c.replies.extend(h.reply);
+                    c.devices.extend(h.devices);
                     if self.observer.is_some() {
                         c.topics.push((m.topic.clone(), m.arrived));
                     }
@@ -339,6 +340,7 @@ struct Commit {
     acks: Vec<AckCmd>,
     replies: Vec<(String, Vec<u8>)>,
     topics: Vec<(String, std::time::Instant)>,
+    devices: Vec<hearth_model::Device>,
 }
 
 /// Commits batches in order; after each commit, acknowledges its messages and sends replies.
@@ -359,6 +361,15 @@ async fn committer(
         ingest
             .submit_with_journal(c.records, c.cursors, c.journal)
             .await?;
+        // Device facts (issue 6) are bookkeeping, not acknowledged data: a failure is logged
+        // and the next `bridge/devices` (retained, sent again on reconnect) tries again.
+        for d in c.devices {
+            if let Some(id) = d.id.clone()
+                && let Err(e) = ingest.device_facts(&id, d).await
+            {
+                tracing::warn!(source = %name, device = %id, error = %e, "device facts not stored");
+            }
+        }
         if let Some(o) = &observer {
             let _ = o.send(CommittedBatch {
                 requested,

@@ -346,6 +346,26 @@ fn devices(name: &str) -> String {
     .to_string()
 }
 
+/// Issue 6 (b): `bridge/devices` gives each device's vendor and model as device facts (not the
+/// coordinator's).
+#[test]
+fn issue_6_bridge_devices_gives_vendor_and_model_as_device_facts() {
+    let mut en = engine();
+    let out = send(
+        &mut en,
+        "zigbee2mqtt/bridge/devices",
+        &devices("bathroom/leak"),
+        1,
+        0,
+    );
+    assert_eq!(out.devices.len(), 1, "{:?}", out.devices);
+    let d = &out.devices[0];
+    assert_eq!(d.id.as_ref().unwrap().as_str(), "zigbee:00158d0001a2b3c4");
+    assert_eq!(d.manufacturer.as_deref(), Some("Aqara"));
+    assert_eq!(d.model.as_deref(), Some("SJCGQ11LM"));
+    assert_eq!(d.eui64.as_deref(), Some("00158d0001a2b3c4"));
+}
+
 #[test]
 fn rename_keeps_the_device_id() {
     let mut en = engine();

@@ -99,6 +99,9 @@ pub struct Output {
     /// Parts of the message that were skipped (the caller dead-letters the payload with them).
     /// Never contain payload values.
     pub problems: Vec<String>,
+    /// What `bridge/devices` tells about each device (vendor, model, software build, IEEE
+    /// address), for the equipment register and the FHIR PhdDevice (`Ingest::device_facts`).
+    pub devices: Vec<hearth_model::Device>,
 }
 
 /// The settings cannot run.

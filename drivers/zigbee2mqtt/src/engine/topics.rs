@@ -280,6 +280,9 @@ impl Engine {
             if d.get("type").and_then(Json::as_str) == Some("Coordinator") {
                 continue;
             }
+            if let Some(facts) = device_facts(d, &ieee) {
+                out.devices.push(facts);
+            }
             if let Some(name) = d.get("friendly_name").and_then(Json::as_str) {
                 names.insert(name.to_owned(), ieee.clone());
             }
@@ -423,4 +426,30 @@ impl Engine {
             )),
         });
     }
+}
+
+/// The facts of one `bridge/devices` entry: `definition.vendor` and `definition.model`,
+/// `software_build_id`, the IEEE address. `None` when it tells none of the first three.
+fn device_facts(d: &serde_json::Map<String, Json>, ieee: &str) -> Option<hearth_model::Device> {
+    let text = |v: Option<&Json>| {
+        v.and_then(Json::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let def = d.get("definition");
+    let manufacturer = text(def.and_then(|x| x.get("vendor")));
+    let model = text(def.and_then(|x| x.get("model")));
+    let firmware = text(d.get("software_build_id"));
+    if manufacturer.is_none() && model.is_none() && firmware.is_none() {
+        return None;
+    }
+    Some(hearth_model::Device {
+        id: hearth_model::DeviceId::new("zigbee", ieee).ok(),
+        manufacturer,
+        model,
+        firmware,
+        eui64: Some(ieee.to_owned()),
+        ..hearth_model::Device::default()
+    })
 }
