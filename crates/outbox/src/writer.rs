@@ -792,6 +792,11 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
             Command::Devices { reply } => {
                 let _ = reply.send(outbox.devices().map_err(|e| WriterError::from_outbox(&e)));
             }
+            // Was queued with the writes and its reply dropped, so `stored()` always failed and
+            // the daemon's shutdown drain never waited for the backlog.
+            Command::Len { reply } => {
+                let _ = reply.send(Ok(outbox.len()));
+            }
             Command::Cursors { prefix, reply } => {
                 let _ = reply.send(
                     outbox

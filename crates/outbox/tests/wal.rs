@@ -136,3 +136,20 @@ fn the_cap_keeps_room_for_the_wal() {
     );
     assert!(payload > (1 << 20) / 2, "{payload}");
 }
+
+/// `OutboxWriter::stored` answers with the number of records held (the daemon's shutdown
+/// drain waits on it); it used to be queued with the writes and never answered.
+#[test]
+fn the_writer_tells_how_many_records_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = open(
+        &dir.path().join("o.db"),
+        vec![route("hub", &[Category::Health])],
+    );
+    let (writer, handle) = OutboxWriter::spawn(ob, 1024).unwrap();
+    assert_eq!(block_on(writer.stored()).unwrap(), 0);
+    block_on(writer.append(readings(0, 7), None)).unwrap();
+    assert_eq!(block_on(writer.stored()).unwrap(), 7);
+    drop(writer);
+    handle.join().unwrap();
+}
