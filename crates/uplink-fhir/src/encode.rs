@@ -10,7 +10,7 @@ use hearth_model::{
 
 use crate::EncodeError;
 use crate::codes::{self, BitMapping};
-use crate::context::{Context, PatientRef, Profile, Unsupported};
+use crate::context::{Context, PatientRef, Unsupported};
 use crate::json::{Json, obj};
 
 /// What one entry of an encoded Bundle stands for, in entry order (the transaction response
@@ -109,25 +109,12 @@ impl Bundle {
     }
 }
 
-/// Encode records as one FHIR R4 transaction Bundle.
-///
-/// Entries: the gateway's PhgDevice, one PhdDevice per sensor, one Observation per reading — each
-/// a conditional create (`POST`, `ifNoneExist: identifier=<system>|<value>`), so a resend never
-/// creates a second resource. Every `fullUrl` is a `urn:uuid:` derived from hearth ids, so the
-/// same records always give the same Bundle.
-///
-/// Errors name the record (index and id, [`EncodeError::record`]) so the caller can dead-letter
-/// that one and encode the rest again. Takes records or references to them, so a sender need
-/// not copy its batch.
-pub fn encode_bundle<R: Borrow<Record>>(
+/// The PHD IG Bundle of `records` (see [`crate::encode_bundle`], which dispatches here for
+/// [`Profile::Phd`]).
+pub(crate) fn encode_phd<R: Borrow<Record>>(
     records: &[R],
     ctx: &Context,
-    profile: Profile,
 ) -> Result<Bundle, EncodeError> {
-    match profile {
-        Profile::Phd => {}
-        Profile::Vkp | Profile::Pmd => return crate::national::encode(records, ctx, profile),
-    }
     let gateway_url = urn(&["fhir-phg", ctx.gateway.id.as_str()]);
 
     let mut seen = BTreeSet::new();

@@ -87,7 +87,7 @@ pub use context::{
     Context, DEFAULT_DEVICE_ID_SYSTEM, Gateway, Municipality, National, Options, Organization,
     PatientRef, PmdBundleType, Profile, Unsupported, VKP_PROFILE_BASE,
 };
-pub use encode::{Bundle, EntryRole, Skipped, encode_bundle, eui64_text, if_none_exist};
+pub use encode::{Bundle, EntryRole, Skipped, eui64_text, if_none_exist};
 pub use json::Json;
 pub use response::{
     Blame, EntryOutcome, ResponseError, blame_of_status, parse_transaction_response,
@@ -275,5 +275,28 @@ impl EncodeError {
                 None
             }
         }
+    }
+}
+
+/// Encode records as one FHIR R4 transaction Bundle.
+///
+/// Entries: the gateway's PhgDevice, one PhdDevice per sensor, one Observation per reading — each
+/// a conditional create (`POST`, `ifNoneExist: identifier=<system>|<value>`), so a resend never
+/// creates a second resource. Every `fullUrl` is a `urn:uuid:` derived from hearth ids, so the
+/// same records always give the same Bundle.
+///
+/// Errors name the record (index and id, [`EncodeError::record`]) so the caller can dead-letter
+/// that one and encode the rest again. Takes records or references to them, so a sender need
+/// not copy its batch.
+pub fn encode_bundle<R: std::borrow::Borrow<hearth_model::Record>>(
+    records: &[R],
+    ctx: &Context,
+    profile: Profile,
+) -> Result<Bundle, EncodeError> {
+    // The profiles share the encoder's helpers (`encode.rs`); choosing between them here keeps
+    // `encode` and `national` from depending on each other (issue 14).
+    match profile {
+        Profile::Phd => encode::encode_phd(records, ctx),
+        Profile::Vkp | Profile::Pmd => national::encode(records, ctx, profile),
     }
 }
