@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::supervisor::ExitSummary;
+use crate::exit::ExitSummary;
 
 /// How a supervised task ended with an error.
 ///

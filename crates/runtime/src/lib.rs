@@ -107,6 +107,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod exit;
 mod health;
 mod policy;
 mod signal;
@@ -115,11 +116,9 @@ mod task;
 pub mod watchdog;
 
 pub use error::{SupervisorError, TaskError};
+pub use exit::{ExitOutcome, ExitSummary, TaskExit};
 pub use health::{HealthMonitor, HealthSnapshot, HealthSource, TaskState, TaskStatus};
 pub use policy::{JITTER, MIN_BACKOFF, RestartPolicy};
 pub use signal::{ShutdownSignal, ShutdownSignals, shutdown_signal};
-pub use supervisor::{
-    DEFAULT_GRACE_PERIOD, ExitOutcome, ExitSummary, FailureKind, Supervisor, SupervisorEvent,
-    TaskExit,
-};
+pub use supervisor::{DEFAULT_GRACE_PERIOD, FailureKind, Supervisor, SupervisorEvent};
 pub use task::{TaskContext, TaskFactory, TaskFuture, TaskSpec};
