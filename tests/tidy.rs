@@ -213,3 +213,79 @@ fn every_test_named_in_architecture_md_exists() {
         missing.join("\n")
     );
 }
+
+/// The top-level modules of a crate's `src/` and, for each, the other top-level modules its
+/// non-test code names through `crate::<module>`.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if p.is_dir() {
+            let mut inner = Vec::new();
+            sources(&p, &mut inner);
+            files.extend(inner.into_iter().map(|f| (name.clone(), f)));
+        } else if let Some(stem) = name.strip_suffix(".rs") {
+            if stem != "lib" && stem != "main" {
+                files.push((stem.to_owned(), p));
+            }
+        }
+    }
+    let modules: BTreeSet<String> = files.iter().map(|(m, _)| m.clone()).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, file) in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Unit tests may reach anywhere; only what ships counts.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let edges = graph.entry(module.clone()).or_default();
+        for (i, _) in code.match_indices("crate::") {
+            let name: String = code[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name != module && modules.contains(&name) {
+                edges.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+/// Issue 14: modules inside a crate must not import each other in a circle (each circle was a
+/// concern split in the wrong place; the shared part gets a module of its own).
+#[test]
+fn no_crate_has_modules_that_import_each_other_in_a_circle() {
+    let mut circles = Vec::new();
+    for c in workspace().values() {
+        let src = Path::new(&c.dir).join("src");
+        let graph = module_graph(&src);
+        for (a, edges) in &graph {
+            for b in edges {
+                // a → b and b reaches a again: a circle through a and b.
+                let mut seen = BTreeSet::new();
+                let mut todo = vec![b.clone()];
+                while let Some(m) = todo.pop() {
+                    if !seen.insert(m.clone()) {
+                        continue;
+                    }
+                    todo.extend(graph.get(&m).into_iter().flatten().cloned());
+                }
+                if seen.contains(a) && a < b {
+                    circles.push(format!("{}: {a} <-> {b}", c.dir));
+                }
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "modules that import each other in a circle:\n{}",
+        circles.join("\n")
+    );
+}

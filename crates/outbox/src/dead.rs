@@ -18,35 +18,8 @@ use hearth_model::{Category, Lane, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::{OutboxError, sql};
+use crate::keep::{META_BYTES, META_ROWS, fnv1a};
 use crate::schema;
-
-/// Raw input (`input:` rows) keeps at most this many bytes; the original length and an FNV-1a
-/// hash of the whole input are kept beside it.
-pub const KEEP_INPUT_BYTES: usize = 4096;
-
-/// `meta` keys of the dead-letter table's running totals (rows, stored payload bytes).
-pub(crate) const META_ROWS: &str = "dead_letter_rows";
-pub(crate) const META_BYTES: &str = "dead_letter_bytes";
-
-/// FNV-1a, 64 bits: identifies a payload in listings without showing it.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// The part of a payload a dead letter of `origin` keeps: raw input only its prefix, a record
-/// all of it (so that it can be requeued).
-pub(crate) fn kept_payload<'a>(origin: &str, payload: &'a [u8]) -> &'a [u8] {
-    if origin.starts_with("input:") && payload.len() > KEEP_INPUT_BYTES {
-        &payload[..KEEP_INPUT_BYTES]
-    } else {
-        payload
-    }
-}
 
 /// One dead letter as an operator sees it: never the payload itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

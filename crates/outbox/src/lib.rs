@@ -62,6 +62,7 @@
 mod codec;
 mod dead;
 mod error;
+mod keep;
 mod options;
 mod reserve;
 mod schema;
@@ -69,11 +70,9 @@ mod stats;
 mod store;
 mod writer;
 
-pub use dead::{
-    DeadLetter, DeadLetterQuery, KEEP_INPUT_BYTES, Requeue, RequeueReport, dead_letters, fnv1a,
-    requeue,
-};
+pub use dead::{DeadLetter, DeadLetterQuery, Requeue, RequeueReport, dead_letters, requeue};
 pub use error::OutboxError;
+pub use keep::{KEEP_INPUT_BYTES, fnv1a};
 pub use options::{IntegrityCheck, OutboxOptions, Retention, RetryPolicy, RouteSpec};
 pub use reserve::{DEFAULT_RESERVE_BYTES, DISK_FULL_SOURCE};
 pub use schema::SCHEMA_VERSION;

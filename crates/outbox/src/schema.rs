@@ -107,7 +107,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // Version 3 (issue 6): dead letters are bounded and counted in the cap. Raw input keeps only
-    // a prefix (`crate::dead::KEEP_INPUT_BYTES`) with the original length and an FNV-1a hash;
+    // a prefix (`crate::keep::KEEP_INPUT_BYTES`) with the original length and an FNV-1a hash;
     // the running totals of the table live in `meta` (`dead_letter_rows`, `dead_letter_bytes`),
     // and `(lane, id)` is the order in which the cap drops them. `after_migration` truncates the
     // rows of earlier versions and fills the new columns and totals; it adds the columns
@@ -165,12 +165,12 @@ fn after_migration(tx: &rusqlite::Transaction<'_>, to: i64) -> Result<(), rusqli
     )?;
     let (mut count, mut bytes) = (0i64, 0i64);
     for (id, origin, payload) in rows {
-        let kept = crate::dead::kept_payload(&origin, &payload);
+        let kept = crate::keep::kept_payload(&origin, &payload);
         update.execute(rusqlite::params![
             id,
             kept,
             payload.len() as i64,
-            crate::dead::fnv1a(&payload) as i64,
+            crate::keep::fnv1a(&payload) as i64,
             kept.len() < payload.len(),
         ])?;
         count += 1;
@@ -179,9 +179,9 @@ fn after_migration(tx: &rusqlite::Transaction<'_>, to: i64) -> Result<(), rusqli
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2), (?3, ?4)",
         rusqlite::params![
-            crate::dead::META_ROWS,
+            crate::keep::META_ROWS,
             count,
-            crate::dead::META_BYTES,
+            crate::keep::META_BYTES,
             bytes
         ],
     )?;

@@ -733,7 +733,7 @@ impl Batch<'_> {
         // Raw input keeps only a prefix, with the original length and hash (issue 6: a driver
         // refusing 1.2 MB messages grew the file by their full size); a record stays whole, so
         // that it can be requeued.
-        let kept = crate::dead::kept_payload(origin, payload);
+        let kept = crate::keep::kept_payload(origin, payload);
         self.tx
             .prepare_cached(
                 "INSERT INTO dead_letter (origin, record_id, lane, category, received_ms, dead_ms,
@@ -753,7 +753,7 @@ impl Batch<'_> {
                     reason,
                     kept,
                     payload.len() as i64,
-                    crate::dead::fnv1a(payload) as i64,
+                    crate::keep::fnv1a(payload) as i64,
                     kept.len() < payload.len(),
                 ])
             })
@@ -1337,9 +1337,9 @@ impl Batch<'_> {
         }
         self.dead_letter_alarm(now)?;
         if self.dead_delta.rows != 0 || self.dead_delta.bytes != 0 {
-            crate::dead::add_meta(&self.tx, crate::dead::META_ROWS, self.dead_delta.rows)
+            crate::dead::add_meta(&self.tx, crate::keep::META_ROWS, self.dead_delta.rows)
                 .and_then(|_| {
-                    crate::dead::add_meta(&self.tx, crate::dead::META_BYTES, self.dead_delta.bytes)
+                    crate::dead::add_meta(&self.tx, crate::keep::META_BYTES, self.dead_delta.bytes)
                 })
                 .map_err(|e| sql("commit", &self.inner.path, e))?;
         }
@@ -1500,8 +1500,8 @@ fn read_totals(conn: &Connection, path: &Path) -> Result<([LaneTotal; 4], LaneTo
             .map_err(e)
     };
     let dead = LaneTotal {
-        rows: meta(crate::dead::META_ROWS)?,
-        bytes: meta(crate::dead::META_BYTES)?,
+        rows: meta(crate::keep::META_ROWS)?,
+        bytes: meta(crate::keep::META_BYTES)?,
     };
     Ok((totals, dead))
 }
