@@ -516,22 +516,23 @@ mod tests {
         )
     }
 
-    /// Another connection holds the write lock for longer than the writer's busy timeout (5 s):
-    /// the writer's transaction fails transiently (SQLITE_BUSY).
+    /// Another connection holds the write lock until told to let go, so the writer's
+    /// transactions fail transiently (SQLITE_BUSY after its busy timeout) for as long as the
+    /// test wants — decided by events, not by how fast this machine is.
     fn hold_write_lock(
         path: std::path::PathBuf,
-        hold: std::time::Duration,
-    ) -> std::thread::JoinHandle<()> {
-        let (tx, rx) = std::sync::mpsc::channel();
+    ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let h = std::thread::spawn(move || {
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            tx.send(()).unwrap();
-            std::thread::sleep(hold);
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
             conn.execute_batch("COMMIT").unwrap();
         });
-        rx.recv().unwrap();
-        h
+        held_rx.recv().unwrap();
+        (release_tx, h)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,19 +542,20 @@ mod tests {
         let (_stop_tx, stop) = watch::channel(false);
         let ingest = Ingest::new(w.clone()).retrying_until(stop);
         let plain = Ingest::new(w);
-        let lock = hold_write_lock(
-            dir.path().join("o.db"),
-            std::time::Duration::from_millis(5600),
-        );
-        let (retried, failed) = tokio::join!(
-            ingest.submit(vec![one_reading(1)], Some(("sim:a".into(), 1))),
-            plain.submit(vec![one_reading(2)], None),
-        );
-        lock.join().unwrap();
+        let (release, lock) = hold_write_lock(dir.path().join("o.db"));
+        let retried = tokio::spawn(async move {
+            ingest
+                .submit(vec![one_reading(1)], Some(("sim:a".into(), 1)))
+                .await
+        });
         // Without retrying, the caller gets the transient error (unchanged behaviour) …
+        let failed = plain.submit(vec![one_reading(2)], None).await;
         assert!(failed.unwrap_err().is_transient());
-        // … with it, the submission waited and committed once the lock was gone.
-        retried.unwrap();
+        // … with it, the submission waits, and commits once the lock is gone.
+        assert!(!retried.is_finished(), "it gave up while storage was busy");
+        release.send(()).unwrap();
+        lock.join().unwrap();
+        retried.await.unwrap().unwrap();
         let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
         assert_eq!(s.records(), 1);
         assert_eq!(s.cursors.get("sim:a"), Some(&1));
@@ -564,19 +566,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (stop_tx, stop) = watch::channel(false);
         let ingest = Ingest::new(writer(dir.path())).retrying_until(stop);
-        // The lock outlasts the test; hearth stops while the first attempt waits on it.
-        let _lock = hold_write_lock(dir.path().join("o.db"), std::time::Duration::from_secs(15));
-        let stopper = tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
-            stop_tx.send(true).unwrap();
-        });
-        let started = std::time::Instant::now();
-        let err = ingest.submit(vec![one_reading(1)], None).await.unwrap_err();
+        // The lock is held until the submission has returned: if it returns at all, it gave up
+        // because hearth stopped, not because the lock went.
+        let (release, lock) = hold_write_lock(dir.path().join("o.db"));
+        let submission =
+            tokio::spawn(async move { ingest.submit(vec![one_reading(1)], None).await });
+        stop_tx.send(true).unwrap();
+        let err = submission.await.unwrap().unwrap_err();
         assert!(err.is_transient());
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(9),
-            "gave up after the first failure once stopping, not when the lock went"
-        );
-        stopper.await.unwrap();
+        release.send(()).unwrap();
+        lock.join().unwrap();
     }
 }
