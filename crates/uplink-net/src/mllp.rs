@@ -398,6 +398,27 @@ impl MllpUplink {
             }
             tracing::warn!(error = %why, answered, unanswered = pending.len() - answered, "PCD-01 delivery failed part-way; the rest of the batch is retried");
         }
+        // A refusal of the route (issue 13): when nothing of the batch was taken, the whole
+        // batch fails as a route refusal (records kept, the route pauses with `route_refused`);
+        // when some messages were taken, the refused ones are kept and retried.
+        let delivered = acks
+            .iter()
+            .filter(|a| matches!(a, Some(AckOutcome::Delivered { .. })))
+            .count();
+        let route_refusal = acks.iter().find_map(|a| match a {
+            Some(AckOutcome::RouteRefused { code, reason }) => Some((*code, reason.clone())),
+            _ => None,
+        });
+        if let Some((code, reason)) = &route_refusal
+            && delivered == 0
+        {
+            return Err(UplinkError::route_refused(format!(
+                "PCD-01 receiver answered {} about the route, not the readings: {reason}; the \
+                 readings are kept — check the route's patient and header settings \
+                 ([route.pcd01]) against the receiver",
+                code.as_str()
+            )));
+        }
         let mut retries = 0usize;
         let mut first_retry: Option<(&str, &'static str, String)> = None;
         for (p, ack) in pending.iter().zip(acks) {
@@ -406,6 +427,13 @@ impl MllpUplink {
             out[p.index] = Some(match ack {
                 AckOutcome::Delivered { .. } => Outcome::Delivered,
                 AckOutcome::Retry { code, reason } => {
+                    retries += 1;
+                    if first_retry.is_none() {
+                        first_retry = Some((control_id, code.as_str(), reason));
+                    }
+                    Outcome::Retry { not_before: None }
+                }
+                AckOutcome::RouteRefused { code, reason } => {
                     retries += 1;
                     if first_retry.is_none() {
                         first_retry = Some((control_id, code.as_str(), reason));

@@ -208,6 +208,39 @@ async fn ae_is_retry_ar_is_rejected_with_the_ack_text() {
     }
 }
 
+/// Issue 13: an AR that is about the route — the patient the route sends is unknown to the
+/// receiver (HL7 error 204 located in PID) — keeps every reading and fails the batch as a
+/// refusal of the route (which pauses it with `route_refused`), instead of dead-lettering the
+/// readings one by one.
+#[tokio::test]
+async fn an_unknown_patient_refuses_the_route_and_keeps_the_readings() {
+    let script: Script = Arc::new(|_, _| {
+        Answer::Ack(
+            "AR",
+            "unknown patient\rERR||PID^1^3|204^Unknown key identifier^HL70357|E",
+        )
+    });
+    let server = mllp_server(None, script).await;
+    let mut up = MllpUplink::new(settings(server.port)).unwrap();
+    let batch = claimed(vec![temp(1, 1, None), temp(1, 2, None)]);
+    let err = up.deliver(&batch).await.unwrap_err();
+    assert_eq!(err.failure, hearth_uplink::Failure::RouteRefused, "{err}");
+    assert!(err.message.contains("about the route"), "{}", err.message);
+    // The same answer for a message that names an unknown code in an OBX is about that
+    // message: it is rejected (dead-lettered) as before.
+    let script: Script = Arc::new(|_, _| {
+        Answer::Ack(
+            "AR",
+            "unknown code\rERR||OBX^1^3|204^Unknown key identifier^HL70357|E",
+        )
+    });
+    let server = mllp_server(None, script).await;
+    let mut up = MllpUplink::new(settings(server.port)).unwrap();
+    let batch = claimed(vec![temp(1, 3, None)]);
+    let out = up.deliver(&batch).await.unwrap();
+    assert!(matches!(out[0], Outcome::Rejected { .. }), "{out:?}");
+}
+
 #[tokio::test]
 async fn garbage_fails_the_batch_and_the_next_batch_reconnects() {
     let script: Script = Arc::new(|n, _| {

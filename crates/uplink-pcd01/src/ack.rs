@@ -76,6 +76,17 @@ pub enum AckOutcome {
         /// MSA-3 and ERR text, unescaped ("" when the receiver gave none).
         reason: String,
     },
+    /// `AR` / `CR` about the route, not this message's readings: every message of the route
+    /// would be refused alike, so the records are kept and the route pauses (issue 13). Told by
+    /// the HL7 error code (ERR-3, table 0357): 200–203 (unsupported message type, event,
+    /// processing id, version: the route's header settings), or 204 "unknown key identifier"
+    /// located in PID (the patient the route sends is not known to the receiver).
+    RouteRefused {
+        /// The code received.
+        code: AckCode,
+        /// MSA-3 and ERR text, unescaped.
+        reason: String,
+    },
 }
 
 /// A reply that is not a usable acknowledgement. The delivery counts as failed (retry).
@@ -189,12 +200,33 @@ pub fn parse_any_ack(frame: &[u8]) -> Result<(String, AckOutcome), AckError> {
         }
     }
     let reason = reasons.join(" | ");
+    let about_route = errs.iter().any(|err| {
+        refuses_route(
+            &first_component(&field(err, 3), &enc),
+            &first_component(&field(err, 2), &enc),
+        )
+    });
     let outcome = match code {
         AckCode::AA | AckCode::CA => AckOutcome::Delivered { code },
         AckCode::AE | AckCode::CE => AckOutcome::Retry { code, reason },
+        AckCode::AR | AckCode::CR if about_route => AckOutcome::RouteRefused { code, reason },
         AckCode::AR | AckCode::CR => AckOutcome::Rejected { code, reason },
     };
     Ok((got, outcome))
+}
+
+/// Whether an ERR segment's HL7 error code (ERR-3, table 0357) and location (ERR-2, its first
+/// component is the segment id) refuse the route rather than the message's readings.
+fn refuses_route(error_code: &str, location_segment: &str) -> bool {
+    match error_code {
+        // Unsupported message type, event code, processing id, version id: the same for every
+        // message the route sends.
+        "200" | "201" | "202" | "203" => true,
+        // Unknown key identifier in PID: the patient (the route's `patient` or a device's
+        // person) is not known to the receiver.
+        "204" => location_segment.eq_ignore_ascii_case("PID"),
+        _ => false,
+    }
 }
 
 fn trim_framing(b: &[u8]) -> &[u8] {
@@ -300,6 +332,32 @@ mod tests {
                 reason: "Unknown patient | 207 Application internal error HL70357".into()
             }
         );
+        // About the route (issue 13): an unknown patient in PID, an unsupported version.
+        let mut bytes = ack("AR", CTL, "");
+        bytes.extend_from_slice(b"ERR||PID^1^3|204^Unknown key identifier^HL70357|E\r");
+        assert!(matches!(
+            parse_ack(&bytes, CTL),
+            Ok(AckOutcome::RouteRefused {
+                code: AckCode::AR,
+                ..
+            })
+        ));
+        let mut bytes = ack("CR", CTL, "");
+        bytes.extend_from_slice(b"ERR||MSH^1^12|203^Unsupported version id^HL70357|E\r");
+        assert!(matches!(
+            parse_ack(&bytes, CTL),
+            Ok(AckOutcome::RouteRefused {
+                code: AckCode::CR,
+                ..
+            })
+        ));
+        // An unknown key elsewhere (e.g. an OBX code) is about the message.
+        let mut bytes = ack("AR", CTL, "");
+        bytes.extend_from_slice(b"ERR||OBX^3^3|204^Unknown key identifier^HL70357|E\r");
+        assert!(matches!(
+            parse_ack(&bytes, CTL),
+            Ok(AckOutcome::Rejected { .. })
+        ));
         assert!(matches!(
             parse_ack(&ack("CR", CTL, ""), CTL),
             Ok(AckOutcome::Rejected {
