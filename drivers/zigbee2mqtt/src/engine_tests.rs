@@ -763,3 +763,51 @@ fn seen_is_persisted_coarsely() {
     let out = send(&mut en, "zigbee2mqtt/bridge/devices", "[]", 8, 52_000);
     assert!(out.state.contains(&(ieee_key, 0)));
 }
+
+/// Issue 13: zigbee2mqtt payloads had no size limit. A device message over the limit is an
+/// input error naming its size (never its content), so it is dead-lettered with a bounded
+/// prefix; `bridge/devices` may be far larger.
+#[test]
+fn oversized_payloads_are_refused_naming_their_size() {
+    let mut en = engine();
+    let big = format!(
+        r#"{{"temperature": 21.5, "pad": "{}"}}"#,
+        "x".repeat(MAX_DEVICE_PAYLOAD)
+    );
+    let err = en
+        .handle(
+            &Message {
+                topic: "zigbee2mqtt/kitchen/climate",
+                payload: big.as_bytes(),
+                retained: false,
+                sequence: 1,
+            },
+            t(0),
+        )
+        .unwrap_err();
+    assert!(err.reason.contains("more than the limit"), "{err}");
+    assert!(!err.reason.contains("21.5"), "{err}");
+    // A large bridge/devices (many devices with their exposes) is still taken.
+    let devices: Vec<_> = (0..400)
+        .map(|i| {
+            json!({
+                "ieee_address": format!("0x00158d00{i:08x}"),
+                "friendly_name": format!("sensor {i}"),
+                "type": "EndDevice",
+                "definition": {"vendor": "Aqara", "model": "WSDCGQ11LM", "description": "x".repeat(200)}
+            })
+        })
+        .collect();
+    let payload = serde_json::to_vec(&devices).unwrap();
+    assert!(payload.len() > MAX_DEVICE_PAYLOAD);
+    en.handle(
+        &Message {
+            topic: "zigbee2mqtt/bridge/devices",
+            payload: &payload,
+            retained: true,
+            sequence: 2,
+        },
+        t(1),
+    )
+    .unwrap();
+}

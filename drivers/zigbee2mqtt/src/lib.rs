@@ -148,7 +148,10 @@ mod script;
 #[cfg(test)]
 mod engine_tests;
 
-pub use engine::{Engine, EngineError, InputError, Message, Output, Settings, default_rules};
+pub use engine::{
+    Engine, EngineError, InputError, MAX_BRIDGE_PAYLOAD, MAX_DEVICE_PAYLOAD, Message, Output,
+    Settings, default_rules,
+};
 pub use event::{Event, EventKind};
 /// The shipped rules file (`rules/default.toml`), as `hearth zigbee2mqtt rules` prints it.
 pub use rules::DEFAULT_RULES;

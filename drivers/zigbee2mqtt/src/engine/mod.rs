@@ -36,6 +36,30 @@ use self::rule_index::*;
 use self::state::*;
 use self::topics::*;
 
+/// The largest device message (state, availability) taken: a sensor's state is a few hundred
+/// bytes; anything this large is a fault, refused before it is parsed (issue 13: zigbee2mqtt
+/// payloads had no size limit, and one faulty publisher could fill the partition).
+pub const MAX_DEVICE_PAYLOAD: usize = 64 * 1024;
+
+/// The largest `bridge/*` message taken: `bridge/devices` lists every device with its
+/// definition and exposes (a few kB each), so it is allowed far more.
+pub const MAX_BRIDGE_PAYLOAD: usize = 8 * 1024 * 1024;
+
+/// Refuse a payload over `limit` bytes, naming its size (never its content).
+fn check_size(topic: &str, payload: &[u8], limit: usize) -> Result<(), InputError> {
+    if payload.len() > limit {
+        return Err(input_error(
+            topic,
+            format!(
+                "the payload is {} bytes, more than the limit of {limit} for this topic; \
+                 check the publisher (it is dead-lettered, only a prefix is kept)",
+                payload.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// How a source runs the engine.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -317,6 +341,7 @@ impl Engine {
             return Ok(());
         }
         if let Some(b) = rest.strip_prefix("bridge/") {
+            check_size(topic, msg.payload, MAX_BRIDGE_PAYLOAD)?;
             return match b {
                 "devices" => self.bridge_devices(msg, now, out),
                 "state" => self.bridge_state(msg, now, out),
@@ -327,6 +352,7 @@ impl Engine {
         if name.is_empty() {
             return Ok(());
         }
+        check_size(topic, msg.payload, MAX_DEVICE_PAYLOAD)?;
         match suffix {
             "" => {
                 if msg.payload.iter().all(u8::is_ascii_whitespace) {
