@@ -53,10 +53,13 @@ fn every_rule_example_in_the_zigbee2mqtt_guide_is_valid() {
             .unwrap_or_else(|e| panic!("example does not load:\n{block}\n{e}"));
         assert!(loaded.warnings.is_empty(), "{block}: {:?}", loaded.warnings);
         let source = &loaded.config.sources[0];
-        let settings = hearth_driver_zigbee2mqtt::Settings::from_source(
-            source,
-            loaded.config.gateway.time_zone().unwrap(),
-        );
+        // As hearth builds them (src/daemon/settings.rs, `zigbee2mqtt`).
+        let settings = hearth_driver_zigbee2mqtt::Settings {
+            source: source.name.clone(),
+            config: source.zigbee2mqtt_settings(),
+            category: source.category,
+            time_zone: loaded.config.gateway.time_zone().unwrap(),
+        };
         hearth_driver_zigbee2mqtt::Engine::new(settings)
             .unwrap_or_else(|e| panic!("the engine refuses the example:\n{block}\n{e}"));
     }

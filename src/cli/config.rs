@@ -20,7 +20,7 @@ pub fn check(path: &Path, print: bool) -> anyhow::Result<bool> {
                     .gateway
                     .time_zone()
                     .unwrap_or(jiff::tz::TimeZone::UTC);
-                let settings = hearth_driver_zigbee2mqtt::Settings::from_source(source, time_zone);
+                let settings = crate::daemon::settings::zigbee2mqtt(source, time_zone);
                 if let Err(e) = hearth_driver_zigbee2mqtt::Engine::new(settings) {
                     eprintln!("{}: source {:?}: {e}", path.display(), source.name);
                     engine_errors += 1;

@@ -43,11 +43,8 @@ pub fn classify(
                     source.map(|n| format!(" named {n:?}")).unwrap_or_default()
                 );
             };
-            let time_zone = config
-                .gateway
-                .time_zone()
-                .map_err(|e| anyhow::anyhow!("gateway.time_zone: {e}"))?;
-            let settings = z2m::Settings::from_source(src, time_zone);
+            let time_zone = crate::daemon::settings::gateway_time_zone(&config)?;
+            let settings = crate::daemon::settings::zigbee2mqtt(src, time_zone);
             let mut engine = z2m::Engine::new(settings)
                 .map_err(|e| anyhow::anyhow!("source {:?}: {e}", src.name))?;
             let msg = z2m::Message {

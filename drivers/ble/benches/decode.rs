@@ -6,13 +6,16 @@
 //!   committing the same readings straight into the outbox.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure should stop it loudly
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::scripted_allow_list;
+
 use std::time::{Duration, Instant};
 
 use hearth_driver_api::{Driver, DriverContext, Ingest, TechnicalAlarms};
 use hearth_driver_ble::driver::{BleDriver, BleSettings};
-use hearth_driver_ble::sim::{
-    SimBackend, bp_measurement, date_time_bytes, scripted_allow_list, scripted_devices,
-};
+use hearth_driver_ble::sim::{SimBackend, bp_measurement, date_time_bytes, scripted_devices};
 use hearth_model::Category;
 use hearth_outbox::{Outbox, OutboxOptions, OutboxWriter, RetryPolicy, RouteSpec};
 

@@ -636,21 +636,3 @@ fn ghs_body(tenths: i32, ms: u64) -> Vec<u8> {
     body.extend(value);
     body
 }
-
-/// The allow-list matching [`scripted_devices`] and [`more_scripted_devices`]: every scripted
-/// device, identified by its address.
-pub fn scripted_allow_list(category: hearth_model::Category) -> Vec<crate::driver::DeviceEntry> {
-    scripted_devices(0)
-        .into_iter()
-        .chain(more_scripted_devices(0))
-        .filter_map(|d| {
-            let id = hearth_model::DeviceId::new("ble", &d.address.compact()).ok()?;
-            Some(crate::driver::DeviceEntry {
-                address: d.address,
-                id,
-                person: None,
-                category,
-            })
-        })
-        .collect()
-}

@@ -15,13 +15,15 @@
 //!   failure (the full-disk work of issue 13) is the fix.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod support;
+
+use support::scripted_allow_list;
+
 use std::time::Duration;
 
 use hearth_driver_ble::decode_characteristic;
 use hearth_driver_ble::driver::{BleDriver, BleSettings};
-use hearth_driver_ble::sim::{
-    SimBackend, more_scripted_devices, scripted_allow_list, scripted_devices,
-};
+use hearth_driver_ble::sim::{SimBackend, more_scripted_devices, scripted_devices};
 use hearth_model::Category;
 use hearth_test_kit::RunLimit;
 use hearth_test_kit::conformance::{check_driver_readings, check_no_panic_on_input};

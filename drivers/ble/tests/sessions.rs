@@ -3,14 +3,16 @@
 //! transfer drops the link, a reset device clock, a low battery.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod support;
+
+use support::scripted_allow_list;
+
 use std::time::Duration;
 
 use hearth_driver_api::{Driver, DriverContext, Ingest, TechnicalAlarms};
 use hearth_driver_ble::backend::Address;
 use hearth_driver_ble::driver::{BleDriver, BleSettings, DeviceEntry};
-use hearth_driver_ble::sim::{
-    SimBackend, SimDevice, more_scripted_devices, scripted_allow_list, scripted_devices,
-};
+use hearth_driver_ble::sim::{SimBackend, SimDevice, more_scripted_devices, scripted_devices};
 use hearth_model::Category;
 use hearth_outbox::{Outbox, OutboxOptions, OutboxWriter, RetryPolicy, RouteSpec};
 

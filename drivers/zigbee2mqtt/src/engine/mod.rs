@@ -60,7 +60,8 @@ fn check_size(topic: &str, payload: &[u8], limit: usize) -> Result<(), InputErro
     Ok(())
 }
 
-/// How a source runs the engine.
+/// How a source runs the engine. hearth builds these from a source's configuration in one place,
+/// its daemon's `settings` module (`src/daemon/settings.rs`).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The source's name in the config (`[source.<name>]`); part of every state key.
@@ -74,17 +75,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings of a configured `kind = "zigbee2mqtt"` source (its table or the defaults),
-    /// with the gateway's time zone.
-    pub fn from_source(source: &hearth_config::SourceConfig, time_zone: TimeZone) -> Self {
-        Self {
-            source: source.name.clone(),
-            config: source.zigbee2mqtt_settings(),
-            category: source.category,
-            time_zone,
-        }
-    }
-
     /// Default zigbee2mqtt settings (shipped rules, base topic `zigbee2mqtt`), category
     /// health, UTC.
     pub fn new(source: impl Into<String>) -> Self {
