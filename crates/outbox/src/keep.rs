@@ -1,6 +1,6 @@
 //! What the dead-letter table keeps of a payload, and its running totals' keys: shared by the
-//! dead-letter writes (`store.rs`), the migration that bounded old rows (`schema.rs`) and the
-//! operator's tools (`dead.rs`), so that `schema` and `dead` do not import each other.
+//! dead-letter writes (`store/append.rs`), the migration that bounded old rows (`schema.rs`) and
+//! the operator's tools (`dead.rs`), so that `schema` and `dead` do not import each other.
 
 /// Raw input (`input:` rows) keeps at most this many bytes; the original length and an FNV-1a
 /// hash of the whole input are kept beside it.
