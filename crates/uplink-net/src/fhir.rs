@@ -125,13 +125,19 @@ impl FhirUplink {
         self
     }
 
-    /// Copy the registry's facts about the devices of these records into the context.
+    /// Copy the registry's facts about the devices of these records into the context: once per
+    /// device of the batch (a batch holds hundreds of readings of a few devices, and each look-up
+    /// takes the registry's lock and copies the facts).
     fn refresh_devices<'a>(&mut self, records: impl Iterator<Item = &'a Record>) {
         let Some(registry) = &self.devices else {
             return;
         };
+        let mut seen = std::collections::BTreeSet::new();
         for r in records {
             let Record::Reading(r) = r else { continue };
+            if !seen.insert(&r.device) {
+                continue;
+            }
             if let Some(facts) = registry.get(&r.device)
                 && self.context.devices.get(&r.device) != Some(&facts)
             {
