@@ -107,25 +107,10 @@ fn every_route_example_in_the_docs_is_valid() {
 /// example is tied to the schema both ways by `crates/config/tests/example.rs`.
 fn schema_keys_from_the_example() -> std::collections::BTreeSet<String> {
     let text = std::fs::read_to_string("docs/hearth.example.toml").unwrap();
-    let mut section = String::new();
-    let mut keys = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        let line = line.trim_start_matches('#').trim();
-        if let Some(header) = line.strip_prefix('[') {
-            if let Some(end) = header.find(']') {
-                section = header[..end].trim_start_matches('[').to_owned();
-            }
-        } else if let Some((key, _)) = line.split_once(" = ") {
-            if !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
-                keys.insert(format!("{section}.{key}"));
-            }
-        }
-    }
-    keys
+    hearth_test_kit::config_keys::documented_keys(&text)
+        .into_iter()
+        .map(|(section, key)| format!("{section}.{key}"))
+        .collect()
 }
 
 /// Issue 13: the docs promised keys the schema did not have. Every `section.key` that the

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hearth_config::*;
 use hearth_model::Category;
+use hearth_test_kit::config_keys::documented_keys;
 
 fn example() -> Loaded {
     parse(EXAMPLE, Path::new("docs/hearth.example.toml")).unwrap_or_else(|e| panic!("{e}"))
@@ -48,31 +49,6 @@ fn the_example_shows_the_defaults() {
     c.routes.clear();
     c.sources.clear();
     assert_eq!(c, Config::default());
-}
-
-/// Every (section, key) that the example spells as `key = …`, commented out or not. Headers
-/// count commented out too (`# [route.retry]`); `[[route]]` and `[route]` give section `route`.
-fn documented_keys(text: &str) -> BTreeSet<(String, String)> {
-    let mut section = String::new();
-    let mut keys = BTreeSet::new();
-    for line in text.lines() {
-        let line = line.trim_start_matches('#').trim();
-        if let Some(header) = line.strip_prefix('[') {
-            if let Some(end) = header.find(']') {
-                section = header[..end].trim_start_matches('[').to_owned();
-            }
-        } else if let Some((key, _)) = line.split_once(" = ") {
-            // Keys may hold digits (`eui64`); a key never starts with one.
-            let key_like = key.starts_with(|c: char| c.is_ascii_lowercase())
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if key_like {
-                keys.insert((section.clone(), key.to_owned()));
-            }
-        }
-    }
-    keys
 }
 
 /// Every (section, key) of a serialized config: array indexes are dropped, so every `[[route]]`

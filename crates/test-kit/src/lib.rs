@@ -52,6 +52,7 @@
 // check fails, as `assert!` does. Library paths that are not assertions still return errors.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod config_keys;
 pub mod conformance;
 mod error;
 pub mod golden;
