@@ -1,0 +1,166 @@
+//! The route's [`Uplink`]: each claimed alarm runs its own session across the receivers,
+//! concurrently, so one alarm on hold never delays another in the same batch.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use hearth_model::{Record, RecordId};
+use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
+
+use crate::CentreAnswer;
+use crate::mapping::Mapping;
+use crate::session::{self, Attempt, Receiver, SessionOutcome, SessionPolicy};
+use crate::xml::Ref;
+
+/// What the alarm route reports as it works: the event log (S3), the receipt signal (A2) and
+/// the voice issue listen here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlarmEvent {
+    /// A request went to a receiver (or a reset was sent).
+    Attempt {
+        /// The record.
+        record: RecordId,
+        /// The event's `ref`.
+        reference: Ref,
+        /// What happened.
+        attempt: Attempt,
+    },
+    /// A receiver handled the alarm (`snu`=0): the receipt signal plays; `answer.voice` tells
+    /// the voice side what to do.
+    Handled {
+        /// The record.
+        record: RecordId,
+        /// The event's `ref`.
+        reference: Ref,
+        /// The receiver's name.
+        receiver: String,
+        /// Its answer.
+        answer: CentreAnswer,
+    },
+    /// No receiver handled it this round; it stays queued and is tried again (the home gets the
+    /// "delivery failing" signal).
+    Failing {
+        /// The record.
+        record: RecordId,
+        /// The event's `ref`.
+        reference: Ref,
+    },
+}
+
+/// Who hears [`AlarmEvent`]s. Called inline: keep it short (send to a channel).
+pub type AlarmObserver = Arc<dyn Fn(&AlarmEvent) + Send + Sync>;
+
+/// An alarm route's uplink: receivers in order, one mapping, one session policy.
+pub struct ScaipUplink {
+    receivers: Vec<Receiver>,
+    mapping: Arc<Mapping>,
+    policy: SessionPolicy,
+    observer: AlarmObserver,
+}
+
+impl ScaipUplink {
+    /// An uplink over `receivers` (primary first); at least one.
+    pub fn new(
+        receivers: Vec<Receiver>,
+        mapping: Mapping,
+        policy: SessionPolicy,
+        observer: AlarmObserver,
+    ) -> Self {
+        Self {
+            receivers,
+            mapping: Arc::new(mapping),
+            policy,
+            observer,
+        }
+    }
+
+    async fn deliver_one(&self, claimed: &Claimed) -> Outcome {
+        let request = match self.mapping.request_for(&claimed.record) {
+            Ok(r) => r,
+            Err(not_ours) => {
+                return Outcome::Skipped {
+                    reason: not_ours.to_string(),
+                };
+            }
+        };
+        let record = claimed.record.id();
+        let Some(reference) = request.reference.clone() else {
+            return Outcome::Retry { not_before: None };
+        };
+        if let Err(e) = request.to_xml() {
+            // Our configuration cannot make a valid message (e.g. the account number): keep
+            // the alarm and retry; the route's error shows what to fix.
+            tracing::error!(%record, error = %e, "cannot build the SCAIP request; fix [route.scaip] and the alarm is sent");
+            return Outcome::Retry { not_before: None };
+        }
+        let observer = &self.observer;
+        let log = |attempt: &Attempt| {
+            log_attempt(&claimed.record, &reference, attempt);
+            observer(&AlarmEvent::Attempt {
+                record,
+                reference: reference.clone(),
+                attempt: attempt.clone(),
+            });
+        };
+        match session::run(&self.receivers, &request, self.policy, &log).await {
+            SessionOutcome::Handled {
+                receiver_index,
+                answer,
+            } => {
+                let receiver = self
+                    .receivers
+                    .get(receiver_index)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default();
+                observer(&AlarmEvent::Handled {
+                    record,
+                    reference,
+                    receiver,
+                    answer,
+                });
+                Outcome::Delivered
+            }
+            SessionOutcome::Exhausted => {
+                tracing::error!(%record, %reference, receivers = self.receivers.len(),
+                    "no response centre handled the alarm; it stays queued and is sent again");
+                observer(&AlarmEvent::Failing { record, reference });
+                Outcome::Retry { not_before: None }
+            }
+        }
+    }
+}
+
+fn log_attempt(record: &Record, reference: &Ref, a: &Attempt) {
+    tracing::info!(
+        record = %record.id(),
+        %reference,
+        receiver = %a.receiver,
+        mty = a.message_type.code(),
+        result = ?a.result,
+        "alarm attempt"
+    );
+}
+
+impl Uplink for ScaipUplink {
+    fn describe(&self) -> String {
+        let list: Vec<String> = self
+            .receivers
+            .iter()
+            .map(|r| r.protocol.describe())
+            .collect();
+        format!("scaip [{}]", list.join(", "))
+    }
+
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [Claimed],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, UplinkError>> {
+        Box::pin(async move {
+            if self.receivers.is_empty() {
+                return Err(UplinkError::new("alarm route has no receiver configured"));
+            }
+            let this = &*self;
+            Ok(join_all(batch.iter().map(|c| this.deliver_one(c))).await)
+        })
+    }
+}
