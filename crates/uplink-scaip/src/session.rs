@@ -348,7 +348,7 @@ mod tests {
             vec![Ok(Verdict::Hold), Ok(Verdict::Hold), Ok(Verdict::Handled)],
         );
         let started = Instant::now();
-        let (out, _) = run_logged(&receivers(&[a.clone()])).await;
+        let (out, _) = run_logged(&receivers(std::slice::from_ref(&a))).await;
         assert!(matches!(
             out,
             SessionOutcome::Handled {
@@ -395,7 +395,7 @@ mod tests {
     async fn an_endless_hold_ends_with_a_reset_within_the_budget() {
         let a = Scripted::new("a", vec![Ok(Verdict::Hold); 100]);
         let started = Instant::now();
-        let (out, _) = run_logged(&receivers(&[a.clone()])).await;
+        let (out, _) = run_logged(&receivers(std::slice::from_ref(&a))).await;
         assert_eq!(out, SessionOutcome::Exhausted);
         assert!(started.elapsed() <= SessionPolicy::default().hold_budget);
         assert_eq!(a.got.lock().unwrap().last(), Some(&MessageType::Reset));
