@@ -471,6 +471,7 @@ fn outbox_with_dead_letters(data: &std::path::Path) -> std::path::PathBuf {
         categories: vec![Category::Health, Category::Administrative],
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let (mut ob, _) = Outbox::open(OutboxOptions::new(&path, vec![hub])).unwrap();
     let now = Timestamp::now();

@@ -27,6 +27,7 @@ fn prefill(path: &Path) {
             categories: vec![Category::Health],
             retry: RetryPolicy::default(),
             readings_only: true,
+            alarms_only: false,
         })
         .collect();
     let (mut ob, _) = Outbox::open(OutboxOptions::new(path, routes)).unwrap();

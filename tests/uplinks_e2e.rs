@@ -24,6 +24,7 @@ fn prefill(path: &std::path::Path) {
             categories: vec![Category::Health],
             retry: RetryPolicy::default(),
             readings_only: false,
+            alarms_only: false,
         })
         .collect();
     let (mut ob, _) = Outbox::open(OutboxOptions::new(path, routes)).unwrap();

@@ -42,6 +42,7 @@ fn outbox_options(config: &Config) -> OutboxOptions {
             retry: retry_policy(&config.retry_for(r)),
             // FHIR and PCD-01 carry measurements; alarms go to alarm receivers (SCAIP).
             readings_only: matches!(r.uplink, UplinkKind::Fhir | UplinkKind::Pcd01),
+            alarms_only: r.uplink == UplinkKind::Scaip,
         })
         .collect();
     let mut opts = OutboxOptions::new(outbox_path(&config.gateway.data_dir), routes);

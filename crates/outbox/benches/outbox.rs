@@ -102,6 +102,7 @@ fn main() {
         categories: vec![Category::Health],
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let mut opts = OutboxOptions::new(dir.path().join("outbox.db"), vec![route]);
     opts.max_rows = 10_000_000;

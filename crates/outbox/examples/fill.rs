@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let mut opts = OutboxOptions::new(dir.join("outbox.db"), vec![route]);
     opts.max_rows = n.max(2_000_000) + 1000;

@@ -77,6 +77,7 @@ fn outbox(dir: &Path, records: &[Record], batch: usize) -> Result<u64, Error> {
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let mut opts = OutboxOptions::new(dir.join("outbox.db"), vec![route]);
     opts.max_rows = 10_000_000;

@@ -43,7 +43,7 @@
 //! use hearth_model::*;
 //! use hearth_outbox::*;
 //! let dir = tempfile::tempdir().unwrap();
-//! let route = RouteSpec { name: "hub".into(), categories: vec![Category::Health], retry: RetryPolicy::default(), readings_only: false };
+//! let route = RouteSpec { name: "hub".into(), categories: vec![Category::Health], retry: RetryPolicy::default(), readings_only: false, alarms_only: false };
 //! let (mut outbox, _) = Outbox::open(OutboxOptions::new(dir.path().join("outbox.db"), vec![route])).unwrap();
 //! let now = Timestamp::now();
 //! let reading = Reading::builder(DeviceId::new("sim", "1").unwrap(), Mdc(150364), Value::numeric(36.6))

@@ -55,6 +55,9 @@ pub struct RouteSpec {
     /// Only readings reach this route, never alarms or technical alarms (a FHIR or PCD-01
     /// receiver carries measurements; alarms go to alarm receivers).
     pub readings_only: bool,
+    /// Only alarms and technical alarms reach this route, never readings (an alarm receiver:
+    /// SCAIP to the response centre). At most one of `readings_only` and `alarms_only`.
+    pub alarms_only: bool,
 }
 
 /// Maximum age per category before an undelivered record is dropped (and counted).

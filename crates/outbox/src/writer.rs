@@ -1011,6 +1011,7 @@ mod tests {
             categories: hearth_model::Category::ALL.to_vec(),
             retry: crate::RetryPolicy::default(),
             readings_only: false,
+            alarms_only: false,
         };
         let (outbox, _) = Outbox::open(crate::OutboxOptions::new(
             dir.path().join("o.db"),

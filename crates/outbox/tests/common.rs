@@ -17,6 +17,7 @@ pub fn route(name: &str, categories: &[Category]) -> RouteSpec {
             jitter: 0.0,
         },
         readings_only: false,
+        alarms_only: false,
     }
 }
 

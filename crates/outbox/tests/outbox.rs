@@ -648,6 +648,23 @@ fn a_readings_only_route_never_gets_alarms_and_an_alarm_nobody_takes_is_dead_let
     assert_eq!(s.counters.get("unrouted"), Some(&1));
 }
 
+/// Issue 15: an alarm route (SCAIP to the response centre) gets alarms and technical alarms
+/// of its categories and never a reading, so a measurement backlog never reaches it.
+#[test]
+fn an_alarms_only_route_never_gets_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let mut centre = route("centre", &[Category::Health]);
+    centre.alarms_only = true;
+    let mut ob = open(&path, vec![centre, route("hub", &[Category::Health])]);
+    let sos = alarm(1, 1);
+    ob.append_all(&[reading(1, Category::Health, 0), sos.clone()], at(0))
+        .unwrap();
+    let to_centre = drain(&mut ob, "centre", at(1), Outcome::Delivered);
+    assert_eq!(to_centre.iter().map(|r| r.id()).collect::<Vec<_>>(), vec![sos.id()]);
+    assert_eq!(drain(&mut ob, "hub", at(1), Outcome::Delivered).len(), 2);
+}
+
 fn open_as(path: &std::path::Path, routes: Vec<RouteSpec>, gateway: Option<GatewayId>) -> Outbox {
     let mut opts = OutboxOptions::new(path, routes);
     opts.gateway = gateway;

@@ -190,6 +190,7 @@ impl Harness {
             categories: Category::ALL.to_vec(),
             retry: RetryPolicy::default(),
             readings_only: false,
+            alarms_only: false,
         };
         let (outbox, _) = Outbox::open(OutboxOptions::new(&path, vec![route]))?;
         outbox

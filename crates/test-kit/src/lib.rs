@@ -80,6 +80,7 @@ pub fn claimed(records: Vec<hearth_model::Record>) -> Vec<hearth_outbox::Claimed
         categories: hearth_model::Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let (mut ob, _) =
         Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();

@@ -60,6 +60,7 @@ fn setup(dir: &std::path::Path, n: u64) -> (OutboxWriter, std::thread::JoinHandl
         categories: Category::ALL.to_vec(),
         retry: fast(),
         readings_only: false,
+        alarms_only: false,
     };
     let (mut ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
     let recs: Vec<Record> = (0..n)

@@ -71,7 +71,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let route = RouteSpec { name: "hub".into(), categories: Category::ALL.to_vec(), retry: RetryPolicy::default(), readings_only: false };
+        let route = RouteSpec { name: "hub".into(), categories: Category::ALL.to_vec(), retry: RetryPolicy::default(), readings_only: false, alarms_only: false };
         let (ob, _) = Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route.clone()])).unwrap();
         let (w, _t) = OutboxWriter::spawn(ob, 1024).unwrap();
         let ingest = Ingest::new(w.clone());

@@ -37,6 +37,7 @@ fn writer(dir: &std::path::Path) -> OutboxWriter {
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
     OutboxWriter::spawn(ob, 1000).unwrap().0
@@ -390,6 +391,7 @@ async fn issue_6_device_information_is_stored_as_device_facts() {
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let (ob, _) = Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
     let facts = ob.devices().unwrap();

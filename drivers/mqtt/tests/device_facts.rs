@@ -17,6 +17,7 @@ async fn issue_6_bridge_devices_are_stored_as_device_facts() {
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let (ob, _) = Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
     let w = OutboxWriter::spawn(ob, 100).unwrap().0;

@@ -31,7 +31,9 @@ impl Batch<'_> {
         }
         let category = record.category();
         let mut routes = self.inner.fan_out[usize::from(category.code())].clone();
-        if !matches!(record, Record::Reading(_)) {
+        if matches!(record, Record::Reading(_)) {
+            routes.retain(|r| !self.inner.alarms_only.contains(r));
+        } else {
             routes.retain(|r| !self.inner.readings_only.contains(r));
         }
         if routes.is_empty() {

@@ -152,6 +152,8 @@ struct Inner {
     fan_out: [Vec<RouteId>; 3],
     /// Routes that take readings only (never alarms or technical alarms).
     readings_only: Vec<RouteId>,
+    /// Routes that take alarms and technical alarms only (never readings).
+    alarms_only: Vec<RouteId>,
     /// Every route id in the database, including routes no longer configured, so that dropping
     /// or expiring a record removes all of its deliveries.
     all_route_ids: Vec<RouteId>,

@@ -160,6 +160,7 @@ impl Inner {
         let mut routes = Vec::with_capacity(opts.routes.len());
         let mut fan_out: [Vec<RouteId>; 3] = Default::default();
         let mut readings_only = Vec::new();
+        let mut alarms_only = Vec::new();
         for spec in &opts.routes {
             conn.execute(
                 "INSERT INTO route (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
@@ -176,6 +177,9 @@ impl Inner {
             let id = RouteId(id);
             if spec.readings_only {
                 readings_only.push(id);
+            }
+            if spec.alarms_only {
+                alarms_only.push(id);
             }
             for c in &spec.categories {
                 let slot = &mut fan_out[usize::from(c.code())];
@@ -209,6 +213,7 @@ impl Inner {
             routes,
             fan_out,
             readings_only,
+            alarms_only,
             all_route_ids,
             totals,
             dead,
