@@ -37,6 +37,7 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
         }),
         fhir: None,
         pcd01: None,
+        scaip: None,
         tls: None,
     };
     c.routes = vec![

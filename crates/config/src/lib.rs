@@ -70,10 +70,12 @@ mod error;
 mod locate;
 mod schema;
 mod schema_mqtt;
+mod schema_scaip;
 mod schema_uplink;
 mod units;
 mod validate;
 mod validate_mqtt;
+mod validate_scaip;
 
 use std::path::Path;
 
@@ -83,9 +85,10 @@ pub use schema::{
     FhirAuthKind, FhirProfile, FhirRouteConfig, FhirUnsupported, GatewayConfig, Hours,
     IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig, Pcd01AckMode,
     Pcd01ProcessingId, Pcd01RouteConfig, RetentionConfig, RetryConfig, RetryOverride, RouteConfig,
-    RouteTlsConfig, RuleConfig, RuleEmit, RuleValue, SEVERITIES, SensorConfig, SimulatedConfig,
-    SourceConfig, SourceKind, SupervisorConfig, UplinkKind, Zigbee2mqttBackendKind,
-    Zigbee2mqttConfig, is_loopback_host, url_scheme_host,
+    RouteTlsConfig, RuleConfig, RuleEmit, RuleValue, SEVERITIES, ScaipDeviceConfig, ScaipProtocol,
+    ScaipReceiverConfig, ScaipRouteConfig, ScaipTechnicalConfig, SensorConfig, SimulatedConfig,
+    SipTransportKind, SourceConfig, SourceKind, SupervisorConfig, UplinkKind,
+    Zigbee2mqttBackendKind, Zigbee2mqttConfig, is_loopback_host, url_scheme_host,
 };
 pub use units::{ByteSize, ConfigDuration};
 

@@ -11,6 +11,7 @@ use hearth_model::Category;
 use serde::{Deserialize, Serialize};
 
 pub use crate::schema_mqtt::*;
+pub use crate::schema_scaip::*;
 pub use crate::schema_uplink::*;
 use crate::units::{ByteSize, ConfigDuration, category};
 
@@ -337,7 +338,7 @@ pub struct RouteConfig {
     /// Batches in flight at once, each on its own connection, 1..=16: the next batch is encoded
     /// and sent while the receiver works on the previous one. Answers may then arrive out of
     /// order (every record keeps its id, so receivers deduplicate); 1 keeps strict order.
-    /// Default 2 for `fhir` and `pcd01`; `loopback` allows only 1. See
+    /// Default 2 for `fhir` and `pcd01`, 4 for `scaip`; `loopback` allows only 1. See
     /// [`RouteConfig::connections`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u32>,
@@ -356,6 +357,9 @@ pub struct RouteConfig {
     /// `[route.pcd01]`: options for `uplink = "pcd01"` (required there, only allowed there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pcd01: Option<Pcd01RouteConfig>,
+    /// `[route.scaip]`: options for `uplink = "scaip"` (required there, only allowed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaip: Option<ScaipRouteConfig>,
     /// `[route.tls]`: CA and client certificate of the route's TLS connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<RouteTlsConfig>,
@@ -366,7 +370,10 @@ impl RouteConfig {
     pub fn connections(&self) -> u32 {
         self.connections.unwrap_or(match self.uplink {
             UplinkKind::Fhir | UplinkKind::Pcd01 => 2,
-            _ => 1,
+            // Each connection carries one batch of alarms at a time, and an alarm on hold at
+            // one centre keeps its batch open: four let new alarms past a held one.
+            UplinkKind::Scaip => 4,
+            UplinkKind::Loopback => 1,
         })
     }
 
@@ -398,7 +405,7 @@ pub enum UplinkKind {
     Fhir,
     /// HL7 v2 PCD-01 over MLLP/TLS (not in this build yet).
     Pcd01,
-    /// SCAIP alarms (not in this build yet).
+    /// SCAIP alarms to the response centre, over SIP or HTTPS.
     Scaip,
 }
 
@@ -425,7 +432,7 @@ impl UplinkKind {
     pub const fn is_available(self) -> bool {
         matches!(
             self,
-            UplinkKind::Loopback | UplinkKind::Fhir | UplinkKind::Pcd01
+            UplinkKind::Loopback | UplinkKind::Fhir | UplinkKind::Pcd01 | UplinkKind::Scaip
         )
     }
 

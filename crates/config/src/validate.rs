@@ -262,6 +262,7 @@ impl Checker<'_, '_> {
                 );
             }
             self.check_route_uplink(route, &path);
+            self.check_scaip(route, &path);
             if !(1..=10_000).contains(&route.batch_size) {
                 self.fail(
                     path.key("batch_size"),

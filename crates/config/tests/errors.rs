@@ -172,10 +172,62 @@ fn duplicate_route_names_point_at_the_second_one() {
 }
 
 #[test]
-fn a_scaip_uplink_is_rejected_as_not_available_in_this_build() {
+fn a_scaip_route_needs_its_table_and_a_receiver() {
     let e = error(&BASE.replace("uplink = \"loopback\"", "uplink = \"scaip\""));
-    assert_eq!(e.key, "route[0].uplink");
-    assert!(e.message.contains("not available in this build yet"), "{e}");
+    assert_eq!((e.key.as_str(), e.line), ("route[0].uplink", 7), "{e}");
+    assert!(e.message.contains("needs a [route.scaip] table"), "{e}");
+    let e = error(&BASE.replace(
+        "uplink = \"loopback\"",
+        "uplink = \"scaip\"\n[route.scaip]\naccount = \"12345\"",
+    ));
+    assert_eq!(e.key, "route[0].scaip.receiver");
+    assert!(
+        e.message.contains("at least one [[route.scaip.receiver]]"),
+        "{e}"
+    );
+}
+
+/// Issue 15: the alarm route's keys are checked with the key and what to write.
+#[test]
+fn scaip_receivers_are_checked_key_by_key() {
+    let route = |receiver: &str| {
+        BASE.replace(
+            "uplink = \"loopback\"",
+            &format!(
+                "uplink = \"scaip\"\n[route.scaip]\naccount = \"12a\"\nhold_interval = \"30s\"\n\
+                 [[route.scaip.receiver]]\n{receiver}\n\
+                 [[route.scaip.device]]\nid = \"zigbee:0x1\"\nreceivers = [\"nobody\"]\ntext = \"{long}\"\n",
+                long = "x".repeat(33)
+            ),
+        )
+    };
+    let e = error(&route(
+        "name = \"arc\"\nto = \"arc@x\"\nregistrar = \"arc.example.no:5060\"\n\
+         transport = \"udp\"\nuser = \"home\"\nurl = \"https://x/\"",
+    ));
+    let got: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "route[0].scaip.account",
+            "route[0].scaip.hold_interval",
+            "route[0].scaip.receiver[0].password_file",
+            "route[0].scaip.receiver[0].to",
+            "route[0].scaip.receiver[0].transport",
+            "route[0].scaip.receiver[0].url",
+            "route[0].scaip.device[0].receivers[0]",
+            "route[0].scaip.device[0].text",
+        ],
+        "{e}"
+    );
+    assert!(e.to_string().contains("sends alarms unencrypted"), "{e}");
+    let e = error(&route(
+        "name = \"arc\"\nprotocol = \"https\"\nurl = \"http://arc.example.no/\"",
+    ));
+    assert!(
+        e.iter().any(|e| e.key == "route[0].scaip.receiver[0].url"),
+        "{e}"
+    );
 }
 
 #[test]

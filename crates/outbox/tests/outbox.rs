@@ -661,7 +661,10 @@ fn an_alarms_only_route_never_gets_readings() {
     ob.append_all(&[reading(1, Category::Health, 0), sos.clone()], at(0))
         .unwrap();
     let to_centre = drain(&mut ob, "centre", at(1), Outcome::Delivered);
-    assert_eq!(to_centre.iter().map(|r| r.id()).collect::<Vec<_>>(), vec![sos.id()]);
+    assert_eq!(
+        to_centre.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        vec![sos.id()]
+    );
     assert_eq!(drain(&mut ob, "hub", at(1), Outcome::Delivered).len(), 2);
 }
 
