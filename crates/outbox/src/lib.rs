@@ -12,9 +12,8 @@
 //! Where it sits: `drivers → ingest → **outbox** → uplinks` (DESIGN.md data flow). Drivers
 //! reach it only through `hearth_driver_api::Ingest`, which stores through the API's
 //! `RecordSink` trait; [`OutboxWriter`] implements it (`sink.rs`), so drivers never depend on
-//! this crate (ADR 0009). One writer
-//! thread owns an [`Outbox`]; it batches work from many tasks into one [`Batch`] (group
-//! commit: one fsync for many records). Readers such as [`stats()`] open their own read-only
+//! this crate (ADR 0009). One writer thread owns an [`Outbox`]; it batches work from many
+//! tasks into one [`Batch`] (group commit: one fsync for many records). Readers such as [`stats()`] open their own read-only
 //! connection and never block the writer.
 //!
 //! ## Invariants

@@ -6,6 +6,26 @@
 //! to check that a driver acknowledges nothing that was not stored. It has no routes: every new
 //! record is [`AppendOutcome::Stored`], a record whose id it holds is
 //! [`AppendOutcome::Duplicate`]; model rules are the outbox's to check.
+//!
+//! ```
+//! # use hearth_model::{DeviceId, Mdc, Reading, Record, Timestamp, Value};
+//! use hearth_driver_api::{Ingest, memory::MemorySink};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), hearth_driver_api::IngestError> {
+//! # let id = DeviceId::new("acme", "T1").map_err(|e| hearth_driver_api::IngestError::permanent(e.to_string()))?;
+//! # let records = vec![Record::Reading(Reading::builder(id, Mdc(150364), Value::numeric(36.6)).sequence(7).build(Timestamp::now()))];
+//!
+//! let sink = MemorySink::new();
+//! let ingest = Ingest::new(sink.clone()); // clones share what is stored
+//! sink.fail_transiently();
+//! assert!(ingest.submit(records.clone(), Some(("acme:T1".into(), 7))).await.unwrap_err().is_transient());
+//! assert_eq!(sink.committed_cursor("acme:T1"), None); // nothing stored, so nothing to acknowledge
+//! sink.recover();
+//! ingest.submit(records, Some(("acme:T1".into(), 7))).await?;
+//! assert_eq!(sink.committed_cursor("acme:T1"), Some(7));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
