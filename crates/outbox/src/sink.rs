@@ -3,7 +3,7 @@
 //! Here the outbox's own types become the API's, one conversion each.
 
 use hearth_driver_api as api;
-use hearth_driver_api::{BoxFuture, IngestError, Receipt, RecordSink};
+use hearth_driver_api::{BoxFuture, IngestError, Journal, Receipt, RecordSink};
 use hearth_model::{Device, DeviceId, Record};
 
 use crate::store::AppendOutcome;
@@ -91,10 +91,7 @@ impl RecordSink for OutboxWriter {
         Box::pin(async move { Ok(OutboxWriter::cursors(self, prefix).await?) })
     }
 
-    fn journal<'a>(
-        &'a self,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, Vec<u8>)>, IngestError>> {
+    fn journal<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<Journal, IngestError>> {
         Box::pin(async move { Ok(OutboxWriter::journal(self, source).await?) })
     }
 }

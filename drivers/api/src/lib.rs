@@ -45,7 +45,7 @@ use hearth_model::{
 };
 use tokio::sync::watch;
 
-pub use sink::{AppendOutcome, BoxFuture, IngestError, JournalEntry, Receipt, RecordSink};
+pub use sink::{AppendOutcome, BoxFuture, IngestError, Journal, JournalEntry, Receipt, RecordSink};
 
 /// Why a driver stopped. The supervisor restarts it with backoff unless it is fatal.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +208,7 @@ impl Ingest {
     }
 
     /// The committed journal of `source`, oldest entry first.
-    pub async fn journal(&self, source: &str) -> Result<Vec<(i64, Vec<u8>)>, IngestError> {
+    pub async fn journal(&self, source: &str) -> Result<Journal, IngestError> {
         self.sink.journal(source).await
     }
 

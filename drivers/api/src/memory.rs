@@ -32,7 +32,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hearth_model::{Device, DeviceId, Record, RecordId, TechnicalAlarm};
 
-use crate::sink::{AppendOutcome, BoxFuture, IngestError, JournalEntry, Receipt, RecordSink};
+use crate::sink::{
+    AppendOutcome, BoxFuture, IngestError, Journal, JournalEntry, Receipt, RecordSink,
+};
 
 /// Input a driver could not parse, as [`crate::Ingest::dead_letter`] kept it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +132,7 @@ impl MemorySink {
     }
 
     /// The committed journal of `source`, oldest entry first.
-    pub fn committed_journal(&self, source: &str) -> Vec<(i64, Vec<u8>)> {
+    pub fn committed_journal(&self, source: &str) -> Journal {
         journal_of(&self.state(), source)
     }
 
@@ -213,7 +215,7 @@ impl MemorySink {
     }
 }
 
-fn journal_of(state: &State, source: &str) -> Vec<(i64, Vec<u8>)> {
+fn journal_of(state: &State, source: &str) -> Journal {
     state
         .journals
         .get(source)
@@ -267,10 +269,7 @@ impl RecordSink for MemorySink {
         })
     }
 
-    fn journal<'a>(
-        &'a self,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, Vec<u8>)>, IngestError>> {
+    fn journal<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<Journal, IngestError>> {
         Box::pin(async move { Ok(self.committed_journal(source)) })
     }
 }

@@ -100,6 +100,9 @@ pub struct JournalEntry {
     pub keep_from: i64,
 }
 
+/// A source's committed journal: (position, the driver's bytes), oldest entry first.
+pub type Journal = Vec<(i64, Vec<u8>)>;
+
 /// Durable storage for what drivers submit: the port [`crate::Ingest`] writes through.
 ///
 /// Every write resolves only after it is durable ("committed"): a driver acknowledges its
@@ -141,10 +144,7 @@ pub trait RecordSink: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<(String, i64)>, IngestError>>;
 
     /// The committed journal of `source`, oldest entry first.
-    fn journal<'a>(
-        &'a self,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, Vec<u8>)>, IngestError>>;
+    fn journal<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<Journal, IngestError>>;
 }
 
 /// A shared sink is a sink, so a caller may keep a handle (`Arc<MemorySink>`, or an
@@ -187,10 +187,7 @@ impl<S: RecordSink + ?Sized> RecordSink for Arc<S> {
         (**self).cursors(prefix)
     }
 
-    fn journal<'a>(
-        &'a self,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(i64, Vec<u8>)>, IngestError>> {
+    fn journal<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<Journal, IngestError>> {
         (**self).journal(source)
     }
 }
