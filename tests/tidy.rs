@@ -2,9 +2,11 @@
 //!
 //! - The dependency rules of ARCHITECTURE.md, read from every crate's `Cargo.toml`: drivers and
 //!   uplinks are peers over the core and never depend on each other; the model and the leaf
-//!   crates depend on nothing of ours; the outbox reaches only the model; the receiver and the
-//!   test kit are never a dependency of production code (the binary's `receiver`/`demo` verbs
-//!   excepted).
+//!   crates depend on nothing of ours; no driver depends on the outbox (drivers reach storage
+//!   through drivers/api's `RecordSink`); the outbox reaches only the model and the driver
+//!   contract (hearth-driver-api, whose `RecordSink` it implements), never a driver or an uplink;
+//!   the receiver and the test kit are never a dependency of production code (the binary's
+//!   `receiver`/`demo` verbs excepted).
 //! - Every test that ARCHITECTURE.md names exists.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
@@ -65,15 +67,6 @@ fn is_uplink(name: &str) -> bool {
     name == "hearth-uplink" || name.starts_with("hearth-uplink-")
 }
 
-/// Drivers that still reach the outbox directly; issue 14 ("the vendor API leaks storage")
-/// gives drivers/api its own types and a sink trait, and then this list must be empty. The
-/// test fails when an entry is no longer needed, so the list can only shrink.
-const DRIVERS_ON_THE_OUTBOX: [&str; 3] = [
-    "hearth-driver-api",
-    "hearth-driver-ble",
-    "hearth-driver-mqtt",
-];
-
 #[test]
 fn the_dependency_rules_of_the_architecture_hold() {
     let ws = workspace();
@@ -93,9 +86,28 @@ fn the_dependency_rules_of_the_architecture_hold() {
             );
         }
         if name == "hearth-outbox" {
+            // The outbox implements the drivers' contract (`RecordSink`, ADR 0009), so it may
+            // name hearth-driver-api; never a real driver or an uplink.
             rule(
-                c.normal.iter().all(|d| d == "hearth-model"),
-                format!("the outbox reaches beyond the model: {:?}", c.normal),
+                c.normal
+                    .iter()
+                    .all(|d| d == "hearth-model" || d == "hearth-driver-api"),
+                format!(
+                    "the outbox reaches beyond the model and the driver contract: {:?}",
+                    c.normal
+                ),
+            );
+            // Not even its tests: a driver implemented over the outbox would make the
+            // dependency circular again through the back door.
+            let beyond: Vec<_> = all
+                .iter()
+                .filter(|d| {
+                    *d != "hearth-driver-api" && (is_uplink(d) || ws.get(*d).is_some_and(is_driver))
+                })
+                .collect();
+            rule(
+                beyond.is_empty(),
+                format!("the outbox depends on drivers or uplinks {beyond:?}"),
             );
         }
         if is_driver(c) {
@@ -107,20 +119,12 @@ fn the_dependency_rules_of_the_architecture_hold() {
                 uplinks.is_empty(),
                 format!("driver {name} depends on uplinks {uplinks:?}"),
             );
-            let on_outbox = c.normal.contains("hearth-outbox");
-            let allowed = DRIVERS_ON_THE_OUTBOX.contains(&name.as_str());
             rule(
-                on_outbox == allowed,
-                if on_outbox {
-                    format!(
-                        "driver {name} depends on the outbox; drivers reach storage only through \
-                         drivers/api"
-                    )
-                } else {
-                    format!(
-                        "{name} no longer needs the outbox: remove it from DRIVERS_ON_THE_OUTBOX"
-                    )
-                },
+                !c.normal.contains("hearth-outbox"),
+                format!(
+                    "driver {name} depends on the outbox; drivers reach storage only through \
+                     drivers/api's RecordSink (ADR 0009)"
+                ),
             );
         }
         if is_uplink(name) {

@@ -93,7 +93,7 @@ pub(super) async fn alarm_supervisor_events(
                         tracing::error!(error = %e, "cannot store a technical alarm about a supervised task yet; retrying every second");
                         logged = true;
                     }
-                    if matches!(e, hearth_outbox::WriterError::Stopped) || *stop.borrow() {
+                    if matches!(e, hearth_driver_api::IngestError::Stopped) || *stop.borrow() {
                         break;
                     }
                     tokio::select! {
@@ -110,7 +110,7 @@ pub(super) async fn alarm_supervisor_events(
 async fn store_supervisor_event(
     event: &SupervisorEvent,
     technical: &TechnicalAlarms,
-) -> Result<bool, hearth_outbox::WriterError> {
+) -> Result<bool, hearth_driver_api::IngestError> {
     match event {
         SupervisorEvent::CrashLoop {
             task,

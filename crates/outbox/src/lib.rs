@@ -9,9 +9,11 @@
 //! It is not a network client and knows no wire format: uplinks claim typed [`Claimed`] records
 //! and settle them with an [`Outcome`]. Its own storage encoding is private (`codec.rs`).
 //!
-//! Where it sits: `drivers → ingest → **outbox** → uplinks` (DESIGN.md data flow). One writer
-//! thread owns an [`Outbox`]; it batches work from many tasks into one [`Batch`] (group
-//! commit: one fsync for many records). Readers such as [`stats()`] open their own read-only
+//! Where it sits: `drivers → ingest → **outbox** → uplinks` (DESIGN.md data flow). Drivers
+//! reach it only through `hearth_driver_api::Ingest`, which stores through the API's
+//! `RecordSink` trait; [`OutboxWriter`] implements it (`sink.rs`), so drivers never depend on
+//! this crate (ADR 0009). One writer thread owns an [`Outbox`]; it batches work from many
+//! tasks into one [`Batch`] (group commit: one fsync for many records). Readers such as [`stats()`] open their own read-only
 //! connection and never block the writer.
 //!
 //! ## Invariants
@@ -66,6 +68,7 @@ mod keep;
 mod options;
 mod reserve;
 mod schema;
+mod sink;
 mod stats;
 mod store;
 mod writer;

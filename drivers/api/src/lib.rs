@@ -4,18 +4,24 @@
 //! implements, and what it gets to work with:
 //!
 //! - [`Driver`]: a long-running task that turns device input into typed [`hearth_model::Record`]s.
-//! - [`Ingest`]: the one way into the outbox. [`Ingest::submit`] returns only after the records
+//! - [`Ingest`]: the one way into storage. [`Ingest::submit`] returns only after the records
 //!   (and the driver's cursor) are durably committed, so a driver acknowledges its device or
 //!   broker *after* `submit` returns and never before (DESIGN invariant 1).
 //! - [`TechnicalAlarms`]: raise and clear technical alarms (A7: low battery, device offline …);
 //!   edge-triggered, so repeating a condition does not flood the operator.
+//! - [`RecordSink`]: the port `Ingest` stores through, with its own types ([`Receipt`],
+//!   [`AppendOutcome`], [`IngestError`], [`JournalEntry`]). hearth's outbox implements it (the
+//!   outbox depends on this crate, not the other way round); [`memory::MemorySink`] implements
+//!   it in memory for tests. A driver crate therefore depends on the model and this crate only,
+//!   never on SQLite or hearth's schema (ADR 0009).
 //!
 //! A driver knows its own wire format and nothing of the outbox schema, the routes or the
 //! uplinks. It never panics on input: malformed input goes to [`Ingest::dead_letter`] with the
 //! parser's error (invariant 6).
 //!
 //! ## Invariants
-//! - `submit` resolves `Ok` only after the commit. Test: `tests::submit_returns_after_commit`.
+//! - `submit` resolves `Ok` only after the commit. Test: `tests::submit_returns_after_commit`
+//!   (and, against the real outbox, `crates/outbox/tests/ingest.rs`).
 //! - A technical alarm is stored once per state change. Test:
 //!   `tests::technical_alarms_are_edge_triggered`.
 //! - With [`Ingest::retrying_until`], a transient storage failure (disk full, busy) does not end
@@ -24,9 +30,11 @@
 //!   `tests::a_transient_failure_is_retried_until_it_commits`.
 #![forbid(unsafe_code)]
 
+pub mod memory;
+mod sink;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,11 +43,9 @@ use hearth_model::{
     AlarmState, Device, DeviceId, DeviceRegistry, Record, Severity, TechnicalAlarm, TechnicalKind,
     Timestamp,
 };
-use hearth_outbox::{AppendOutcome, OutboxWriter, WriterError};
 use tokio::sync::watch;
 
-/// A boxed future, as drivers return from [`Driver::run`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use sink::{AppendOutcome, BoxFuture, IngestError, Journal, JournalEntry, Receipt, RecordSink};
 
 /// Why a driver stopped. The supervisor restarts it with backoff unless it is fatal.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +53,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum DriverError {
     /// Storing failed (disk full, database error); the driver should not acknowledge anything.
     #[error("cannot store readings: {0}")]
-    Ingest(#[from] WriterError),
+    Ingest(#[from] IngestError),
     /// The driver's device link or transport failed (it will be restarted).
     #[error("{0}")]
     Link(String),
@@ -56,20 +62,14 @@ pub enum DriverError {
     Config(String),
 }
 
-/// What a committed submission did with each record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// One outcome per submitted record, in order.
-    pub outcomes: Vec<AppendOutcome>,
-}
-
 /// How often a submission that failed transiently (disk full, busy) is tried again.
 pub const RETRY_EVERY: Duration = Duration::from_millis(250);
 
-/// The ingest handle: the only way into the outbox.
-#[derive(Clone, Debug)]
+/// The ingest handle: the only way into storage.
+#[derive(Clone)]
 pub struct Ingest {
-    writer: OutboxWriter,
+    /// Where submissions are stored (the outbox in hearth, a [`memory::MemorySink`] in tests).
+    sink: Arc<dyn RecordSink>,
     /// When set, transient failures are retried until this turns true (hearth stops).
     retry_until: Option<watch::Receiver<bool>>,
     /// Whether storage is failing transiently right now (logged once per change).
@@ -78,14 +78,30 @@ pub struct Ingest {
     devices: DeviceRegistry,
 }
 
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The sink is a trait object without Debug (a vendor's sink need not implement it).
+        f.debug_struct("Ingest")
+            .field("retrying", &self.retry_until.is_some())
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .field("devices", &self.devices)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ingest {
-    /// Wrap the outbox writer. Every error is returned to the caller at once.
-    pub fn new(writer: OutboxWriter) -> Self {
+    /// Store through `sink`. Every error is returned to the caller at once.
+    pub fn new(sink: impl RecordSink) -> Self {
+        Self::with_devices(sink, DeviceRegistry::new())
+    }
+
+    /// The one constructor; `new` and `with_devices` box the caller's sink into it.
+    fn from_sink(sink: Arc<dyn RecordSink>, devices: DeviceRegistry) -> Self {
         Self {
-            writer,
+            sink,
             retry_until: None,
             waiting: Arc::new(AtomicBool::new(false)),
-            devices: DeviceRegistry::new(),
+            devices,
         }
     }
 
@@ -99,10 +115,10 @@ impl Ingest {
     }
 
     /// Run `op` until it succeeds, fails for good, or (transient failures) hearth stops.
-    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, WriterError>
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, IngestError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, WriterError>>,
+        Fut: Future<Output = Result<T, IngestError>>,
     {
         let Some(stop) = &self.retry_until else {
             return op().await;
@@ -132,22 +148,17 @@ impl Ingest {
         }
     }
 
-    /// Wrap the outbox writer and keep `devices` up to date with the facts drivers report
+    /// Store through `sink` and keep `devices` up to date with the facts drivers report
     /// ([`Ingest::device_facts`]); the daemon shares the same registry with the uplinks.
-    pub fn with_devices(writer: OutboxWriter, devices: DeviceRegistry) -> Self {
-        Self {
-            writer,
-            retry_until: None,
-            waiting: Arc::new(AtomicBool::new(false)),
-            devices,
-        }
+    pub fn with_devices(sink: impl RecordSink, devices: DeviceRegistry) -> Self {
+        Self::from_sink(Arc::new(sink), devices)
     }
 
     /// Report what a device told about itself (manufacturer, model, serial, firmware, EUI-64,
     /// battery: BLE Device Information Service, zigbee2mqtt `bridge/devices`). Facts not told
-    /// are kept from earlier reports. Stored durably (outbox table `device`) before the shared
+    /// are kept from earlier reports. Stored durably (the outbox's table `device`) before the shared
     /// registry is updated; nothing is written when nothing new was told.
-    pub async fn device_facts(&self, id: &DeviceId, mut facts: Device) -> Result<(), WriterError> {
+    pub async fn device_facts(&self, id: &DeviceId, mut facts: Device) -> Result<(), IngestError> {
         facts.id = Some(id.clone());
         let known = self.devices.get(id);
         let mut merged = known.clone().unwrap_or_default();
@@ -155,7 +166,7 @@ impl Ingest {
         if known.as_ref() == Some(&merged) {
             return Ok(());
         }
-        self.writer.put_device(id.clone(), facts.clone()).await?;
+        self.sink.put_device(id.clone(), facts.clone()).await?;
         self.devices.upsert(facts);
         Ok(())
     }
@@ -171,16 +182,9 @@ impl Ingest {
         &self,
         records: Vec<Record>,
         cursor: Option<(String, i64)>,
-    ) -> Result<Receipt, WriterError> {
-        let committed = if self.retry_until.is_some() {
-            self.retrying(|| self.writer.append(records.clone(), cursor.clone()))
-                .await?
-        } else {
-            self.writer.append(records, cursor).await?
-        };
-        Ok(Receipt {
-            outcomes: committed.outcomes,
-        })
+    ) -> Result<Receipt, IngestError> {
+        self.submit_with_journal(records, cursor.into_iter().collect(), None)
+            .await
     }
 
     /// Store records durably together with several cursors (a driver's resume points and
@@ -190,37 +194,32 @@ impl Ingest {
         &self,
         records: Vec<Record>,
         cursors: Vec<(String, i64)>,
-        journal: Option<hearth_outbox::JournalEntry>,
-    ) -> Result<Receipt, WriterError> {
-        let committed = if self.retry_until.is_some() {
+        journal: Option<JournalEntry>,
+    ) -> Result<Receipt, IngestError> {
+        if self.retry_until.is_some() {
             self.retrying(|| {
-                self.writer
-                    .append_with_journal(records.clone(), cursors.clone(), journal.clone())
+                self.sink
+                    .append(records.clone(), cursors.clone(), journal.clone())
             })
-            .await?
+            .await
         } else {
-            self.writer
-                .append_with_journal(records, cursors, journal)
-                .await?
-        };
-        Ok(Receipt {
-            outcomes: committed.outcomes,
-        })
+            self.sink.append(records, cursors, journal).await
+        }
     }
 
     /// The committed journal of `source`, oldest entry first.
-    pub async fn journal(&self, source: &str) -> Result<Vec<(i64, Vec<u8>)>, WriterError> {
-        self.writer.journal(source).await
+    pub async fn journal(&self, source: &str) -> Result<Journal, IngestError> {
+        self.sink.journal(source).await
     }
 
     /// Every committed cursor whose key starts with `prefix` (a driver's state at start-up).
-    pub async fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, WriterError> {
-        self.writer.cursors(prefix).await
+    pub async fn cursors(&self, prefix: &str) -> Result<Vec<(String, i64)>, IngestError> {
+        self.sink.cursors(prefix).await
     }
 
     /// The last committed cursor of this key (resume point after a restart).
-    pub async fn cursor(&self, key: &str) -> Result<Option<i64>, WriterError> {
-        self.writer.cursor(key).await
+    pub async fn cursor(&self, key: &str) -> Result<Option<i64>, IngestError> {
+        self.sink.cursor(key).await
     }
 
     /// Keep input that could not be parsed, with the parser's error (invariant 6).
@@ -229,15 +228,12 @@ impl Ingest {
         source: &str,
         raw: Vec<u8>,
         error: String,
-    ) -> Result<(), WriterError> {
+    ) -> Result<(), IngestError> {
         if self.retry_until.is_some() {
-            self.retrying(|| {
-                self.writer
-                    .dead_letter_input(source, raw.clone(), error.clone())
-            })
-            .await
+            self.retrying(|| self.sink.dead_letter(source, raw.clone(), error.clone()))
+                .await
         } else {
-            self.writer.dead_letter_input(source, raw, error).await
+            self.sink.dead_letter(source, raw, error).await
         }
     }
 }
@@ -245,7 +241,7 @@ impl Ingest {
 /// Everything a running driver may use.
 #[derive(Clone, Debug)]
 pub struct DriverContext {
-    /// The way into the outbox.
+    /// The way into storage.
     pub ingest: Ingest,
     /// Raise and clear technical alarms.
     pub technical: TechnicalAlarms,
@@ -327,7 +323,7 @@ impl TechnicalAlarms {
         kind: TechnicalKind,
         severity: Severity,
         message: impl Into<String>,
-    ) -> Result<bool, WriterError> {
+    ) -> Result<bool, IngestError> {
         if !self.transition(source, &kind, Some(severity)) {
             return Ok(false);
         }
@@ -359,7 +355,7 @@ impl TechnicalAlarms {
         source: &str,
         kind: TechnicalKind,
         message: impl Into<String>,
-    ) -> Result<bool, WriterError> {
+    ) -> Result<bool, IngestError> {
         let severity = {
             let active = match self.active.lock() {
                 Ok(g) => g,
@@ -397,29 +393,27 @@ impl TechnicalAlarms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_model::Category;
-    use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+    use crate::memory::MemorySink;
 
-    fn writer(dir: &std::path::Path) -> OutboxWriter {
-        let route = RouteSpec {
-            name: "ops".into(),
-            categories: Category::ALL.to_vec(),
-            retry: RetryPolicy::default(),
-            readings_only: false,
-            alarms_only: false,
-        };
-        let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
-        OutboxWriter::spawn(ob, 100).unwrap().0
+    fn one_reading(seq: u32) -> Record {
+        Record::Reading(
+            hearth_model::Reading::builder(
+                hearth_model::DeviceId::new("sim", "a").unwrap(),
+                hearth_model::Mdc(1),
+                hearth_model::Value::numeric(1.0),
+            )
+            .sequence(seq.into())
+            .build(Timestamp::now()),
+        )
     }
 
-    /// Issue 6 (b): facts a driver reports are committed to the outbox and reach the shared
+    /// Issue 6 (b): facts a driver reports are committed to storage and reach the shared
     /// registry the uplinks read; a repeat that tells nothing new writes nothing.
     #[tokio::test]
     async fn issue_6_device_facts_are_stored_and_shared() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = writer(dir.path());
+        let sink = MemorySink::new();
         let registry = DeviceRegistry::new();
-        let ingest = Ingest::with_devices(w.clone(), registry.clone());
+        let ingest = Ingest::with_devices(sink.clone(), registry.clone());
         let id = DeviceId::new("ble", "0011223344556677").unwrap();
         let facts = Device {
             manufacturer: Some("Acme".into()),
@@ -427,40 +421,69 @@ mod tests {
             ..Device::default()
         };
         ingest.device_facts(&id, facts.clone()).await.unwrap();
-        let stored = w.devices().await.unwrap();
-        assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].manufacturer.as_deref(), Some("Acme"));
+        let stored = sink.device(&id).unwrap();
+        assert_eq!(stored.manufacturer.as_deref(), Some("Acme"));
         assert_eq!(registry.get(&id).unwrap().model.as_deref(), Some("T-1"));
-        let before = w.transactions();
+        let before = sink.commits();
         ingest.device_facts(&id, facts).await.unwrap();
-        assert_eq!(w.transactions(), before, "nothing new, nothing written");
+        assert_eq!(sink.commits(), before, "nothing new, nothing written");
+    }
+
+    /// Facts that could not be stored do not reach the registry either (it mirrors storage).
+    #[tokio::test]
+    async fn device_facts_not_stored_are_not_shared() {
+        let sink = MemorySink::new();
+        let ingest = Ingest::new(sink.clone());
+        let id = DeviceId::new("ble", "1").unwrap();
+        sink.fail_transiently();
+        let facts = Device {
+            model: Some("T-1".into()),
+            ..Device::default()
+        };
+        assert!(ingest.device_facts(&id, facts).await.is_err());
+        assert!(ingest.devices().get(&id).is_none());
     }
 
     #[tokio::test]
     async fn submit_returns_after_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let ingest = Ingest::new(writer(dir.path()));
-        let r = hearth_model::Reading::builder(
-            hearth_model::DeviceId::new("sim", "a").unwrap(),
-            hearth_model::Mdc(1),
-            hearth_model::Value::numeric(1.0),
-        )
-        .sequence(1)
-        .build(Timestamp::now());
-        ingest
-            .submit(vec![Record::Reading(r)], Some(("sim:a".into(), 1)))
+        let sink = MemorySink::new();
+        let ingest = Ingest::new(sink.clone());
+        let receipt = ingest
+            .submit(vec![one_reading(1)], Some(("sim:a".into(), 1)))
             .await
             .unwrap();
-        // A second, independent connection sees it: it is committed, not just queued.
-        let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
-        assert_eq!(s.records(), 1);
-        assert_eq!(s.cursors.get("sim:a"), Some(&1));
+        assert_eq!(receipt.outcomes, vec![AppendOutcome::Stored]);
+        // The sink committed the records and the cursor together before `submit` resolved.
+        // Against the real outbox (a second SQLite connection sees them):
+        // crates/outbox/tests/ingest.rs.
+        assert_eq!(sink.records().len(), 1);
+        assert_eq!(sink.committed_cursor("sim:a"), Some(1));
+        assert_eq!(sink.commits(), 1);
+    }
+
+    /// A failed submission stores nothing, the cursor included, and says so to the driver.
+    #[tokio::test]
+    async fn a_failed_submission_moves_no_cursor() {
+        let sink = MemorySink::new();
+        let ingest = Ingest::new(sink.clone());
+        sink.fail_for_good("read-only file system");
+        let e = ingest
+            .submit(vec![one_reading(1)], Some(("sim:a".into(), 1)))
+            .await
+            .unwrap_err();
+        assert!(!e.is_transient());
+        assert_eq!(
+            DriverError::from(e).to_string(),
+            "cannot store readings: read-only file system"
+        );
+        assert!(sink.records().is_empty());
+        assert_eq!(ingest.cursor("sim:a").await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn technical_alarms_are_edge_triggered() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = TechnicalAlarms::new(Ingest::new(writer(dir.path())));
+        let sink = MemorySink::new();
+        let t = TechnicalAlarms::new(Ingest::new(sink.clone()));
         assert!(
             t.raise(
                 "ble:1",
@@ -501,49 +524,57 @@ mod tests {
                 .await
                 .unwrap()
         );
-        let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
-        assert_eq!(s.lanes[1].records, 3);
+        let stored = sink.technical_alarms();
+        assert_eq!(stored.len(), 3);
+        let states: Vec<_> = stored
+            .iter()
+            .map(|a| (a.source.as_str(), a.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("ble:1", AlarmState::Raised),
+                ("ble:2", AlarmState::Raised),
+                ("ble:1", AlarmState::Cleared)
+            ]
+        );
     }
 
-    fn one_reading(seq: u32) -> Record {
-        Record::Reading(
-            hearth_model::Reading::builder(
-                hearth_model::DeviceId::new("sim", "a").unwrap(),
-                hearth_model::Mdc(1),
-                hearth_model::Value::numeric(1.0),
-            )
-            .sequence(seq.into())
-            .build(Timestamp::now()),
-        )
+    /// A raise that was not stored is forgotten, so the next raise tries again.
+    #[tokio::test]
+    async fn a_raise_not_stored_is_tried_again() {
+        let sink = MemorySink::new();
+        let t = TechnicalAlarms::new(Ingest::new(sink.clone()));
+        sink.fail_transiently();
+        assert!(
+            t.raise("ble:1", TechnicalKind::LowBattery, Severity::Minor, "low")
+                .await
+                .is_err()
+        );
+        sink.recover();
+        assert!(
+            t.raise("ble:1", TechnicalKind::LowBattery, Severity::Minor, "low")
+                .await
+                .unwrap()
+        );
+        assert_eq!(sink.technical_alarms().len(), 1);
     }
 
-    /// Another connection holds the write lock until told to let go, so the writer's
-    /// transactions fail transiently (SQLITE_BUSY after its busy timeout) for as long as the
-    /// test wants — decided by events, not by how fast this machine is.
-    fn hold_write_lock(
-        path: std::path::PathBuf,
-    ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let h = std::thread::spawn(move || {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            held_tx.send(()).unwrap();
-            let _ = release_rx.recv();
-            conn.execute_batch("COMMIT").unwrap();
-        });
-        held_rx.recv().unwrap();
-        (release_tx, h)
+    /// Wait until the sink has seen `n` write requests: proof that a submission is being
+    /// retried, decided by events, not by how fast this machine is.
+    async fn until_attempts(sink: &MemorySink, n: u64) {
+        while sink.attempts() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_transient_failure_is_retried_until_it_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = writer(dir.path());
+        let sink = MemorySink::new();
         let (_stop_tx, stop) = watch::channel(false);
-        let ingest = Ingest::new(w.clone()).retrying_until(stop);
-        let plain = Ingest::new(w);
-        let (release, lock) = hold_write_lock(dir.path().join("o.db"));
+        let ingest = Ingest::new(sink.clone()).retrying_until(stop);
+        let plain = Ingest::new(sink.clone());
+        sink.fail_transiently();
         let retried = tokio::spawn(async move {
             ingest
                 .submit(vec![one_reading(1)], Some(("sim:a".into(), 1)))
@@ -552,30 +583,49 @@ mod tests {
         // Without retrying, the caller gets the transient error (unchanged behaviour) …
         let failed = plain.submit(vec![one_reading(2)], None).await;
         assert!(failed.unwrap_err().is_transient());
-        // … with it, the submission waits, and commits once the lock is gone.
-        assert!(!retried.is_finished(), "it gave up while storage was busy");
-        release.send(()).unwrap();
-        lock.join().unwrap();
+        // … with it, the submission waits (tried again, storing nothing), and commits once
+        // storage is back. Two tries of the retried one plus the plain one.
+        until_attempts(&sink, 3).await;
+        assert!(
+            !retried.is_finished(),
+            "it gave up while storage was failing"
+        );
+        assert!(sink.records().is_empty());
+        sink.recover();
         retried.await.unwrap().unwrap();
-        let s = hearth_outbox::stats(&dir.path().join("o.db")).unwrap();
-        assert_eq!(s.records(), 1);
-        assert_eq!(s.cursors.get("sim:a"), Some(&1));
+        assert_eq!(sink.records().len(), 1);
+        assert_eq!(sink.committed_cursor("sim:a"), Some(1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_retried_submission_gives_up_when_hearth_stops() {
-        let dir = tempfile::tempdir().unwrap();
+        let sink = MemorySink::new();
         let (stop_tx, stop) = watch::channel(false);
-        let ingest = Ingest::new(writer(dir.path())).retrying_until(stop);
-        // The lock is held until the submission has returned: if it returns at all, it gave up
-        // because hearth stopped, not because the lock went.
-        let (release, lock) = hold_write_lock(dir.path().join("o.db"));
+        let ingest = Ingest::new(sink.clone()).retrying_until(stop);
+        // Storage fails until the end: if the submission returns at all, it gave up because
+        // hearth stopped, not because storage came back.
+        sink.fail_transiently();
         let submission =
             tokio::spawn(async move { ingest.submit(vec![one_reading(1)], None).await });
+        until_attempts(&sink, 1).await;
         stop_tx.send(true).unwrap();
         let err = submission.await.unwrap().unwrap_err();
         assert!(err.is_transient());
-        release.send(()).unwrap();
-        lock.join().unwrap();
+        assert!(sink.records().is_empty());
+    }
+
+    /// Only transient failures are waited out; one that retrying cannot mend returns at once.
+    #[tokio::test]
+    async fn a_permanent_failure_is_not_retried() {
+        let sink = MemorySink::new();
+        let (_stop_tx, stop) = watch::channel(false);
+        let ingest = Ingest::new(sink.clone()).retrying_until(stop);
+        sink.fail_for_good("database is corrupt");
+        let e = ingest
+            .dead_letter("sim", b"?".to_vec(), "bad".into())
+            .await
+            .unwrap_err();
+        assert!(!e.is_transient());
+        assert_eq!(sink.attempts(), 1);
     }
 }

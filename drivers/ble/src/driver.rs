@@ -90,8 +90,8 @@ enum SessionError {
     Driver(#[from] DriverError),
 }
 
-impl From<hearth_outbox::WriterError> for SessionError {
-    fn from(e: hearth_outbox::WriterError) -> Self {
+impl From<hearth_driver_api::IngestError> for SessionError {
+    fn from(e: hearth_driver_api::IngestError) -> Self {
         SessionError::Driver(DriverError::Ingest(e))
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use hearth_outbox::JournalEntry;
+use hearth_driver_api::JournalEntry;
 
 /// How many messages back an entry may be and still be the original of a redelivery. Larger
 /// than any receive window (≤ 65 535 unacknowledged messages).

@@ -274,7 +274,7 @@ impl MqttSource {
     /// replaced each time (same position, nothing older kept).
     fn subscriptions_record(&self, filters: &[String]) -> Commit {
         Commit {
-            journal: Some(hearth_outbox::JournalEntry {
+            journal: Some(hearth_driver_api::JournalEntry {
                 source: subscriptions::journal_key(&self.name),
                 seq: 0,
                 entries: subscriptions::encode(filters),
@@ -335,7 +335,7 @@ impl MqttSource {
 struct Commit {
     records: Vec<hearth_model::Record>,
     cursors: Vec<(String, i64)>,
-    journal: Option<hearth_outbox::JournalEntry>,
+    journal: Option<hearth_driver_api::JournalEntry>,
     dead: Vec<(Vec<u8>, String)>,
     acks: Vec<AckCmd>,
     replies: Vec<(String, Vec<u8>)>,
