@@ -26,6 +26,7 @@
 //!   next receiver is tried at once. Test: `session::tests::silence_resets_and_moves_on`.
 #![forbid(unsafe_code)]
 
+pub mod heartbeat;
 pub mod mapping;
 pub mod session;
 mod uplink;

@@ -82,6 +82,8 @@ pub struct DeviceProfile {
     pub text: Option<String>,
     /// `pri`: priority 0–9.
     pub priority: Option<u8>,
+    /// This device's receivers in order, by name (S6: per device); `None`: the route's order.
+    pub receivers: Option<Vec<String>>,
 }
 
 /// The raise and clear codes of one technical alarm kind.
@@ -202,6 +204,17 @@ impl Mapping {
             status: Some(status),
             ..Mrq::default()
         })
+    }
+
+    /// The receivers' order for a record: the device's own list when it has one (S6),
+    /// otherwise `None` (the route's order).
+    pub fn receivers_for(&self, record: &Record) -> Option<&[String]> {
+        let device = match record {
+            Record::Alarm(a) => a.device.as_str(),
+            Record::Technical(t) => t.source.as_str(),
+            Record::Reading(_) => return None,
+        };
+        self.devices.get(device)?.receivers.as_deref()
     }
 
     /// A heartbeat (`mty=PI`) with a fresh reference.

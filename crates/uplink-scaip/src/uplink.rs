@@ -102,13 +102,13 @@ impl ScaipUplink {
                 attempt: attempt.clone(),
             });
         };
-        match session::run(&self.receivers, &request, self.policy, &log).await {
+        let receivers = self.receivers_for(&claimed.record);
+        match session::run(&receivers, &request, self.policy, &log).await {
             SessionOutcome::Handled {
                 receiver_index,
                 answer,
             } => {
-                let receiver = self
-                    .receivers
+                let receiver = receivers
                     .get(receiver_index)
                     .map(|r| r.name.clone())
                     .unwrap_or_default();
@@ -126,6 +126,19 @@ impl ScaipUplink {
                 observer(&AlarmEvent::Failing { record, reference });
                 Outcome::Retry { not_before: None }
             }
+        }
+    }
+}
+
+impl ScaipUplink {
+    /// The receivers for a record in order: the device's own order (S6), or the route's.
+    fn receivers_for(&self, record: &Record) -> Vec<Receiver> {
+        match self.mapping.receivers_for(record) {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| self.receivers.iter().find(|r| &r.name == n).cloned())
+                .collect(),
+            None => self.receivers.clone(),
         }
     }
 }
