@@ -110,6 +110,11 @@ impl Sipp {
         out
     }
 
+    /// Waits for SIPp to exit.
+    async fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().await.unwrap()
+    }
+
     /// Waits for SIPp to finish its calls and asserts it passed.
     async fn assert_passed(mut self) {
         let output = match tokio::time::timeout(Duration::from_secs(45), self.child.wait()).await {
@@ -253,4 +258,50 @@ async fn a_message_nobody_answers_fails_with_a_timeout() {
     );
     assert!(e.to_string().contains("Timer F"), "{e}");
     sipp.assert_passed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_challenge_with_the_same_nonce_is_a_credentials_error_not_a_loop() {
+    let sipp = Sipp::start("challenges_twice.xml", Transport::Udp, 1, &[]);
+    let e = match SipAgent::start(settings(Transport::Udp, sipp.registrar())).await {
+        Ok(_) => panic!("registration must fail"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(e, SipError::Credentials { status: 401, ref realm, ref user, .. } if realm == "arc.test" && user == AUTH_USER),
+        "{e}"
+    );
+    assert!(!e.is_transient());
+    assert!(!e.to_string().contains(PASSWORD), "{e}");
+    sipp.assert_passed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_sipps_digest_check() {
+    // The same centre as above; SIPp's <verifyauth> must reject the digest of a wrong password,
+    // which shows that the passing tests above really had their Digest checked.
+    let sipp = Sipp::start(
+        "centre.xml",
+        Transport::Udp,
+        2,
+        &[
+            ("auth_user", AUTH_USER),
+            ("auth_pass", PASSWORD),
+            ("target_user", USER),
+        ],
+    );
+    let mut s = settings(Transport::Udp, sipp.registrar());
+    s.password = "wrong horse".into();
+    let e = match SipAgent::start(s).await {
+        Ok(_) => panic!("registration must fail"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(e, SipError::RegistrationRefused { status: 403, .. }),
+        "{e}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(45), sipp.wait())
+        .await
+        .expect("sipp did not stop");
+    assert!(!status.success(), "sipp accepted a wrong digest");
 }
