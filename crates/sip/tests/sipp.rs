@@ -5,6 +5,7 @@
 //! Each test starts `sipp` as a child on a free loopback port with `-m` (calls) and `-timeout`
 //! as a hang guard, and checks its exit status (0 = every call of the scenario passed) as well
 //! as what our side saw.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
