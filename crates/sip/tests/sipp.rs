@@ -306,3 +306,127 @@ async fn a_wrong_password_fails_sipps_digest_check() {
         .expect("sipp did not stop");
     assert!(!status.success(), "sipp accepted a wrong digest");
 }
+
+/// A TLS front for SIPp (whose Debian build has no TLS): accepts TLS with the test PKI's server
+/// certificate, requires a client certificate signed by its CA (mutual TLS), and relays the bytes
+/// to SIPp's TCP port. Returns its port and whether a client certificate was seen.
+async fn tls_front(
+    pki: &Path,
+    upstream: u16,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.join("server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(pki.join("server.key")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client_cert_seen = Arc::new(AtomicBool::new(false));
+    let seen = client_cert_seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if tls.get_ref().1.peer_certificates().is_some() {
+                    seen.store(true, Ordering::SeqCst);
+                }
+                let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                tokio::io::copy_bidirectional(&mut tls, &mut up).await.ok();
+            });
+        }
+    });
+    (port, client_cert_seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_sends_and_receives_over_mutual_tls_with_the_hearth_tls_client() {
+    let pki = tempfile::tempdir().unwrap();
+    hearth_test_kit::pki::pki(pki.path());
+    let sipp = Sipp::start(
+        "centre.xml",
+        Transport::Tcp,
+        2,
+        &[
+            ("auth_user", AUTH_USER),
+            ("auth_pass", PASSWORD),
+            ("target_user", USER),
+        ],
+    );
+    let (port, client_cert_seen) = tls_front(pki.path(), sipp.port).await;
+    let mut s = settings(Transport::Tls, format!("127.0.0.1:{port}"));
+    // The name the centre's certificate must carry (the test PKI's has localhost and 127.0.0.1).
+    s.tls_server_name = Some("localhost".into());
+    s.tls = Some(hearth_sip::TlsFiles {
+        ca_file: Some(pki.path().join("ca.pem")),
+        client_cert: Some(pki.path().join("client.pem")),
+        client_key: Some(pki.path().join("client.key")),
+    });
+    let (agent, mut inbound) = start(s).await;
+    assert!(client_cert_seen.load(std::sync::atomic::Ordering::SeqCst));
+    let answer = agent
+        .send_message("sip:arc@arc.test", "application/scaip+xml", MRQ.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let mrs = tokio::time::timeout(Duration::from_secs(20), inbound.recv())
+        .await
+        .expect("the centre's MESSAGE did not arrive over TLS")
+        .expect("inbound channel closed");
+    assert!(
+        String::from_utf8_lossy(&mrs.body).contains("<ref>A1b2C3d4</ref>"),
+        "{mrs:?}"
+    );
+    sipp.assert_passed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_centre_certificate_from_an_unknown_ca_is_refused() {
+    let pki = tempfile::tempdir().unwrap();
+    hearth_test_kit::pki::pki(pki.path());
+    // Nothing behind the front: the handshake fails before any SIP.
+    let (port, _) = tls_front(pki.path(), free_port(Transport::Tcp)).await;
+    let mut s = settings(Transport::Tls, format!("127.0.0.1:{port}"));
+    s.tls = Some(hearth_sip::TlsFiles {
+        // A certificate, but not the CA that signed the front's.
+        ca_file: Some(pki.path().join("client.pem")),
+        client_cert: Some(pki.path().join("client.pem")),
+        client_key: Some(pki.path().join("client.key")),
+    });
+    let e = match SipAgent::start(s).await {
+        Ok(_) => panic!("an unverified centre must be refused"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(e, SipError::Transport { ref reason, .. } if reason.contains("TLS handshake failed")),
+        "{e}"
+    );
+}
