@@ -356,8 +356,18 @@ async fn tls_front(
                 if tls.get_ref().1.peer_certificates().is_some() {
                     seen.store(true, Ordering::SeqCst);
                 }
-                let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                else {
+                // SIPp may still be opening its port.
+                let mut up = None;
+                for _ in 0..50 {
+                    match tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                        Ok(s) => {
+                            up = Some(s);
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                let Some(mut up) = up else {
                     return;
                 };
                 tokio::io::copy_bidirectional(&mut tls, &mut up).await.ok();
