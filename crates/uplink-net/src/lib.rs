@@ -24,11 +24,13 @@ mod fhir;
 mod http;
 mod mllp;
 mod net;
+mod scaip_sip;
 
 pub use auth::{Auth, OAuth2};
 pub use fhir::{FhirSettings, FhirUplink};
 pub use http::{MAX_RETRY_AFTER, parse_retry_after};
 pub use mllp::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MllpSettings, MllpUplink};
+pub use scaip_sip::{InboundCounters, SCAIP_CONTENT_TYPE, ScaipSip};
 
 /// An uplink cannot be built from its settings; the message names the setting and what to do.
 #[derive(Debug, thiserror::Error)]
