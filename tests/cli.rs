@@ -596,16 +596,15 @@ fn a_running_daemon_raises_dead_letters_and_sends_what_is_requeued() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     outbox_with_dead_letters(&data);
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        &dir,
+        "hearth.toml",
+        &format!(
             "[gateway]\ndata_dir = \"{}\"\n\n[[route]]\nname = \"hub\"\n\
              categories = [\"health\", \"administrative\"]\nuplink = \"loopback\"\n",
             data.display()
         ),
-    )
-    .unwrap();
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["run", "--config", config.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
