@@ -40,7 +40,7 @@ fn config(dir: &Path, eui64: Option<&str>, fhir: u16, mllp: u16) -> std::path::P
     std::fs::create_dir_all(&data).unwrap();
     prefill(&data.join("outbox.db"));
     let eui = eui64.map_or(String::new(), |e| format!("eui64 = \"{e}\"\n"));
-    let path = write_config(
+    write_config(
         dir,
         &format!(
             r#"
@@ -70,8 +70,7 @@ tls = false
 "#,
             data = data.display(),
         ),
-    );
-    path
+    )
 }
 
 #[test]
