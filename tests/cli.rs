@@ -15,6 +15,85 @@ fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
 }
 
+fn parse_json(o: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(o).unwrap()
+}
+
+/// The command succeeded (the failure shows its stderr).
+fn assert_success(o: &Output) {
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+/// The JSON a command printed, which must have succeeded.
+fn succeeded_json(o: &Output) -> serde_json::Value {
+    assert_success(o);
+    parse_json(&o.stdout)
+}
+
+/// Runs `hearth args`, which must succeed.
+fn succeeds(args: &[&str]) -> Output {
+    let o = hearth(args);
+    assert_success(&o);
+    o
+}
+
+/// The stderr of a command, which must have exited with `code`.
+fn exited_with(code: i32, o: &Output) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    err
+}
+
+/// Runs `hearth args`, which must exit with `code`; returns its stderr.
+fn fails_with(code: i32, args: &[&str]) -> String {
+    exited_with(code, &hearth(args))
+}
+
+/// `hearth ble decode` of `hex` as characteristic `characteristic`, then `more` arguments.
+fn ble_decode(characteristic: &str, hex: &str, more: &[&str]) -> Output {
+    let mut args = vec![
+        "ble",
+        "decode",
+        "--characteristic",
+        characteristic,
+        "--hex",
+        hex,
+    ];
+    args.extend(more);
+    hearth(&args)
+}
+
+/// `hearth zigbee2mqtt classify` of one message, after the `more` arguments.
+fn classify(more: &[&str], topic: &str, payload: &str) -> Output {
+    let mut args = vec!["zigbee2mqtt", "classify"];
+    args.extend(more);
+    args.extend(["--topic", topic, "--payload", payload]);
+    hearth(&args)
+}
+
+/// Writes `contents` to the file `name` in `dir`; returns its path.
+fn write_file(dir: &tempfile::TempDir, name: &str, contents: &str) -> std::path::PathBuf {
+    let file = dir.path().join(name);
+    std::fs::write(&file, contents).unwrap();
+    file
+}
+
+/// A Blood Pressure Measurement: 128/84 mmHg, mean 99, at 2025-03-14 07:05:09, pulse 66.
+const BLOOD_PRESSURE: &str = "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00";
+
+/// A loopback route `hub` for every category and a zigbee2mqtt source `zigbee`, to which a test
+/// appends its rules.
+const HUB_AND_ZIGBEE: &str = r#"
+[[route]]
+name = "hub"
+categories = ["health", "welfare", "administrative"]
+uplink = "loopback"
+
+[[source]]
+name = "zigbee"
+kind = "zigbee2mqtt"
+"#;
+
 #[test]
 fn every_verb_has_help() {
     for verb in [
@@ -61,8 +140,7 @@ fn the_annotated_example_passes_config_check() {
     let example = hearth(&["config", "example"]);
     assert!(example.status.success());
     std::fs::write(&file, &example.stdout).unwrap();
-    let o = hearth(&["config", "check", file.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = succeeds(&["config", "check", file.to_str().unwrap()]);
     assert!(text(&o.stdout).contains("OK"));
     assert!(docs_example_is_shipped());
 }
@@ -79,15 +157,12 @@ fn docs_example_is_shipped() -> bool {
 #[test]
 fn a_broken_config_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("broken.toml");
-    std::fs::write(
-        &file,
+    let file = write_file(
+        &dir,
+        "broken.toml",
         "[gateway]\nid = \"box-1\"\n\n[outbox]\nmax_rows = 5000\nmax_bytse = \"1 GiB\"\n",
-    )
-    .unwrap();
-    let o = hearth(&["config", "check", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
+    );
+    let err = fails_with(1, &["config", "check", file.to_str().unwrap()]);
     let want = format!("{}:6:", file.display());
     assert!(err.contains(&want), "names file and line 6: {err}");
     assert!(err.contains("max_bytse"), "names the key: {err}");
@@ -95,31 +170,26 @@ fn a_broken_config_names_file_line_and_key() {
 
 #[test]
 fn a_missing_config_file_says_what_to_do() {
-    let o = hearth(&["config", "check", "/nonexistent/hearth.toml"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("/nonexistent/hearth.toml"));
+    let err = fails_with(1, &["config", "check", "/nonexistent/hearth.toml"]);
+    assert!(err.contains("/nonexistent/hearth.toml"));
 }
 
 #[test]
 fn run_refuses_an_invalid_config_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.toml");
-    std::fs::write(
-        &file,
+    let file = write_file(
+        &dir,
+        "bad.toml",
         "[[route]]\nname = \"hub\"\ncategories = [\"journal\"]\nuplink = \"loopback\"\n",
-    )
-    .unwrap();
-    let o = hearth(&["run", "--config", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
+    );
+    let err = fails_with(1, &["run", "--config", file.to_str().unwrap()]);
     assert!(err.contains(":3:"), "{err}");
     assert!(err.contains("health"), "lists the valid categories: {err}");
 }
 
 #[test]
 fn demo_runs_the_whole_path_and_exits_zero() {
-    let o = hearth(&["demo", "--for", "3s"]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = succeeds(&["demo", "--for", "3s"]);
     let out = text(&o.stdout);
     assert!(out.contains("→ hub"), "{out}");
     assert!(out.contains("nothing lost"), "{out}");
@@ -163,9 +233,7 @@ fn demo_keep_leaves_an_outbox_that_stats_can_read() {
         .and_then(|l| l.split(" (").next())
         .unwrap()
         .to_owned();
-    let s = hearth(&["outbox", "stats", "--data-dir", &dir, "--json"]);
-    assert!(s.status.success(), "{}", text(&s.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    let json = succeeded_json(&hearth(&["outbox", "stats", "--data-dir", &dir, "--json"]));
     assert_eq!(json["schema_version"], hearth_outbox::SCHEMA_VERSION);
     assert_eq!(json["routes"][0]["name"], "hub");
     assert!(json["counters"]["ingested"].as_i64().unwrap() > 0);
@@ -176,23 +244,13 @@ fn demo_keep_leaves_an_outbox_that_stats_can_read() {
 
 #[test]
 fn outbox_stats_on_a_wrong_directory_explains() {
-    let o = hearth(&["outbox", "stats", "--data-dir", "/nonexistent"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("--data-dir"));
+    let err = fails_with(1, &["outbox", "stats", "--data-dir", "/nonexistent"]);
+    assert!(err.contains("--data-dir"));
 }
 
 #[test]
 fn ble_decode_prints_readings_with_mdc_codes() {
-    let o = hearth(&[
-        "ble",
-        "decode",
-        "--characteristic",
-        "2A35",
-        "--hex",
-        "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let json = succeeded_json(&ble_decode("2A35", BLOOD_PRESSURE, &[]));
     let readings = json["readings"].as_array().unwrap();
     let find = |mdc: u64| {
         readings
@@ -212,16 +270,7 @@ fn ble_decode_prints_readings_with_mdc_codes() {
 #[test]
 fn ble_decode_reports_special_values_as_absent() {
     // Systolic NaN (0x07FF), diastolic NRes (0x0800), mean +INF (0x07FE).
-    let o = hearth(&[
-        "ble",
-        "decode",
-        "--characteristic",
-        "0x2a35",
-        "--hex",
-        "00 FF 07 00 08 FE 07",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let json = succeeded_json(&ble_decode("0x2a35", "00 FF 07 00 08 FE 07", &[]));
     let r = &json["readings"];
     assert_eq!(r[0]["value"], serde_json::Value::Null);
     assert_eq!(r[0]["absent"], "not-a-number");
@@ -231,25 +280,15 @@ fn ble_decode_reports_special_values_as_absent() {
 
 #[test]
 fn ble_decode_of_truncated_input_exits_2_naming_the_byte() {
-    let o = hearth(&[
-        "ble",
-        "decode",
-        "--characteristic",
-        "2A35",
-        "--hex",
-        "02 80 00 54 00 63 00 E9 07",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
+    let err = exited_with(2, &ble_decode("2A35", "02 80 00 54 00 63 00 E9 07", &[]));
     assert!(err.contains("byte 9"), "{err}");
     assert!(err.contains("Blood Pressure Measurement"), "{err}");
 }
 
 #[test]
 fn ble_decode_of_an_unknown_characteristic_exits_2() {
-    let o = hearth(&["ble", "decode", "--characteristic", "2B00", "--hex", "00"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("0x2B00"));
+    let err = exited_with(2, &ble_decode("2B00", "00", &[]));
+    assert!(err.contains("0x2B00"));
 }
 
 #[test]
@@ -269,16 +308,11 @@ fn ble_scan_without_an_adapter_says_what_to_check() {
 #[test]
 fn zigbee2mqtt_classify_prints_the_events_of_one_message() {
     // A Xiaomi/Aqara water leak sensor with a weak battery (property semantics, not the model).
-    let o = hearth(&[
-        "zigbee2mqtt",
-        "classify",
-        "--topic",
+    let json = succeeded_json(&classify(
+        &[],
         "zigbee2mqtt/0x00158d0001a2b3c4",
-        "--payload",
         r#"{"battery":9,"water_leak":true,"temperature":19.5,"linkquality":42}"#,
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    ));
     let events = json["events"].as_array().unwrap();
     let kinds: Vec<(&str, &str)> = events
         .iter()
@@ -295,31 +329,19 @@ fn zigbee2mqtt_classify_prints_the_events_of_one_message() {
 
 #[test]
 fn zigbee2mqtt_classify_of_an_ignored_message_is_an_empty_list() {
-    let o = hearth(&[
-        "zigbee2mqtt",
-        "classify",
-        "--topic",
+    let o = classify(
+        &[],
         "zigbee2mqtt/remote",
-        "--payload",
         r#"{"action":"brightness_up","linkquality":80}"#,
-    ]);
+    );
     assert!(o.status.success());
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let json = parse_json(&o.stdout);
     assert_eq!(json, serde_json::json!({"events": []}));
 }
 
 #[test]
 fn zigbee2mqtt_classify_of_a_payload_that_is_not_json_exits_2() {
-    let o = hearth(&[
-        "zigbee2mqtt",
-        "classify",
-        "--topic",
-        "zigbee2mqtt/x",
-        "--payload",
-        "{\"smoke\": tru",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
+    let err = exited_with(2, &classify(&[], "zigbee2mqtt/x", "{\"smoke\": tru"));
     assert!(
         err.contains("zigbee2mqtt/x") && err.contains("not JSON"),
         "{err}"
@@ -329,22 +351,14 @@ fn zigbee2mqtt_classify_of_a_payload_that_is_not_json_exits_2() {
 #[test]
 fn zigbee2mqtt_classify_applies_the_rules_of_a_config_file() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        r#"
+    let config = write_file(
+        &dir,
+        "hearth.toml",
+        &format!(
+            r#"
 [gateway]
 data_dir = "/var/lib/hearth"
-
-[[route]]
-name = "hub"
-categories = ["health", "welfare", "administrative"]
-uplink = "loopback"
-
-[[source]]
-name = "zigbee"
-kind = "zigbee2mqtt"
-
+{HUB_AND_ZIGBEE}
 [[source.zigbee2mqtt.rule]]
 property = "temperature"
 device = "kitchen/freezer"
@@ -352,21 +366,14 @@ emit = "technical"
 type = "freezer_warm"
 above = -12.0
 severity = "major"
-"#,
-    )
-    .unwrap();
-    let o = hearth(&[
-        "zigbee2mqtt",
-        "classify",
-        "--config",
-        config.to_str().unwrap(),
-        "--topic",
+"#
+        ),
+    );
+    let json = succeeded_json(&classify(
+        &["--config", config.to_str().unwrap()],
         "zigbee2mqtt/kitchen/freezer",
-        "--payload",
         r#"{"temperature":-4.5}"#,
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    ));
     let technical = json["events"]
         .as_array()
         .unwrap()
@@ -380,29 +387,19 @@ severity = "major"
 #[test]
 fn config_check_compiles_zigbee2mqtt_rules_and_names_the_one_that_cannot_work() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[route]]
-name = "hub"
-categories = ["health", "welfare", "administrative"]
-uplink = "loopback"
-
-[[source]]
-name = "zigbee"
-kind = "zigbee2mqtt"
-
+    let config = write_file(
+        &dir,
+        "hearth.toml",
+        &format!(
+            r#"{HUB_AND_ZIGBEE}
 [[source.zigbee2mqtt.rule]]
 property = "plant_mood"
 emit = "observation"
 type = "plant_mood"
-"#,
-    )
-    .unwrap();
-    let o = hearth(&["config", "check", config.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
+"#
+        ),
+    );
+    let err = fails_with(1, &["config", "check", config.to_str().unwrap()]);
     assert!(
         err.contains("source \"zigbee\"") && err.contains("plant_mood") && err.contains("set mdc"),
         "{err}"
@@ -411,19 +408,7 @@ type = "plant_mood"
 
 #[test]
 fn ble_decode_prints_what_a_fhir_or_pcd01_route_would_send() {
-    let bp = "06 80 00 54 00 63 00 E9 07 03 0E 07 05 09 42 00";
-    let o = hearth(&[
-        "ble",
-        "decode",
-        "--characteristic",
-        "2A35",
-        "--hex",
-        bp,
-        "--format",
-        "fhir",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let bundle: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bundle = succeeded_json(&ble_decode("2A35", BLOOD_PRESSURE, &["--format", "fhir"]));
     assert_eq!(bundle["resourceType"], "Bundle");
     assert_eq!(bundle["type"], "transaction");
     let entries = bundle["entry"].as_array().unwrap();
@@ -438,17 +423,8 @@ fn ble_decode_prints_what_a_fhir_or_pcd01_route_would_send() {
             .starts_with("identifier="),
         "{bp_obs}"
     );
-    let o = hearth(&[
-        "ble",
-        "decode",
-        "--characteristic",
-        "2A35",
-        "--hex",
-        bp,
-        "--format",
-        "pcd01",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = ble_decode("2A35", BLOOD_PRESSURE, &["--format", "pcd01"]);
+    assert_success(&o);
     let hl7 = text(&o.stdout);
     assert!(hl7.starts_with("MSH|^~\\&|HEARTH|"), "{hl7}");
     assert!(hl7.contains("|ORU^R01^ORU_R01|"), "{hl7}");
@@ -515,8 +491,7 @@ fn outbox_dead_letters_lists_them_without_health_values() {
     let dir = tempfile::tempdir().unwrap();
     outbox_with_dead_letters(dir.path());
     let data = dir.path().to_str().unwrap();
-    let o = hearth(&["outbox", "dead-letters", "--data-dir", data]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = succeeds(&["outbox", "dead-letters", "--data-dir", data]);
     let out = text(&o.stdout);
     assert!(out.starts_with("4 dead letter(s)"), "{out}");
     assert_eq!(out.matches("route:hub").count(), 3, "{out}");
@@ -535,8 +510,7 @@ fn outbox_dead_letters_lists_them_without_health_values() {
         "--limit",
         "2",
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let json = succeeded_json(&o);
     assert_eq!(json["total"], 4);
     let rows = json["dead_letters"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -549,9 +523,8 @@ fn outbox_dead_letters_lists_them_without_health_values() {
     }
     assert!(!text(&o.stdout).contains("36.5"));
 
-    let o = hearth(&["outbox", "dead-letters", "--data-dir", "/nonexistent"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("--data-dir"));
+    let err = fails_with(1, &["outbox", "dead-letters", "--data-dir", "/nonexistent"]);
+    assert!(err.contains("--data-dir"));
     assert!(
         hearth(&["outbox", "dead-letters", "--help"])
             .status
@@ -587,7 +560,7 @@ fn outbox_requeue_needs_exactly_one_selection_and_says_what_it_skipped() {
     );
     // The raw input cannot be requeued: exit 1, and why.
     let listed = hearth(&["outbox", "dead-letters", "--data-dir", data, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let json = parse_json(&listed.stdout);
     let input = json["dead_letters"]
         .as_array()
         .unwrap()
@@ -595,11 +568,13 @@ fn outbox_requeue_needs_exactly_one_selection_and_says_what_it_skipped() {
         .find(|d| d["origin"] == "input:z2m")
         .unwrap()["id"]
         .to_string();
-    let o = hearth(&["outbox", "requeue", "--data-dir", data, "--id", &input]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("raw input"), "{}", text(&o.stderr));
+    let err = fails_with(
+        1,
+        &["outbox", "requeue", "--data-dir", data, "--id", &input],
+    );
+    assert!(err.contains("raw input"), "{err}");
     // With the daemon stopped, by reason: all three, and they are pending again.
-    let o = hearth(&[
+    let o = succeeds(&[
         "outbox",
         "requeue",
         "--data-dir",
@@ -607,10 +582,9 @@ fn outbox_requeue_needs_exactly_one_selection_and_says_what_it_skipped() {
         "--reason-contains",
         "422",
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("requeued 3 dead letter(s) on route hub"));
     let s = hearth(&["outbox", "stats", "--data-dir", data, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    let json = parse_json(&s.stdout);
     assert_eq!(json["records"], 3);
     assert_eq!(json["counters"]["requeued:hub"], 3);
     assert_eq!(json["dead_letters"]["input:z2m"], 1);
@@ -623,16 +597,15 @@ fn a_running_daemon_raises_dead_letters_and_sends_what_is_requeued() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     outbox_with_dead_letters(&data);
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_file(
+        &dir,
+        "hearth.toml",
+        &format!(
             "[gateway]\ndata_dir = \"{}\"\n\n[[route]]\nname = \"hub\"\n\
              categories = [\"health\", \"administrative\"]\nuplink = \"loopback\"\n",
             data.display()
         ),
-    )
-    .unwrap();
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["run", "--config", config.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
@@ -663,12 +636,12 @@ fn a_running_daemon_raises_dead_letters_and_sends_what_is_requeued() {
         }
     };
     wait(&|| technical("dead_letters raised"));
-    let o = hearth(&["outbox", "requeue", "--data-dir", data_s, "--route", "hub"]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    succeeds(&["outbox", "requeue", "--data-dir", data_s, "--route", "hub"]);
     let delivered = || -> i64 {
         let s = hearth(&["outbox", "stats", "--data-dir", data_s, "--json"]);
-        let json: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
-        json["counters"]["delivered:hub"].as_i64().unwrap_or(0)
+        parse_json(&s.stdout)["counters"]["delivered:hub"]
+            .as_i64()
+            .unwrap_or(0)
     };
     // The three readings; the alarm stays raised, as the raw input is still there.
     wait(&|| delivered() >= 4);

@@ -12,41 +12,27 @@ mod common;
 
 use std::path::Path;
 
-use common::{start, stop, wait_drained};
-use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
-use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+use common::{
+    assert_each_format_stored, prefill_outbox, runtime, start, stop, wait_drained, write_config,
+};
+use hearth_model::{DeviceId, Mdc, Value};
 
 const READINGS: u64 = 300;
 
 /// The same readings on every box: same device ids, times, sequence numbers and values.
 fn prefill(path: &Path) {
-    let routes = ["fhir", "pcd01"]
-        .iter()
-        .map(|n| RouteSpec {
-            name: (*n).into(),
-            categories: vec![Category::Health],
-            retry: RetryPolicy::default(),
-            readings_only: true,
-            alarms_only: false,
-        })
-        .collect();
-    let (mut ob, _) = Outbox::open(OutboxOptions::new(path, routes)).unwrap();
-    let now = Timestamp::now();
-    let mut b = ob.batch().unwrap();
-    for i in 0..READINGS {
-        let device = DeviceId::new("ext", &format!("acme-scale:{}", 1 + i % 3)).unwrap();
-        let r = Reading::builder(device, Mdc(188_736), Value::numeric_with_decimals(70.5, 1))
-            .unit(Ucum::new("kg"))
-            .device_time(Timestamp::from_unix_millis(
-                1_760_000_000_000 + i as i64 * 1000,
-            ))
-            .sequence(i)
-            .person(PersonRef::new("Patient/shared-hub-1"))
-            .category(Category::Health)
-            .build(now);
-        b.append(&Record::Reading(r), now).unwrap();
-    }
-    b.commit().unwrap();
+    prefill_outbox(
+        path,
+        &["fhir", "pcd01"],
+        true,
+        "Patient/shared-hub-1",
+        READINGS,
+        |i| {
+            let device = DeviceId::new("ext", &format!("acme-scale:{}", 1 + i % 3)).unwrap();
+            let value = Value::numeric_with_decimals(70.5, 1);
+            (device, Mdc(188_736), value, "kg")
+        },
+    );
 }
 
 fn config(dir: &Path, eui64: Option<&str>, fhir: u16, mllp: u16) -> std::path::PathBuf {
@@ -54,10 +40,9 @@ fn config(dir: &Path, eui64: Option<&str>, fhir: u16, mllp: u16) -> std::path::P
     std::fs::create_dir_all(&data).unwrap();
     prefill(&data.join("outbox.db"));
     let eui = eui64.map_or(String::new(), |e| format!("eui64 = \"{e}\"\n"));
-    let path = dir.join("hearth.toml");
-    std::fs::write(
-        &path,
-        format!(
+    write_config(
+        dir,
+        &format!(
             r#"
 [gateway]
 id = "hearth"
@@ -86,18 +71,12 @@ tls = false
             data = data.display(),
         ),
     )
-    .unwrap();
-    path
 }
 
 #[test]
 fn two_boxes_with_the_same_device_ids_deliver_every_reading_to_one_hub() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let store = dir.path().join("receiver.db");
     let receiver = rt
         .block_on(hearth_receiver::start(
@@ -130,8 +109,5 @@ fn two_boxes_with_the_same_device_ids_deliver_every_reading_to_one_hub() {
 
     let s = hearth_receiver::summary(&store).unwrap();
     eprintln!("{s}");
-    assert_eq!(s.fhir.observations, 2 * READINGS, "{s}");
-    assert_eq!(s.mllp.observations, 2 * READINGS, "{s}");
-    assert_eq!(s.fhir.created_twice, 0, "{s}");
-    assert_eq!(s.mllp.created_twice, 0, "{s}");
+    assert_each_format_stored(&s, 2 * READINGS);
 }

@@ -9,57 +9,36 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, stop, wait_drained};
-use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
-use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
+use common::{
+    assert_each_format_stored, prefill_outbox, runtime, start, stop, wait_drained, write_config,
+};
+use hearth_model::{DeviceId, Mdc, Value};
 use hearth_test_kit::pki::pki;
 
 const READINGS: u64 = 10_000;
 
+/// Four kinds of reading in turn (temperature, weight, SpO2, pulse), from eight devices.
 fn prefill(path: &std::path::Path) {
-    let routes = ["fhir", "pcd01"]
-        .iter()
-        .map(|n| RouteSpec {
-            name: (*n).into(),
-            categories: vec![Category::Health],
-            retry: RetryPolicy::default(),
-            readings_only: false,
-            alarms_only: false,
-        })
-        .collect();
-    let (mut ob, _) = Outbox::open(OutboxOptions::new(path, routes)).unwrap();
-    let now = Timestamp::now();
     let kinds = [
         (150_364u32, "Cel", 36.0, 1u8),
         (188_736, "kg", 70.0, 1),
         (150_456, "%", 95.0, 0),
         (149_530, "/min", 60.0, 0),
     ];
-    let mut i = 0u64;
-    while i < READINGS {
-        let mut b = ob.batch().unwrap();
-        for _ in 0..1000 {
+    prefill_outbox(
+        path,
+        &["fhir", "pcd01"],
+        false,
+        "Patient/e2e-1",
+        READINGS,
+        |i| {
             let (mdc, unit, base, decimals) = kinds[(i % 4) as usize];
             let device = DeviceId::new("ble", &format!("00112233445566{:02x}", i % 8)).unwrap();
             let value = base + (i % 10) as f64 / if decimals == 1 { 10.0 } else { 1.0 };
-            let r = Reading::builder(
-                device,
-                Mdc(mdc),
-                Value::numeric_with_decimals(value, decimals),
-            )
-            .unit(Ucum::new(unit))
-            .device_time(Timestamp::from_unix_millis(
-                1_760_000_000_000 + i as i64 * 1000,
-            ))
-            .sequence(i)
-            .person(PersonRef::new("Patient/e2e-1"))
-            .category(Category::Health)
-            .build(now);
-            b.append(&Record::Reading(r), now).unwrap();
-            i += 1;
-        }
-        b.commit().unwrap();
-    }
+            let value = Value::numeric_with_decimals(value, decimals);
+            (device, Mdc(mdc), value, unit)
+        },
+    );
 }
 
 #[test]
@@ -71,11 +50,7 @@ fn ten_thousand_readings_reach_both_formats_once_through_faults_and_a_30_s_outag
     std::fs::create_dir_all(&data).unwrap();
     prefill(&data.join("outbox.db"));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let store = d.join("receiver.db");
     let mut cfg = hearth_receiver::ReceiverConfig::new(&store);
     cfg.tls = Some(hearth_receiver::ServerTls {
@@ -94,16 +69,15 @@ fn ten_thousand_readings_reach_both_formats_once_through_faults_and_a_30_s_outag
     let receiver = rt.block_on(hearth_receiver::start(cfg)).unwrap();
     let (fhir, mllp) = (receiver.fhir_addr().unwrap(), receiver.mllp_addr().unwrap());
 
-    let config = d.join("hearth.toml");
     let tls = format!(
         "[route.tls]\nca_file = \"{ca}\"\nclient_cert = \"{c}\"\nclient_key = \"{k}\"\n",
         ca = d.join("ca.pem").display(),
         c = d.join("client.pem").display(),
         k = d.join("client.key").display()
     );
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        d,
+        &format!(
             r#"
 [gateway]
 id = "e2e-gateway"
@@ -136,8 +110,7 @@ timeout = "5s"
             fport = fhir.port(),
             mport = mllp.port(),
         ),
-    )
-    .unwrap();
+    );
     let log = d.join("hearth.log");
     let child = start(&config, &log);
     wait_drained(&data, &log, 240);
@@ -146,10 +119,7 @@ timeout = "5s"
 
     let s = hearth_receiver::summary(&store).unwrap();
     eprintln!("{s}");
-    assert_eq!(s.fhir.observations, READINGS, "{s}");
-    assert_eq!(s.mllp.observations, READINGS, "{s}");
-    assert_eq!(s.fhir.created_twice, 0, "{s}");
-    assert_eq!(s.mllp.created_twice, 0, "{s}");
+    assert_each_format_stored(&s, READINGS);
     assert!(
         s.fhir.faults_injected() > 0 && s.mllp.faults_injected() > 0,
         "{s}"
@@ -179,10 +149,9 @@ fn issue_6_a_pcd01_message_names_the_gateway_the_route_patient_and_the_configure
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        dir.path(),
+        &format!(
             r#"
 [gateway]
 data_dir = "{data}"
@@ -210,8 +179,7 @@ interval = "100ms"
 "#,
             data = dir.path().display()
         ),
-    )
-    .unwrap();
+    );
     let log = dir.path().join("log");
     let child = start(&config, &log);
     listener.set_nonblocking(false).unwrap();

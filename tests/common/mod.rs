@@ -1,10 +1,14 @@
 //! Helpers shared by the black-box tests: start the built binary with a config, wait for a log
-//! line, stop it with SIGTERM, and a config with one loopback route.
+//! line, stop it with SIGTERM, a config with one loopback route, an outbox filled before the
+//! daemon starts, and the reference receiver's runtime and tally.
 #![allow(dead_code)] // each test file uses a part
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use hearth_model::{Category, DeviceId, Mdc, PersonRef, Reading, Record, Timestamp, Ucum, Value};
+use hearth_outbox::{Outbox, OutboxOptions, RetryPolicy, RouteSpec};
 
 /// Start `hearth run --config config`, appending its log (RUST_LOG=info) to `log`.
 pub fn start(config: &Path, log: &Path) -> Child {
@@ -96,4 +100,75 @@ batch_size = 500
 {extra}"#,
         data = data_dir.display()
     )
+}
+
+/// Fills a new outbox at `path` as an older build did (ids not yet scoped to a box): routes
+/// named `routes` (health, default retry, `readings_only` as given), and `count` health readings
+/// about `person`, reading `i` being `measure(i)` (device, code, value, unit) with sequence
+/// number `i`, device time `i` seconds after Unix ms 1 760 000 000 000, received now; committed
+/// 1000 to a batch.
+pub fn prefill_outbox(
+    path: &Path,
+    routes: &[&str],
+    readings_only: bool,
+    person: &str,
+    count: u64,
+    measure: impl Fn(u64) -> (DeviceId, Mdc, Value, &'static str),
+) {
+    let routes = routes
+        .iter()
+        .map(|n| RouteSpec {
+            name: (*n).into(),
+            categories: vec![Category::Health],
+            retry: RetryPolicy::default(),
+            readings_only,
+            alarms_only: false,
+        })
+        .collect();
+    let (mut ob, _) = Outbox::open(OutboxOptions::new(path, routes)).unwrap();
+    let now = Timestamp::now();
+    let mut next = 0u64;
+    while next < count {
+        let end = count.min(next + 1000);
+        let mut b = ob.batch().unwrap();
+        for i in next..end {
+            let (device, mdc, value, unit) = measure(i);
+            let r = Reading::builder(device, mdc, value)
+                .unit(Ucum::new(unit))
+                .device_time(Timestamp::from_unix_millis(
+                    1_760_000_000_000 + i as i64 * 1000,
+                ))
+                .sequence(i)
+                .person(PersonRef::new(person))
+                .category(Category::Health)
+                .build(now);
+            b.append(&Record::Reading(r), now).unwrap();
+        }
+        b.commit().unwrap();
+        next = end;
+    }
+}
+
+/// A multi-threaded runtime on two workers, for the reference receiver.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The receiver stored `observations` in each format (FHIR and PCD-01), none of them twice.
+pub fn assert_each_format_stored(s: &hearth_receiver::Summary, observations: u64) {
+    assert_eq!(s.fhir.observations, observations, "{s}");
+    assert_eq!(s.mllp.observations, observations, "{s}");
+    assert_eq!(s.fhir.created_twice, 0, "{s}");
+    assert_eq!(s.mllp.created_twice, 0, "{s}");
+}
+
+/// Writes `text` as `hearth.toml` in `dir`; returns its path.
+pub fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("hearth.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

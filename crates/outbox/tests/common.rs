@@ -21,8 +21,32 @@ pub fn route(name: &str, categories: &[Category]) -> RouteSpec {
     }
 }
 
+/// A new temporary directory (removed when dropped) and the path of a file `name` in it.
+pub fn temp_file(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// The one route `hub`, taking health records.
+pub fn health_hub() -> Vec<RouteSpec> {
+    vec![route("hub", &[Category::Health])]
+}
+
 pub fn open(path: &Path, routes: Vec<RouteSpec>) -> Outbox {
-    Outbox::open(OutboxOptions::new(path, routes)).unwrap().0
+    open_with_report(path, routes).0
+}
+
+/// Opens the outbox at `path`, with what the open found and did.
+pub fn open_with_report(path: &Path, routes: Vec<RouteSpec>) -> (Outbox, OpenReport) {
+    Outbox::open(OutboxOptions::new(path, routes)).unwrap()
+}
+
+/// A receiver's refusal of a record, for `reason`.
+pub fn rejected(reason: &str) -> Outcome {
+    Outcome::Rejected {
+        reason: reason.into(),
+    }
 }
 
 pub fn at(ms: i64) -> Timestamp {

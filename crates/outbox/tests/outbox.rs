@@ -7,19 +7,39 @@ use common::*;
 use hearth_model::*;
 use hearth_outbox::*;
 
+/// The one route `hub`, taking every category.
+fn all_categories() -> Vec<RouteSpec> {
+    vec![route(
+        "hub",
+        &[
+            Category::Health,
+            Category::Welfare,
+            Category::Administrative,
+        ],
+    )]
+}
+
+/// An outbox at `path` with route `hub` for health, holding one health reading (sequence 1,
+/// received and stored at 0).
+fn with_one_reading(path: &std::path::Path) -> Outbox {
+    let mut ob = open(path, health_hub());
+    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
+        .unwrap();
+    ob
+}
+
 #[test]
 fn committed_records_survive_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox.db");
+    let (_dir, path) = temp_file("outbox.db");
     {
-        let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+        let mut ob = open(&path, health_hub());
         let recs: Vec<_> = (0..50)
             .map(|i| reading(i, Category::Health, 1000))
             .collect();
         let (outcomes, _) = ob.append_all(&recs, at(1000)).unwrap();
         assert!(outcomes.iter().all(|o| *o == AppendOutcome::Stored));
     }
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let mut ob = open(&path, health_hub());
     assert_eq!(ob.len(), 50);
     assert_eq!(
         drain(&mut ob, "hub", at(2000), Outcome::Delivered).len(),
@@ -30,9 +50,8 @@ fn committed_records_survive_reopen() {
 
 #[test]
 fn rolled_back_batch_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("outbox.db");
+    let mut ob = open(&path, health_hub());
     {
         let mut b = ob.batch().unwrap();
         b.append(&reading(1, Category::Health, 1), at(1)).unwrap();
@@ -42,17 +61,14 @@ fn rolled_back_batch_leaves_nothing() {
     assert!(ob.is_empty());
     assert_eq!(ob.cursor("sim").unwrap(), None);
     drop(ob);
-    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let ob = open(&path, health_hub());
     assert!(ob.is_empty());
 }
 
 #[test]
 fn resent_record_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
+    let mut ob = open(&dir.path().join("o.db"), health_hub());
     let r = reading(7, Category::Health, 5);
     let (o, _) = ob.append_all(&[r.clone(), r.clone()], at(5)).unwrap();
     assert_eq!(o, vec![AppendOutcome::Stored, AppendOutcome::Duplicate]);
@@ -111,17 +127,7 @@ fn record_stays_until_every_route_delivered_it() {
 #[test]
 fn alarms_are_claimed_before_older_measurements() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route(
-            "hub",
-            &[
-                Category::Health,
-                Category::Welfare,
-                Category::Administrative,
-            ],
-        )],
-    );
+    let mut ob = open(&dir.path().join("o.db"), all_categories());
     let mut recs: Vec<_> = (0..10).map(|i| reading(i, Category::Welfare, 1)).collect();
     recs.extend((0..10).map(|i| reading(100 + i, Category::Health, 2)));
     recs.push(Record::Technical(TechnicalAlarm::new(
@@ -150,12 +156,7 @@ fn alarms_are_claimed_before_older_measurements() {
 #[test]
 fn retry_waits_for_backoff_and_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let mut ob = with_one_reading(&dir.path().join("o.db"));
     assert_eq!(
         drain(&mut ob, "hub", at(0), Outcome::Retry { not_before: None }).len(),
         1
@@ -191,19 +192,12 @@ fn retry_waits_for_backoff_and_retry_after() {
 #[test]
 fn rejected_record_goes_to_dead_letters_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let mut ob = with_one_reading(&dir.path().join("o.db"));
     drain(
         &mut ob,
         "hub",
         at(0),
-        Outcome::Rejected {
-            reason: "HTTP 422: Observation.code missing".into(),
-        },
+        rejected("HTTP 422: Observation.code missing"),
     );
     assert!(ob.is_empty());
     let reason: String = ob
@@ -224,12 +218,7 @@ fn rejected_record_goes_to_dead_letters_with_the_reason() {
 #[test]
 fn skipped_record_leaves_the_route_counted_not_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let mut ob = with_one_reading(&dir.path().join("o.db"));
     drain(
         &mut ob,
         "hub",
@@ -248,10 +237,7 @@ fn skipped_record_leaves_the_route_counted_not_dead_lettered() {
 #[test]
 fn unrouted_category_is_dead_lettered_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
+    let mut ob = open(&dir.path().join("o.db"), health_hub());
     let (o, _) = ob
         .append_all(&[reading(1, Category::Welfare, 0)], at(0))
         .unwrap();
@@ -264,10 +250,7 @@ fn unrouted_category_is_dead_lettered_not_lost() {
 #[test]
 fn non_finite_number_is_refused_into_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
+    let mut ob = open(&dir.path().join("o.db"), health_hub());
     let bad = Record::Reading(
         Reading::builder(
             DeviceId::new("sim", "x").unwrap(),
@@ -288,17 +271,7 @@ fn non_finite_number_is_refused_into_dead_letters() {
 #[test]
 fn full_outbox_drops_lowest_lane_never_alarms() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = OutboxOptions::new(
-        dir.path().join("o.db"),
-        vec![route(
-            "hub",
-            &[
-                Category::Health,
-                Category::Welfare,
-                Category::Administrative,
-            ],
-        )],
-    );
+    let mut opts = OutboxOptions::new(dir.path().join("o.db"), all_categories());
     opts.max_rows = 10;
     let (mut ob, _) = Outbox::open(opts).unwrap();
     let mut recs: Vec<_> = (0..4).map(|i| alarm(i, 0)).collect();
@@ -324,17 +297,7 @@ fn full_outbox_drops_lowest_lane_never_alarms() {
 #[test]
 fn expired_records_are_dropped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = OutboxOptions::new(
-        dir.path().join("o.db"),
-        vec![route(
-            "hub",
-            &[
-                Category::Health,
-                Category::Welfare,
-                Category::Administrative,
-            ],
-        )],
-    );
+    let mut opts = OutboxOptions::new(dir.path().join("o.db"), all_categories());
     opts.retention.welfare = std::time::Duration::from_secs(10);
     let (mut ob, _) = Outbox::open(opts).unwrap();
     ob.append_all(
@@ -360,36 +323,28 @@ fn expired_records_are_dropped_and_counted() {
 
 #[test]
 fn cursor_commits_with_its_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = open(&path, health_hub());
     let mut b = ob.batch().unwrap();
     b.append(&reading(9, Category::Health, 0), at(0)).unwrap();
     b.set_cursor("ble:dev", 9).unwrap();
     b.commit().unwrap();
     drop(ob);
-    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let ob = open(&path, health_hub());
     assert_eq!(ob.cursor("ble:dev").unwrap(), Some(9));
     assert_eq!(ob.len(), 1);
 }
 
 #[test]
 fn in_flight_deliveries_are_pending_again_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = with_one_reading(&path);
     let hub = ob.route("hub").unwrap();
     let mut b = ob.batch().unwrap();
     assert_eq!(b.claim(hub, 10, at(0)).unwrap().len(), 1);
     b.commit().unwrap();
     drop(ob);
-    let (mut ob, report) = Outbox::open(OutboxOptions::new(
-        &path,
-        vec![route("hub", &[Category::Health])],
-    ))
-    .unwrap();
+    let (mut ob, report) = open_with_report(&path, health_hub());
     assert_eq!(report.recovered_in_flight, 1);
     assert_eq!(drain(&mut ob, "hub", at(1), Outcome::Delivered).len(), 1);
 }
@@ -397,12 +352,7 @@ fn in_flight_deliveries_are_pending_again_after_restart() {
 #[test]
 fn late_answer_for_a_finished_delivery_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ob = open(
-        &dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let mut ob = with_one_reading(&dir.path().join("o.db"));
     let hub = ob.route("hub").unwrap();
     let mut b = ob.batch().unwrap();
     let c = b.claim(hub, 10, at(0)).unwrap();
@@ -410,15 +360,7 @@ fn late_answer_for_a_finished_delivery_changes_nothing() {
     b.settle(hub, &[(t, Outcome::Delivered)], at(0)).unwrap();
     b.settle(
         hub,
-        &[
-            (t, Outcome::Delivered),
-            (
-                t,
-                Outcome::Rejected {
-                    reason: "late".into(),
-                },
-            ),
-        ],
+        &[(t, Outcome::Delivered), (t, rejected("late"))],
         at(0),
     )
     .unwrap();
@@ -430,18 +372,13 @@ fn late_answer_for_a_finished_delivery_changes_nothing() {
 
 #[test]
 fn corrupt_file_is_quarantined_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox.db");
+    let (_dir, path) = temp_file("outbox.db");
     std::fs::write(
         &path,
         b"this is not an SQLite database, it is garbage from a torn write".repeat(100),
     )
     .unwrap();
-    let (ob, report) = Outbox::open(OutboxOptions::new(
-        &path,
-        vec![route("ops", &[Category::Administrative])],
-    ))
-    .unwrap();
+    let (ob, report) = open_with_report(&path, vec![route("ops", &[Category::Administrative])]);
     let moved = report.quarantined.expect("quarantined");
     assert!(moved.exists(), "the corrupt file is kept for recovery");
     assert!(std::fs::read(&moved).unwrap().starts_with(b"this is not"));
@@ -464,10 +401,9 @@ fn corrupt_file_is_quarantined_and_reported() {
 
 #[test]
 fn damaged_pages_are_detected_by_the_integrity_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox.db");
+    let (_dir, path) = temp_file("outbox.db");
     {
-        let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+        let mut ob = open(&path, health_hub());
         let recs: Vec<_> = (0..2000).map(|i| reading(i, Category::Health, 0)).collect();
         ob.append_all(&recs, at(0)).unwrap();
         ob.connection()
@@ -481,19 +417,14 @@ fn damaged_pages_are_detected_by_the_integrity_check() {
         *b = 0xA5;
     }
     std::fs::write(&path, bytes).unwrap();
-    let (_ob, report) = Outbox::open(OutboxOptions::new(
-        &path,
-        vec![route("hub", &[Category::Health])],
-    ))
-    .unwrap();
+    let (_ob, report) = open_with_report(&path, health_hub());
     assert!(report.quarantined.is_some());
 }
 
 #[test]
 fn full_disk_is_reported_and_nothing_is_half_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = open(&path, health_hub());
     ob.append_all(&[reading(0, Category::Health, 0)], at(0))
         .unwrap();
     // Make SQLite report SQLITE_FULL, as a full partition does, by capping the page count.
@@ -519,8 +450,7 @@ fn full_disk_is_reported_and_nothing_is_half_written() {
 
 #[test]
 fn newer_schema_is_refused_with_advice() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
+    let (_dir, path) = temp_file("o.db");
     drop(open(&path, vec![]));
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
@@ -532,11 +462,8 @@ fn newer_schema_is_refused_with_advice() {
 
 #[test]
 fn stats_reads_while_a_writer_holds_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = with_one_reading(&path);
     let _writer = ob.batch().unwrap();
     let s = stats(&path).unwrap();
     assert_eq!(s.records(), 1);
@@ -553,10 +480,7 @@ fn stats_on_a_missing_file_says_so() {
 #[test]
 fn alarms_are_never_expired_by_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = OutboxOptions::new(
-        dir.path().join("o.db"),
-        vec![route("hub", &[Category::Health])],
-    );
+    let mut opts = OutboxOptions::new(dir.path().join("o.db"), health_hub());
     opts.retention.health = std::time::Duration::from_secs(10);
     let (mut ob, _) = Outbox::open(opts).unwrap();
     ob.append_all(&[alarm(1, 0), reading(2, Category::Health, 0)], at(0))
@@ -576,18 +500,15 @@ fn alarms_are_never_expired_by_retention() {
 
 #[test]
 fn a_version_1_file_is_migrated_and_keeps_its_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
-    ob.append_all(&[reading(1, Category::Health, 0)], at(0))
-        .unwrap();
+    let (_dir, path) = temp_file("o.db");
+    let ob = with_one_reading(&path);
     drop(ob);
     // Make it a version-1 file, as the build of issue 2 wrote it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch("DROP TABLE journal; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
-    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let ob = open(&path, health_hub());
     assert_eq!(ob.len(), 1);
     assert!(ob.journal("x").unwrap().is_empty());
     assert_eq!(stats(&path).unwrap().schema_version, SCHEMA_VERSION);
@@ -595,9 +516,8 @@ fn a_version_1_file_is_migrated_and_keeps_its_records() {
 
 #[test]
 fn journal_entries_commit_with_their_batch_and_old_ones_are_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = open(&path, health_hub());
     for seq in [1, 5, 9] {
         let mut b = ob.batch().unwrap();
         b.append(&reading(seq, Category::Health, 0), at(0)).unwrap();
@@ -620,8 +540,7 @@ fn journal_entries_commit_with_their_batch_and_old_ones_are_dropped() {
 
 #[test]
 fn a_readings_only_route_never_gets_alarms_and_an_alarm_nobody_takes_is_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
+    let (_dir, path) = temp_file("o.db");
     let mut fhir = route("fhir", &[Category::Health]);
     fhir.readings_only = true;
     let mut ob = open(&path, vec![fhir]);
@@ -694,7 +613,7 @@ fn two_gateways_store_the_same_device_reading_under_different_ids() {
     let r = reading(1, Category::Health, 1);
     let mut ids = Vec::new();
     for (name, g) in [("a.db", a), ("b.db", b)] {
-        let routes = vec![route("hub", &[Category::Health])];
+        let routes = health_hub();
         let mut ob = open_as(&dir.path().join(name), routes, Some(g));
         ob.append_all(&[r.clone(), r.clone()], at(1)).unwrap();
         assert_eq!(ob.len(), 1, "a resend on one box is still one record");
@@ -710,8 +629,7 @@ fn two_gateways_store_the_same_device_reading_under_different_ids() {
 /// open with a gateway identity, and never again (not even when the identity changes later).
 #[test]
 fn ids_queued_before_scoping_are_scoped_once_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox.db");
+    let (_dir, path) = temp_file("outbox.db");
     let g = GatewayId::parse("021a2b3c4d5e6f70").unwrap();
     let recs: Vec<_> = (0..20).map(|i| reading(i, Category::Health, 1)).collect();
     let alarm = alarm(1, 1);
@@ -747,22 +665,10 @@ fn ids_queued_before_scoping_are_scoped_once_on_open() {
     );
 }
 
-fn all_categories() -> Vec<RouteSpec> {
-    vec![route(
-        "hub",
-        &[
-            Category::Health,
-            Category::Welfare,
-            Category::Administrative,
-        ],
-    )]
-}
-
 #[test]
 fn refused_raw_input_keeps_a_bounded_prefix_and_counts_in_the_cap() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = open(&path, health_hub());
     let big: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
     for i in 0..50 {
         let mut b = ob.batch().unwrap();
@@ -791,8 +697,7 @@ fn refused_raw_input_keeps_a_bounded_prefix_and_counts_in_the_cap() {
 
 #[test]
 fn dead_letters_count_in_the_cap_lowest_lane_first_never_an_alarms() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
+    let (_dir, path) = temp_file("o.db");
     let mut opts = OutboxOptions::new(&path, all_categories());
     opts.max_rows = 20;
     let (mut ob, _) = Outbox::open(opts).unwrap();
@@ -800,14 +705,7 @@ fn dead_letters_count_in_the_cap_lowest_lane_first_never_an_alarms() {
     let mut recs: Vec<_> = (0..5).map(|i| alarm(i, 0)).collect();
     recs.extend((0..5).map(|i| reading(100 + i, Category::Welfare, 0)));
     ob.append_all(&recs, at(0)).unwrap();
-    drain(
-        &mut ob,
-        "hub",
-        at(0),
-        Outcome::Rejected {
-            reason: "no".into(),
-        },
-    );
+    drain(&mut ob, "hub", at(0), rejected("no"));
     let mut b = ob.batch().unwrap();
     for i in 0..5u8 {
         b.dead_letter_input("z2m", &[i], "bad", at(0)).unwrap();
@@ -844,9 +742,8 @@ fn dead_letters_count_in_the_cap_lowest_lane_first_never_an_alarms() {
 
 #[test]
 fn a_version_2_file_is_migrated_truncating_big_raw_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("o.db");
+    let ob = open(&path, health_hub());
     drop(ob);
     // Make it a version-2 file, as the build of issue 5 wrote it, holding a 100 kB raw input.
     let big = vec![7u8; 100_000];
@@ -867,7 +764,7 @@ fn a_version_2_file_is_migrated_truncating_big_raw_input() {
     )
     .unwrap();
     drop(conn);
-    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let ob = open(&path, health_hub());
     assert_eq!(stats(&path).unwrap().schema_version, SCHEMA_VERSION);
     let input: (i64, i64, bool, i64) = ob
         .connection()
@@ -906,14 +803,11 @@ fn technical_kinds(ob: &mut Outbox) -> Vec<(String, AlarmState, String)> {
 
 #[test]
 fn rejected_records_are_listed_without_payload_and_requeued_onto_their_route() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let (_dir, path) = temp_file("o.db");
+    let mut ob = open(&path, health_hub());
     let records: Vec<_> = (1..=3).map(|i| reading(i, Category::Health, 0)).collect();
     ob.append_all(&records, at(0)).unwrap();
-    let reject = Outcome::Rejected {
-        reason: "HTTP 422: unknown code".into(),
-    };
+    let reject = rejected("HTTP 422: unknown code");
     drain(&mut ob, "hub", at(0), reject);
     ob.batch()
         .unwrap()
@@ -974,8 +868,7 @@ fn rejected_records_are_listed_without_payload_and_requeued_onto_their_route() {
 
 #[test]
 fn dead_letters_raise_one_alarm_with_the_count_cleared_once_requeued() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
+    let (_dir, path) = temp_file("o.db");
     let mut opts = OutboxOptions::new(&path, all_categories());
     opts.dead_letter_alarm = true;
     let (mut ob, _) = Outbox::open(opts.clone()).unwrap();
@@ -987,9 +880,7 @@ fn dead_letters_raise_one_alarm_with_the_count_cleared_once_requeued() {
         at(0),
     )
     .unwrap();
-    let reject = Outcome::Rejected {
-        reason: "HTTP 400".into(),
-    };
+    let reject = rejected("HTTP 400");
     // The rejection commits the alarm; draining delivers it (and nothing else).
     drain(&mut ob, "hub", at(0), reject);
     let alarms = technical_kinds(&mut ob);
@@ -1000,14 +891,7 @@ fn dead_letters_raise_one_alarm_with_the_count_cleared_once_requeued() {
     // More dead letters: no second alarm, also not after a restart.
     ob.append_all(&[reading(3, Category::Welfare, 0)], at(2))
         .unwrap();
-    drain(
-        &mut ob,
-        "hub",
-        at(2),
-        Outcome::Rejected {
-            reason: "HTTP 400".into(),
-        },
-    );
+    drain(&mut ob, "hub", at(2), rejected("HTTP 400"));
     drop(ob);
     let (mut ob, _) = Outbox::open(opts).unwrap();
     assert!(technical_kinds(&mut ob).is_empty());
@@ -1031,15 +915,12 @@ fn dead_letters_raise_one_alarm_with_the_count_cleared_once_requeued() {
 /// scoped a second time), so a requeue sends the same identifier and the hub recognises it.
 #[test]
 fn a_refused_record_keeps_its_scoped_id_through_dead_letter_and_requeue() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
+    let (_dir, path) = temp_file("o.db");
     let g = GatewayId::parse("021a2b3c4d5e6f70").unwrap();
-    let mut ob = open_as(&path, vec![route("hub", &[Category::Health])], Some(g));
+    let mut ob = open_as(&path, health_hub(), Some(g));
     let r = reading(1, Category::Health, 0);
     ob.append_all(std::slice::from_ref(&r), at(0)).unwrap();
-    let reject = Outcome::Rejected {
-        reason: "HTTP 422".into(),
-    };
+    let reject = rejected("HTTP 422");
     let sent = drain(&mut ob, "hub", at(0), reject);
     assert_eq!(sent[0].id(), r.id().scoped(g));
     assert_eq!(dead_letter_ids(&ob), vec![r.id().scoped(g)]);
@@ -1053,10 +934,9 @@ fn a_refused_record_keeps_its_scoped_id_through_dead_letter_and_requeue() {
 /// what it tells and keeps what it does not; they are not records (no delivery, no cap).
 #[test]
 fn issue_6_device_facts_are_upserted_and_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("o.db");
+    let (_dir, path) = temp_file("o.db");
     let id = DeviceId::new("ble", "0011223344556677").unwrap();
-    let mut ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let mut ob = open(&path, health_hub());
     assert!(ob.devices().unwrap().is_empty());
     let mut b = ob.batch().unwrap();
     b.put_device(
@@ -1084,7 +964,7 @@ fn issue_6_device_facts_are_upserted_and_survive_a_reopen() {
     .unwrap();
     b.commit().unwrap();
     drop(ob);
-    let ob = open(&path, vec![route("hub", &[Category::Health])]);
+    let ob = open(&path, health_hub());
     assert_eq!(
         ob.devices().unwrap(),
         vec![Device {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hearth_runtime::{
     ExitOutcome, ExitSummary, FailureKind, HealthMonitor, HealthSnapshot, RestartPolicy,
-    Supervisor, SupervisorError, SupervisorEvent, TaskError, TaskSpec, TaskState,
+    Supervisor, SupervisorError, SupervisorEvent, TaskContext, TaskError, TaskSpec, TaskState,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -55,11 +55,26 @@ fn start_with_capacity(
     tasks: Vec<TaskSpec>,
     capacity: usize,
 ) -> Harness {
+    let (supervisor, events) = new_supervisor(policy, tasks, capacity);
+    run_in_background(supervisor.with_grace_period(grace), events)
+}
+
+/// A supervisor of `tasks` sending its events to a channel of `capacity`, and that channel.
+fn new_supervisor(
+    policy: RestartPolicy,
+    tasks: Vec<TaskSpec>,
+    capacity: usize,
+) -> (Supervisor, mpsc::Receiver<SupervisorEvent>) {
     let (events_tx, events) = mpsc::channel(capacity);
-    let mut supervisor = Supervisor::new(policy, events_tx).with_grace_period(grace);
+    let mut supervisor = Supervisor::new(policy, events_tx);
     for task in tasks {
         supervisor.add(task).expect("task names are unique");
     }
+    (supervisor, events)
+}
+
+/// Runs `supervisor` in the background until the harness is shut down.
+fn run_in_background(supervisor: Supervisor, events: mpsc::Receiver<SupervisorEvent>) -> Harness {
     let monitor = supervisor.monitor();
     let (stop, stopped) = oneshot::channel::<()>();
     let run = tokio::spawn(supervisor.run(async {
@@ -115,6 +130,12 @@ impl Harness {
         let result = self.run.await.expect("the supervisor does not panic");
         (result, self.events)
     }
+
+    /// Shuts down and returns the exit summary, which must not be a fatal error.
+    async fn summary(self) -> ExitSummary {
+        let (result, _) = self.shutdown().await;
+        result.expect("no fatal error")
+    }
 }
 
 /// A task that waits for shutdown and then finishes cleanly.
@@ -123,6 +144,16 @@ fn polite(name: &str) -> TaskSpec {
         ctx.shutdown_requested().await;
         Ok(())
     })
+}
+
+/// Reports progress every second until shutdown is requested.
+async fn progress_every_second_until_shutdown(ctx: &TaskContext) {
+    loop {
+        tokio::select! {
+            () = ctx.shutdown_requested() => return,
+            () = sleep(secs(1)) => ctx.progress(),
+        }
+    }
 }
 
 /// A task that fails immediately on every attempt, recording when each
@@ -149,6 +180,16 @@ fn no_crash_loops(initial: Duration, max: Duration) -> RestartPolicy {
         max,
         crash_loop_restarts: 0,
         ..RestartPolicy::default()
+    }
+}
+
+/// Restarts after 100 ms, doubling up to 1 s; three restarts within `window` are a crash loop.
+fn crash_loop_after_3(window: Duration) -> RestartPolicy {
+    RestartPolicy {
+        initial: ms(100),
+        max: secs(1),
+        crash_loop_restarts: 3,
+        crash_loop_window: window,
     }
 }
 
@@ -195,8 +236,7 @@ async fn a_failing_task_is_restarted_with_growing_bounded_backoff() {
             assert!(waited >= announced && waited <= announced + ms(2));
         }
 
-        let (result, _) = harness.shutdown().await;
-        let summary = result.expect("no fatal error");
+        let summary = harness.summary().await;
         assert_eq!(summary.outcome("uplink"), Some(&ExitOutcome::NotRunning));
     })
     .await;
@@ -257,8 +297,7 @@ async fn a_panicking_task_is_restarted_and_the_panic_message_is_in_the_task_fail
                 health.tasks[0].state == TaskState::Running && health.tasks[0].restarts == 2
             })
             .await;
-        let (result, _) = harness.shutdown().await;
-        let summary = result.expect("no fatal error");
+        let summary = harness.summary().await;
         assert_eq!(summary.outcome("decoder"), Some(&ExitOutcome::Finished));
     })
     .await;
@@ -286,8 +325,7 @@ async fn a_panicking_factory_is_treated_as_a_failed_attempt() {
         harness
             .wait_for_health(|health| health.tasks[0].state == TaskState::Running)
             .await;
-        let (result, _) = harness.shutdown().await;
-        assert!(result.expect("no fatal error").is_clean());
+        assert!(harness.summary().await.is_clean());
     })
     .await;
 }
@@ -313,8 +351,7 @@ async fn a_task_that_returns_ok_unexpectedly_is_restarted() {
                 task.state == TaskState::Running && task.restarts == 1
             })
             .await;
-        let (result, _) = harness.shutdown().await;
-        let summary = result.expect("no fatal error");
+        let summary = harness.summary().await;
         assert_eq!(summary.outcome("outbox"), Some(&ExitOutcome::Finished));
     })
     .await;
@@ -323,12 +360,7 @@ async fn a_task_that_returns_ok_unexpectedly_is_restarted() {
 #[tokio::test(start_paused = true)]
 async fn a_crash_loop_emits_exactly_one_crash_loop_event_after_n_restarts_inside_the_window() {
     bounded(async {
-        let policy = RestartPolicy {
-            initial: ms(100),
-            max: secs(1),
-            crash_loop_restarts: 3,
-            crash_loop_window: secs(60),
-        };
+        let policy = crash_loop_after_3(secs(60));
         let starts = Arc::new(Mutex::new(Vec::new()));
         let mut harness = start(policy, secs(1), vec![always_failing("uplink", starts)]);
 
@@ -382,12 +414,7 @@ async fn a_crash_loop_emits_exactly_one_crash_loop_event_after_n_restarts_inside
 #[tokio::test(start_paused = true)]
 async fn a_task_in_a_crash_loop_that_then_runs_for_a_window_is_reported_recovered() {
     bounded(async {
-        let policy = RestartPolicy {
-            initial: ms(100),
-            max: secs(1),
-            crash_loop_restarts: 3,
-            crash_loop_window: secs(60),
-        };
+        let policy = crash_loop_after_3(secs(60));
         let healthy_since = Arc::new(Mutex::new(None));
         let task = {
             let healthy_since = Arc::clone(&healthy_since);
@@ -449,12 +476,7 @@ async fn a_task_in_a_crash_loop_that_then_runs_for_a_window_is_reported_recovere
 #[tokio::test(start_paused = true)]
 async fn failures_spread_wider_than_the_window_are_not_a_crash_loop() {
     bounded(async {
-        let policy = RestartPolicy {
-            initial: ms(100),
-            max: secs(1),
-            crash_loop_restarts: 3,
-            crash_loop_window: secs(10),
-        };
+        let policy = crash_loop_after_3(secs(10));
         let task = TaskSpec::new("ble", false, |_ctx| async move {
             sleep(secs(6)).await;
             Err(TaskError::new("adapter reset"))
@@ -493,10 +515,8 @@ async fn a_fatal_error_stops_the_supervisor_with_an_error() {
                 }
             })
         };
-        let (events_tx, mut events) = mpsc::channel(16);
-        let mut supervisor = Supervisor::new(RestartPolicy::default(), events_tx);
-        supervisor.add(config).expect("unique");
-        supervisor.add(uplink).expect("unique");
+        let (supervisor, mut events) =
+            new_supervisor(RestartPolicy::default(), vec![config, uplink], 16);
 
         // The shutdown future never resolves: only the fatal error ends it.
         let result = supervisor.run(std::future::pending()).await;
@@ -536,12 +556,7 @@ async fn on_shutdown_tasks_see_shutdown_requested_and_finish() {
             TaskSpec::new("outbox", true, move |ctx| {
                 let flushed = Arc::clone(&flushed);
                 async move {
-                    loop {
-                        tokio::select! {
-                            () = ctx.shutdown_requested() => break,
-                            () = sleep(secs(1)) => ctx.progress(),
-                        }
-                    }
+                    progress_every_second_until_shutdown(&ctx).await;
                     // Draining takes a while, but less than the grace period.
                     sleep(secs(2)).await;
                     flushed.store(true, Ordering::SeqCst);
@@ -654,12 +669,8 @@ async fn health_reports_state_restarts_progress_and_last_error() {
             if ctx.attempt() == 0 {
                 return Err(TaskError::new("timeout"));
             }
-            loop {
-                tokio::select! {
-                    () = ctx.shutdown_requested() => return Ok(()),
-                    () = sleep(secs(1)) => ctx.progress(),
-                }
-            }
+            progress_every_second_until_shutdown(&ctx).await;
+            Ok(())
         })
         .with_stall_timeout(secs(5));
         let mut harness = start(RestartPolicy::default(), secs(1), vec![task]);
@@ -690,9 +701,8 @@ async fn health_reports_state_restarts_progress_and_last_error() {
 #[tokio::test(start_paused = true)]
 async fn health_reports_every_task_stopped_once_the_supervisor_ends() {
     bounded(async {
-        let (events, _rx) = mpsc::channel(16);
-        let mut supervisor = Supervisor::new(RestartPolicy::default(), events);
-        supervisor.add(polite("ingest")).expect("unique");
+        let (supervisor, _rx) =
+            new_supervisor(RestartPolicy::default(), vec![polite("ingest")], 16);
         let monitor = supervisor.monitor();
 
         // Dropping the run future mid-way (as a panicking caller would)
@@ -714,34 +724,26 @@ async fn health_reports_every_task_stopped_once_the_supervisor_ends() {
 #[tokio::test(start_paused = true)]
 async fn started_resolves_once_every_task_has_been_started() {
     bounded(async {
-        let (events, _rx) = mpsc::channel(16);
-        let mut supervisor = Supervisor::new(RestartPolicy::default(), events);
-        supervisor.add(polite("ingest")).expect("unique");
-        supervisor.add(polite("uplink")).expect("unique");
+        let tasks = vec![polite("ingest"), polite("uplink")];
+        let (supervisor, events) = new_supervisor(RestartPolicy::default(), tasks, 16);
         let monitor = supervisor.monitor();
         assert!(timeout(secs(1), monitor.started()).await.is_err());
         assert!(!monitor.health().all_critical_alive(), "not started yet");
 
-        let (stop, stopped) = oneshot::channel::<()>();
-        let run = tokio::spawn(supervisor.run(async {
-            let _ = stopped.await;
-        }));
+        let harness = run_in_background(supervisor, events);
         monitor.started().await;
         let health = monitor.health();
         assert!(health.all_critical_alive());
         assert!(!health.shutting_down);
 
-        let _ = stop.send(());
-        let summary = run.await.expect("no panic").expect("no fatal error");
-        assert!(summary.is_clean());
+        assert!(harness.summary().await.is_clean());
     })
     .await;
 }
 
 #[test]
 fn a_duplicate_task_name_is_refused() {
-    let (events, _rx) = mpsc::channel(1);
-    let mut supervisor = Supervisor::new(RestartPolicy::default(), events);
+    let (mut supervisor, _rx) = new_supervisor(RestartPolicy::default(), vec![], 1);
     assert!(supervisor.add(polite("uplink")).is_ok());
     let error = supervisor.add(polite("uplink"));
     assert!(matches!(

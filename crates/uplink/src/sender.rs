@@ -512,12 +512,7 @@ impl RouteSender {
                 // Not the records' fault: keep every one of them and pause the whole route.
                 let wait = self.breaker.refused(e.retry_after);
                 let not_before = Some(Timestamp::now().saturating_add(wait));
-                let answers = tickets
-                    .into_iter()
-                    .map(|t| (t, Outcome::Retry { not_before }))
-                    .collect();
-                self.writer
-                    .settle(self.route, answers)
+                retry_later(&self.writer, self.route, tickets, not_before)
                     .await
                     .map_err(self.outbox_err())?;
                 let reason = redact_for_log(&e.message);
@@ -553,12 +548,7 @@ impl RouteSender {
                 } else {
                     // Other batches are in flight: settle just this one.
                     let not_before = e.retry_after.map(|d| Timestamp::now().saturating_add(d));
-                    let answers = tickets
-                        .into_iter()
-                        .map(|t| (t, Outcome::Retry { not_before }))
-                        .collect();
-                    self.writer
-                        .settle(self.route, answers)
+                    retry_later(&self.writer, self.route, tickets, not_before)
                         .await
                         .map_err(self.outbox_err())?;
                 }
@@ -577,4 +567,18 @@ impl RouteSender {
             }
         }
     }
+}
+
+/// Settles every record of a batch on `route` as to be tried again, not before `not_before`.
+async fn retry_later(
+    writer: &OutboxWriter,
+    route: RouteId,
+    tickets: Vec<Ticket>,
+    not_before: Option<Timestamp>,
+) -> Result<(), WriterError> {
+    let answers = tickets
+        .into_iter()
+        .map(|t| (t, Outcome::Retry { not_before }))
+        .collect();
+    writer.settle(route, answers).await
 }
