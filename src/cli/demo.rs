@@ -246,7 +246,7 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         let config = demo_config(config_dir, ports);
         let (rx_tx, mut rx_rx) = mpsc::channel(1024);
         let (ev_tx, mut ev_rx) = mpsc::channel(1024);
-        let observers = crate::daemon::Observers { received: Some(rx_tx), sender: Some(ev_tx), simulated_glucose_records: 30 };
+        let observers = crate::daemon::Observers { received: Some(rx_tx), sender: Some(ev_tx), simulated_glucose_records: 30, alarm: None };
         let printer = tokio::spawn(async move {
             let mut delivered = 0u64;
             loop {

@@ -11,6 +11,7 @@
 //! - [`maintenance`]: expiry, systemd status, alarms about supervised tasks;
 //! - [`shutdown`]: the two-phase shutdown.
 
+mod alarms;
 mod maintenance;
 mod routes;
 pub mod settings;
@@ -40,6 +41,8 @@ pub struct Observers {
     pub received: Option<mpsc::Sender<Received>>,
     /// Route sender events.
     pub sender: Option<mpsc::Sender<SenderEvent>>,
+    /// What alarm routes report (attempts, handled, failing).
+    pub alarm: Option<mpsc::Sender<hearth_uplink_scaip::AlarmEvent>>,
 }
 
 /// What the daemon did, for the caller's final words.

@@ -14,8 +14,8 @@ use hearth_uplink::loopback::LoopbackUplink;
 use hearth_uplink::{RouteSender, RouteStatus, Uplink};
 use tokio::sync::watch;
 
-use super::Observers;
 use super::storage::retry_policy;
+use super::{Observers, alarms};
 
 /// What every route sender shares.
 pub(super) struct RouteWiring {
@@ -55,13 +55,27 @@ fn sender(
         stop: stop_rx,
         stall,
     } = wiring;
-    let retry = retry_policy(&config.retry_for(route));
+    let mut retry = retry_policy(&config.retry_for(route));
+    // An alarm route's receivers are built once and shared by its connections and restarts
+    // (one SIP registration per receiver); an alarm is retried within half a minute unless
+    // the route says otherwise.
+    let alarm = if alarms::is_alarm_route(config, route) {
+        let a = alarms::AlarmRoute::build(route, observers.alarm.clone())?;
+        a.spawn_heartbeat(route, technical.clone(), stop_rx.clone());
+        if route.retry.as_ref().is_none_or(|r| r.max.is_none()) {
+            retry.max = retry.max.min(alarms::ALARM_RETRY_MAX);
+            retry.initial = retry.initial.min(retry.max);
+        }
+        Some(a)
+    } else {
+        None
+    };
     let batch = route.batch_size as usize;
     let name = route.name.clone();
     let writer = writer.clone();
     let sender_events = observers.sender.clone();
     // Build the uplink now so that a bad path fails start-up, not a restart loop.
-    let first = make_uplink(config, route, observers, devices)?;
+    let first = make_uplink(config, route, observers, devices, alarm.as_ref())?;
     let devices_c = devices.clone();
     let first = Arc::new(std::sync::Mutex::new(Some(first)));
     let config_c = config.clone();
@@ -84,11 +98,11 @@ fn sender(
         };
         let uplink = match reused {
             Some(u) => Ok(u),
-            None => make_uplink(&config_c, &route_c, &observers, &devices_c),
+            None => make_uplink(&config_c, &route_c, &observers, &devices_c, alarm.as_ref()),
         };
         // One uplink per connection; the first was checked at start-up.
         let more: anyhow::Result<Vec<Box<dyn Uplink>>> = (1..route_c.connections())
-            .map(|_| make_uplink(&config_c, &route_c, &observers, &devices_c))
+            .map(|_| make_uplink(&config_c, &route_c, &observers, &devices_c, alarm.as_ref()))
             .collect();
         let writer = writer.clone();
         let name = name.clone();
@@ -120,6 +134,7 @@ fn make_uplink(
     route: &hearth_config::RouteConfig,
     observers: &Observers,
     devices: &hearth_model::DeviceRegistry,
+    alarm: Option<&Arc<alarms::AlarmRoute>>,
 ) -> anyhow::Result<Box<dyn Uplink>> {
     match route.uplink {
         UplinkKind::Loopback => {
@@ -134,10 +149,10 @@ fn make_uplink(
             fhir_uplink(config, route)?.with_device_registry(devices.clone()),
         )),
         UplinkKind::Pcd01 => Ok(Box::new(pcd01_uplink(config, route)?)),
-        other => bail!(
-            "route {:?}: uplink {other} is not available in this build",
-            route.name
-        ),
+        UplinkKind::Scaip => match alarm {
+            Some(a) => Ok(Box::new(a.uplink())),
+            None => bail!("route {:?}: alarm route without its receivers", route.name),
+        },
     }
 }
 
