@@ -3,7 +3,7 @@
 //! (RFC 3428) and hands every MESSAGE addressed to our AOR to the caller. It is body-agnostic:
 //! the SCAIP XML is another crate's business.
 //!
-//! Built on rsipstack (ADR 0009): its transaction layer (retransmissions, Timer F), transports and
+//! Built on rsipstack (ADR 0010): its transaction layer (retransmissions, Timer F), transports and
 //! digest computation; this crate adds the registration loop, the challenge policy, the TLS
 //! client from `hearth-tls` and the inbound filter.
 //!
