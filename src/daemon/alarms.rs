@@ -35,7 +35,7 @@ impl AlarmRoute {
     /// password file fails start-up with its path.
     pub(super) fn build(
         route: &RouteConfig,
-        events: Option<mpsc::Sender<AlarmEvent>>,
+        listeners: Vec<mpsc::Sender<AlarmEvent>>,
     ) -> anyhow::Result<Arc<Self>> {
         let Some(s) = &route.scaip else {
             bail!(
@@ -51,8 +51,9 @@ impl AlarmRoute {
         let name = route.name.clone();
         let observer: AlarmObserver = Arc::new(move |event: &AlarmEvent| {
             log_event(&name, event);
-            if let Some(tx) = &events {
-                // Observers (demo, tests) must not slow an alarm down: a full channel skips.
+            for tx in &listeners {
+                // A listener must never slow an alarm down: a full channel skips this event
+                // for that listener (each listener counts what it missed).
                 let _ = tx.try_send(event.clone());
             }
         });
@@ -106,6 +107,21 @@ impl AlarmRoute {
             technical,
         ));
     }
+}
+
+/// The listeners of every alarm route: the caller's observer (demo, tests), and the daemon's
+/// own (the event log, the receipt signal), each on its own task.
+pub(super) fn listeners(
+    _config: &Config,
+    observers: &super::Observers,
+    _storage: &super::storage::Storage,
+    _phases: &super::shutdown::Phases,
+) -> Vec<mpsc::Sender<AlarmEvent>> {
+    let mut out = Vec::new();
+    if let Some(tx) = &observers.alarm {
+        out.push(tx.clone());
+    }
+    out
 }
 
 fn policy(s: &ScaipRouteConfig) -> SessionPolicy {
@@ -258,9 +274,12 @@ fn log_event(route: &str, event: &AlarmEvent) {
             reference,
             receiver,
             answer,
+            ..
         } => tracing::info!(route, %record, %reference, receiver = %receiver,
             voice = answer.voice.is_some(), "alarm handled by the response centre"),
-        AlarmEvent::Failing { record, reference } => tracing::error!(route, %record, %reference,
+        AlarmEvent::Failing {
+            record, reference, ..
+        } => tracing::error!(route, %record, %reference,
             "no response centre handled the alarm yet; it is sent again"),
         AlarmEvent::Attempt { .. } => {}
     }
