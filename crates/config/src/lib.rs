@@ -70,11 +70,13 @@ mod error;
 mod locate;
 mod schema;
 mod schema_mqtt;
+mod schema_receipt;
 mod schema_scaip;
 mod schema_uplink;
 mod units;
 mod validate;
 mod validate_mqtt;
+mod validate_receipt;
 mod validate_scaip;
 
 use std::path::Path;
@@ -83,8 +85,9 @@ pub use error::{ConfigError, ConfigWarning, ErrorKind};
 pub use schema::{
     BleBackendKind, BleDeviceConfig, BleSourceConfig, Config, ExternalConfig, FhirAuthConfig,
     FhirAuthKind, FhirProfile, FhirRouteConfig, FhirUnsupported, GatewayConfig, Hours,
-    IntegrityCheck, LogConfig, LogFormat, LoopbackConfig, MqttConfig, OutboxConfig, Pcd01AckMode,
-    Pcd01ProcessingId, Pcd01RouteConfig, RetentionConfig, RetryConfig, RetryOverride, RouteConfig,
+    IndicatorConfig, IndicatorKind, IntegrityCheck, LogConfig, LogFormat, LoopbackConfig,
+    MqttConfig, OutboxConfig, Pcd01AckMode, Pcd01ProcessingId, Pcd01RouteConfig, ReceiptConfig,
+    ReceiptPersonConfig, ReceiptStrength, RetentionConfig, RetryConfig, RetryOverride, RouteConfig,
     RouteTlsConfig, RuleConfig, RuleEmit, RuleValue, SEVERITIES, ScaipDeviceConfig, ScaipProtocol,
     ScaipReceiverConfig, ScaipRouteConfig, ScaipTechnicalConfig, SensorConfig, SimulatedConfig,
     SipTransportKind, SourceConfig, SourceKind, SupervisorConfig, UplinkKind,

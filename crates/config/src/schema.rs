@@ -11,6 +11,7 @@ use hearth_model::Category;
 use serde::{Deserialize, Serialize};
 
 pub use crate::schema_mqtt::*;
+pub use crate::schema_receipt::*;
 pub use crate::schema_scaip::*;
 pub use crate::schema_uplink::*;
 use crate::units::{ByteSize, ConfigDuration, category};
@@ -31,6 +32,8 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     /// `[mqtt]`: the broker of zigbee2mqtt and external drivers.
     pub mqtt: MqttConfig,
+    /// `[receipt]`: the receipt signal in the home (A2).
+    pub receipt: ReceiptConfig,
     /// `[[route]]`: the receivers and which categories each one gets (DESIGN invariant 5).
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,

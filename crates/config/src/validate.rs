@@ -167,6 +167,7 @@ impl Checker<'_, '_> {
         );
 
         self.check_mqtt(&config.mqtt);
+        self.check_receipt(&config.receipt);
         self.check_routes(config);
         self.check_sources(config);
     }

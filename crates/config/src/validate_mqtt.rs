@@ -11,7 +11,7 @@ use crate::schema::{
 };
 
 /// A topic segment list without wildcards, empty levels or a leading/trailing `/`.
-fn bad_topic(t: &str, key: &str) -> Option<String> {
+pub(crate) fn bad_topic(t: &str, key: &str) -> Option<String> {
     if t.is_empty() {
         return Some(format!("{key} must not be empty"));
     }

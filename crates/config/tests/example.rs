@@ -276,6 +276,37 @@ fn full_config() -> Config {
         client_key: Some(PathBuf::from("k.pem")),
         ..MqttConfig::default()
     };
+    c.receipt = ReceiptConfig {
+        strength: ReceiptStrength::High,
+        duration: ConfigDuration::from_secs(5),
+        indicators: vec![
+            IndicatorConfig {
+                kind: IndicatorKind::Siren,
+                device: Some("hall/siren".into()),
+                base_topic: Some("z2m".into()),
+                confirmed_payload: Some("{}".into()),
+                failing_payload: Some("{}".into()),
+                program: None,
+                confirmed_args: Vec::new(),
+                failing_args: Vec::new(),
+            },
+            IndicatorConfig {
+                kind: IndicatorKind::Command,
+                device: None,
+                base_topic: None,
+                confirmed_payload: None,
+                failing_payload: None,
+                program: Some(PathBuf::from("/usr/bin/true")),
+                confirmed_args: vec!["ok".into()],
+                failing_args: vec!["wait".into()],
+            },
+        ],
+        persons: vec![ReceiptPersonConfig {
+            person: "Patient/1".into(),
+            strength: Some(ReceiptStrength::Low),
+            duration: Some(ConfigDuration::from_secs(30)),
+        }],
+    };
     let mut rule = RuleConfig::new("occupancy", RuleEmit::Alarm, Some("no_bed_return"));
     rule.when = Some(RuleValue::Bool(false));
     rule.below = Some(1.0);
