@@ -142,6 +142,7 @@
 
 mod engine;
 mod event;
+pub mod indicator;
 mod rules;
 mod script;
 
