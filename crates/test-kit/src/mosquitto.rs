@@ -128,6 +128,78 @@ impl Mosquitto {
     }
 }
 
+impl Mosquitto {
+    /// Subscribe to `filter` with `mosquitto_sub` (QoS 1); returns once the broker confirmed
+    /// the subscription, so every message published afterwards is seen.
+    pub fn subscribe(&self, filter: &str) -> Subscription {
+        // stdbuf: mosquitto_sub's stdout is block-buffered into a pipe.
+        let mut child = Command::new("stdbuf")
+            .args([
+                "-oL",
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args(["-t", filter, "-q", "1", "-v", "-d"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (install mosquitto-clients)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                // -d prints the protocol exchange on lines of its own; -v prints "topic payload".
+                if line.starts_with("Client ") {
+                    if line.contains("received SUBACK") {
+                        let _ = ready_tx.send(());
+                    }
+                    continue;
+                }
+                if line.starts_with("Subscribed (mid") {
+                    continue;
+                }
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("mosquitto_sub subscribed");
+        Subscription { child, rx }
+    }
+}
+
+/// A `mosquitto_sub` client; killed when dropped.
+#[derive(Debug)]
+pub struct Subscription {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Subscription {
+    /// The next message as (topic, payload), or `None` when none came within `within` (a
+    /// deadline for a test that would otherwise hang, not a timing assertion).
+    pub fn next(&self, within: Duration) -> Option<(String, String)> {
+        let line = self.rx.recv_timeout(within).ok()?;
+        let (topic, payload) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        Some((topic.to_owned(), payload.to_owned()))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -34,6 +34,7 @@
 
 pub mod handlers;
 pub mod ledger;
+pub mod publisher;
 mod session;
 mod simulated;
 mod source;
@@ -41,6 +42,7 @@ mod subscriptions;
 
 use hearth_model::{Record, Timestamp};
 
+pub use publisher::Publisher;
 pub use source::{CommitObserver, CommittedBatch, MqttSource, Transport};
 
 /// A message as the processor sees it.
