@@ -112,16 +112,19 @@ impl AlarmRoute {
 /// The listeners of every alarm route: the caller's observer (demo, tests), and the daemon's
 /// own (the event log, the receipt signal), each on its own task.
 pub(super) fn listeners(
-    _config: &Config,
+    config: &Config,
     observers: &super::Observers,
     _storage: &super::storage::Storage,
     _phases: &super::shutdown::Phases,
-) -> Vec<mpsc::Sender<AlarmEvent>> {
+) -> anyhow::Result<Vec<mpsc::Sender<AlarmEvent>>> {
     let mut out = Vec::new();
     if let Some(tx) = &observers.alarm {
         out.push(tx.clone());
     }
-    out
+    if let Some(tx) = super::receipt::listener(config)? {
+        out.push(tx);
+    }
+    Ok(out)
 }
 
 fn policy(s: &ScaipRouteConfig) -> SessionPolicy {

@@ -8,11 +8,13 @@
 //! - [`settings`]: THE place where configuration becomes a driver's settings;
 //! - [`sources`]: one supervised task per source, one function per source kind;
 //! - [`routes`]: uplinks and route senders;
+//! - [`alarms`]: alarm routes and who hears their events, e.g. [`receipt`] (the receipt signal);
 //! - [`maintenance`]: expiry, systemd status, alarms about supervised tasks;
 //! - [`shutdown`]: the two-phase shutdown.
 
 mod alarms;
 mod maintenance;
+mod receipt;
 mod routes;
 pub mod settings;
 mod shutdown;
@@ -91,7 +93,7 @@ pub async fn run(
             technical: technical.clone(),
             stop: phases.stop.clone(),
             stall,
-            alarm_listeners: alarms::listeners(&config, &observers, &storage, &phases),
+            alarm_listeners: alarms::listeners(&config, &observers, &storage, &phases)?,
         },
     )?;
 
