@@ -7,8 +7,8 @@
 //! it). zigbee2mqtt sirens and lights get the payloads of
 //! `hearth_driver_zigbee2mqtt::indicator` through an MQTT publisher of their own
 //! (`<client_id>-receipt`); commands run without a shell, with a timeout, and a failure is
-//! logged, never retried. A new signal replaces the one an indicator is still showing (a light
-//! still blinking red turns green). Logs name the record, the signal and the indicator, never
+//! logged, never retried. On a siren or light a new signal replaces the one it is still
+//! showing (a light still blinking red turns green); a command runs to its end. Logs name the record, the signal and the indicator, never
 //! the person or the alarm's kind.
 
 use std::collections::{HashSet, VecDeque};
@@ -134,8 +134,11 @@ impl Receipt {
             );
             let task = match ind.kind {
                 IndicatorKind::Command => {
+                    // Each command runs to its end (or timeout): stopping one that a newer
+                    // signal overtook could stop it before it started.
                     let args = command_args(ind, signal, strength, duration);
-                    tokio::spawn(run_command(ind.clone(), args, duration + COMMAND_GRACE))
+                    tokio::spawn(run_command(ind.clone(), args, duration + COMMAND_GRACE));
+                    continue;
                 }
                 IndicatorKind::Siren | IndicatorKind::Light => {
                     let (Some(publisher), Some((topic, steps))) = (
@@ -198,8 +201,8 @@ pub(super) fn command_args(
         .collect()
 }
 
-/// Runs the indicator's program once; stopped after `timeout` (and when a newer signal
-/// replaces this one). A failure is logged, not retried.
+/// Runs the indicator's program once; stopped after `timeout`. A failure is logged, not
+/// retried.
 async fn run_command(ind: IndicatorConfig, args: Vec<String>, timeout: Duration) {
     let Some(program) = &ind.program else {
         return;
