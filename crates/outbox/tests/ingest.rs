@@ -19,6 +19,7 @@ fn writer(dir: &std::path::Path) -> OutboxWriter {
         categories: Category::ALL.to_vec(),
         retry: RetryPolicy::default(),
         readings_only: false,
+        alarms_only: false,
     };
     let (ob, _) = Outbox::open(OutboxOptions::new(dir.join("o.db"), vec![route])).unwrap();
     OutboxWriter::spawn(ob, 100).unwrap().0
