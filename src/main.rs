@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Alarms on their way to the response centre: the event log.
+    Alarms {
+        #[command(subcommand)]
+        command: AlarmsCommand,
+    },
     /// Inspect the outbox database.
     Outbox {
         #[command(subcommand)]
@@ -229,6 +234,27 @@ enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AlarmsCommand {
+    /// The alarm event log: every attempt, receiver, answer and our event id, oldest first
+    /// (the newest --limit). Safe while the daemon runs (read-only).
+    Log {
+        /// The data directory holding outbox.db.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/hearth")]
+        data_dir: PathBuf,
+        /// One JSON object per line (per event), for operators' tools.
+        #[arg(long)]
+        json: bool,
+        /// At most this many, the newest (default 50; 0 for all).
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: usize,
+        /// Only events since then: a duration back from now (30m, 2h, 7days) or an RFC 3339
+        /// time (2026-12-08T10:00:00+01:00).
+        #[arg(long, value_name = "DURATION|RFC3339", value_parser = cli::alarms::parse_since)]
+        since: Option<hearth_model::Timestamp>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OutboxCommand {
     /// Counts per lane, route and state, oldest ages, bytes, dead letters and counters.
     /// Safe while the daemon runs (read-only).
@@ -297,6 +323,15 @@ fn main() -> ExitCode {
             cli::config::example();
             Ok(true)
         }
+        Command::Alarms {
+            command:
+                AlarmsCommand::Log {
+                    data_dir,
+                    json,
+                    limit,
+                    since,
+                },
+        } => cli::alarms::log(&data_dir, json, limit, since).map(|()| true),
         Command::Outbox {
             command: OutboxCommand::Stats { data_dir, json },
         } => cli::outbox::stats(&data_dir, json).map(|()| true),
