@@ -12,11 +12,14 @@ use hearth_config::{
 };
 use hearth_driver_api::TechnicalAlarms;
 use hearth_model::{Severity, TechnicalKind};
+use hearth_outbox::{AlarmLogEntry, OutboxWriter};
 use hearth_uplink_scaip::heartbeat::{self, Beat};
+use hearth_uplink_scaip::session::AttemptResult;
 use hearth_uplink_scaip::{
     AlarmEvent, AlarmObserver, AlarmProtocol, DeviceProfile, Mapping, Receiver, ScaipUplink,
     SessionPolicy, TechnicalCodes,
 };
+use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
 /// The technical alarm raised while the first receiver does not answer heartbeats.
@@ -35,8 +38,10 @@ impl AlarmRoute {
     /// password file fails start-up with its path.
     pub(super) fn build(
         route: &RouteConfig,
-        listeners: Vec<mpsc::Sender<AlarmEvent>>,
+        mut listeners: Vec<mpsc::Sender<AlarmEvent>>,
+        writer: &OutboxWriter,
     ) -> anyhow::Result<Arc<Self>> {
+        listeners.push(spawn_event_log(route.name.clone(), writer.clone()));
         let Some(s) = &route.scaip else {
             bail!(
                 "route {:?}: uplink = \"scaip\" needs [route.scaip]",
@@ -282,6 +287,115 @@ fn log_event(route: &str, event: &AlarmEvent) {
         } => tracing::error!(route, %record, %reference,
             "no response centre handled the alarm yet; it is sent again"),
         AlarmEvent::Attempt { .. } => {}
+    }
+}
+
+/// The route's durable event log (S3; `hearth alarms log`): every attempt, reset, answer and
+/// outcome, written in batches by its own task so an alarm never waits for it.
+fn spawn_event_log(route: String, writer: OutboxWriter) -> mpsc::Sender<AlarmEvent> {
+    let (tx, mut rx) = mpsc::channel::<AlarmEvent>(1024);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![log_entry(&route, &first)];
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(more) => batch.push(log_entry(&route, &more)),
+                    Err(_) => break,
+                }
+            }
+            loop {
+                match writer.log_alarm_events(batch.clone()).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(route = %route, error = %e, entries = batch.len(),
+                            "cannot write the alarm event log; these entries are lost (the alarms are not)");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// One event as a log entry. `detail` names kinds, devices, codes and the centre's words —
+/// never a health value.
+fn log_entry(route: &str, event: &AlarmEvent) -> AlarmLogEntry {
+    let now = hearth_model::Timestamp::now();
+    let mut detail = Map::new();
+    let (at, record, reference, name, receiver) = match event {
+        AlarmEvent::Attempt {
+            record,
+            reference,
+            attempt,
+        } => {
+            detail.insert("mty".into(), json!(attempt.message_type.code()));
+            detail.insert("receiver_index".into(), json!(attempt.receiver_index));
+            let (name, result) = match &attempt.result {
+                AttemptResult::Answer(v) => ("attempt", v.name()),
+                AttemptResult::Failed(e) => ("attempt", e.to_string()),
+                AttemptResult::ResetSent => ("reset", "sent".to_owned()),
+            };
+            detail.insert("result".into(), json!(result));
+            if let Some(r) = &attempt.reason {
+                detail.insert(
+                    "reason".into(),
+                    json!(r.chars().take(128).collect::<String>()),
+                );
+            }
+            (
+                attempt.at,
+                record,
+                reference,
+                name,
+                Some(attempt.receiver.clone()),
+            )
+        }
+        AlarmEvent::Handled {
+            record,
+            alarm,
+            reference,
+            receiver,
+            answer,
+        } => {
+            describe_alarm(&mut detail, alarm.as_deref());
+            if let Some(v) = &answer.voice {
+                detail.insert("voice_mode".into(), json!(v.mode));
+                detail.insert("voice_call".into(), json!(format!("{:?}", v.call)));
+            }
+            (now, record, reference, "handled", Some(receiver.clone()))
+        }
+        AlarmEvent::Failing {
+            record,
+            alarm,
+            reference,
+        } => {
+            describe_alarm(&mut detail, alarm.as_deref());
+            (now, record, reference, "failing", None)
+        }
+    };
+    let mut entry = AlarmLogEntry::new(at, route, name);
+    entry.record = Some(*record);
+    entry.reference = Some(reference.to_string());
+    entry.receiver = receiver;
+    entry.detail = detail;
+    entry
+}
+
+fn describe_alarm(detail: &mut Map<String, Value>, alarm: Option<&hearth_model::Alarm>) {
+    match alarm {
+        Some(a) => {
+            detail.insert("kind".into(), json!(a.kind.as_str()));
+            detail.insert("state".into(), json!(a.state.as_str()));
+            detail.insert("device".into(), json!(a.device.as_str()));
+            detail.insert("criticality".into(), json!("alarm"));
+        }
+        None => {
+            detail.insert("criticality".into(), json!("technical"));
+        }
     }
 }
 
