@@ -187,8 +187,7 @@ async fn drain(
     .expect("the alarm route drained");
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
-    let out = events.lock().unwrap().clone();
-    out
+    events.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
