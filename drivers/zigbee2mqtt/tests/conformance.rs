@@ -39,6 +39,7 @@
 //!   but while storage is failing the kit counts that as "cursor moved while none of its
 //!   records could be stored": the kit cannot tell a cursor that covers no records from one
 //!   committed apart from its records.
+//!
 //! (The source's other failure the check found here — it waited for the next message before
 //! reporting a failed commit, leaving the batch in the broker — is fixed in
 //! `hearth-driver-mqtt`, with a test in its `tests/session.rs`.)
