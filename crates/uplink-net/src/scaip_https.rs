@@ -386,9 +386,6 @@ mod tests {
         assert!(!format!("{u:?}").contains("s3cr3t"));
         assert!(!u.describe().contains("s3cr3t"));
         s.token = Some("two words".into());
-        assert!(matches!(
-            ScaipHttps::new(s),
-            Err(SetupError::Auth { .. })
-        ));
+        assert!(matches!(ScaipHttps::new(s), Err(SetupError::Auth { .. })));
     }
 }
