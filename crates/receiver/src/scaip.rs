@@ -126,7 +126,12 @@ impl Scaip {
         }
         let fault = self.injector.draw();
         if fault == Fault::Error {
-            count(&self.store, SCAIP, vec![("requests", 1), ("fault:error", 1)]).await;
+            count(
+                &self.store,
+                SCAIP,
+                vec![("requests", 1), ("fault:error", 1)],
+            )
+            .await;
             self.delay().await;
             let mut r = respond(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
             r.headers_mut()
@@ -235,10 +240,8 @@ impl Scaip {
             fault: refusal.fault.map(str::to_owned),
             ..ScaipRequest::default()
         };
-        if let Err(e) = with_store(&self.store, move |s| {
-            s.put_scaip(None, &request, &counters)
-        })
-        .await
+        if let Err(e) =
+            with_store(&self.store, move |s| s.put_scaip(None, &request, &counters)).await
         {
             tracing::warn!(error = %e, "SCAIP: logging a refused request failed");
         }
