@@ -142,18 +142,18 @@ def make_handler(centre):
                 auth = self.headers.get("Authorization") or ""
                 scheme, _, presented = auth.strip().partition(" ")
                 if scheme.lower() != "bearer" or presented.strip() != token:
-                    self.send(401, headers=[("WWW-Authenticate", "Bearer")])
                     centre.record({"status": 401})
+                    self.send(401, headers=[("WWW-Authenticate", "Bearer")])
                     return
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if ctype != CONTENT_TYPE:
-                self.send(415)
                 centre.record({"status": 415})
+                self.send(415)
                 return
             fields = parse_mrq(body)
             if fields is None or not valid_ref(fields.get("ref")):
-                self.send(400)
                 centre.record({"status": 400})
+                self.send(400)
                 return
             ref = fields["ref"]
             missing = [t for t in ("cid", "dty") if not fields.get(t)]
@@ -166,7 +166,7 @@ def make_handler(centre):
                 if centre.args.hbi:
                     mrs += "<hbi>%d</hbi>" % centre.args.hbi
             mrs += "</mrs>"
-            self.send(200, mrs.encode("utf-8"))
+            # Recorded before the answer goes out: a unit that has its answer finds the record.
             centre.record(
                 {
                     "status": 200,
@@ -180,6 +180,7 @@ def make_handler(centre):
                     "events": distinct,
                 }
             )
+            self.send(200, mrs.encode("utf-8"))
 
     return Handler
 
