@@ -191,7 +191,8 @@ impl ScaipHttps {
 
     /// POST one request; the HTTP answer, or why none came.
     async fn post(&self, request: &Mrq, wait: Duration) -> Result<Response, ProtocolError> {
-        if let Some(until) = *lock(&self.hold_off) {
+        let hold_off = *lock(&self.hold_off);
+        if let Some(until) = hold_off {
             let now = Instant::now();
             if now < until {
                 return Err(ProtocolError::Unavailable(format!(
