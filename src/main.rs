@@ -143,6 +143,20 @@ enum ReceiverCommand {
         /// Seed of the fault generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also be a response centre: SCAIP over HTTPS (docs/protocols/scaip-https.md) at
+        /// ADDR/scaip, TLS with --tls-cert. Off by default.
+        #[arg(long, value_name = "ADDR")]
+        scaip: Option<SocketAddr>,
+        /// Require `Authorization: Bearer TOKEN` on SCAIP requests.
+        #[arg(long, value_name = "TOKEN", requires = "scaip")]
+        scaip_bearer: Option<String>,
+        /// Hand out this heartbeat interval (minutes, hbi) to heartbeats that offer it.
+        #[arg(long, value_name = "MINUTES", requires = "scaip")]
+        scaip_hbi: Option<u16>,
+        /// A scripted centre fault: hang, hold, busy, not_treated, snu=N, wrong_ref, malformed or
+        /// unauthorized, for every event or its first N requests (`hold:2`).
+        #[arg(long, value_name = "FAULT[:N]", requires = "scaip", value_parser = parse_scaip_fault)]
+        scaip_fault: Option<hearth_receiver::ScaipFaults>,
         /// Stop after this long (default: until Ctrl-C).
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -305,6 +319,10 @@ enum OutboxCommand {
     },
 }
 
+fn parse_scaip_fault(s: &str) -> Result<hearth_receiver::ScaipFaults, String> {
+    hearth_receiver::ScaipFault::parse(s)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; use e.g. 10s, 2m, 1h"))
 }
@@ -427,9 +445,19 @@ fn main() -> ExitCode {
                     latency,
                     down,
                     seed,
+                    scaip,
+                    scaip_bearer,
+                    scaip_hbi,
+                    scaip_fault,
                     duration,
                 },
         } => cli::receiver::run(cli::receiver::RunOptions {
+            scaip: scaip.map(|addr| hearth_receiver::ScaipEndpoint {
+                listen: hearth_receiver::Listen::from(addr),
+                bearer: scaip_bearer,
+                heartbeat_minutes: scaip_hbi,
+                faults: scaip_fault.unwrap_or_default(),
+            }),
             store,
             fhir: Some(fhir),
             mllp: Some(mllp),

@@ -129,6 +129,15 @@ pub(super) fn listeners(
     out
 }
 
+/// The device id as drivers write it: zigbee2mqtt's IEEE addresses are shown with `0x` in its
+/// frontend, hearth's ids have none; both are accepted in configuration.
+fn device_key(id: &str) -> String {
+    match id.strip_prefix("zigbee:0x") {
+        Some(ieee) => format!("zigbee:{ieee}"),
+        None => id.to_owned(),
+    }
+}
+
 fn policy(s: &ScaipRouteConfig) -> SessionPolicy {
     SessionPolicy {
         answer_timeout: s.answer_timeout.get(),
@@ -144,7 +153,7 @@ fn mapping(s: &ScaipRouteConfig) -> Mapping {
     m.heartbeat_offer = s.heartbeat_offer;
     for d in &s.devices {
         m.devices.insert(
-            d.id.clone(),
+            device_key(&d.id),
             DeviceProfile {
                 device_type: d.device_type,
                 component: d.component,
@@ -179,11 +188,7 @@ fn mapping(s: &ScaipRouteConfig) -> Mapping {
 fn receiver(route: &RouteConfig, r: &ScaipReceiverConfig) -> anyhow::Result<Receiver> {
     let protocol: Arc<dyn AlarmProtocol> = match r.protocol {
         ScaipProtocol::Sip => Arc::new(sip_receiver(route, r)?),
-        ScaipProtocol::Https => bail!(
-            "route {:?}: receiver {:?}: SCAIP over HTTPS is not wired in this build yet",
-            route.name,
-            r.name
-        ),
+        ScaipProtocol::Https => Arc::new(https_receiver(route, r)?),
     };
     Ok(Receiver {
         name: r.name.clone(),
@@ -259,6 +264,24 @@ fn sip_receiver(
         settings,
         r.to.clone().unwrap_or_default(),
     ))
+}
+
+fn https_receiver(
+    route: &RouteConfig,
+    r: &ScaipReceiverConfig,
+) -> anyhow::Result<hearth_uplink_net::ScaipHttps> {
+    let mut settings =
+        hearth_uplink_net::ScaipHttpsSettings::new(r.url.clone().unwrap_or_default());
+    if r.token_file.is_some() {
+        settings.token = Some(read_secret(route, r, "token_file")?);
+    }
+    settings.tls = tls_files(route, r);
+    if let Some(s) = &route.scaip {
+        // The centre's answer is awaited as long as the session lets a receiver stay silent.
+        settings.answer_timeout = s.answer_timeout.get();
+    }
+    hearth_uplink_net::ScaipHttps::new(settings)
+        .map_err(|e| anyhow::anyhow!("route {:?}: receiver {:?}: {e}", route.name, r.name))
 }
 
 fn host_of(registrar: &str) -> String {

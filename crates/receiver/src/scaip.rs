@@ -22,7 +22,7 @@ use crate::fhir::Dropped;
 use crate::store::{Item, SCAIP, ScaipRequest};
 use crate::{Io, SharedStore, count, with_store};
 
-const SCAIP_XML: &str = "application/scaip+xml";
+use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_XML;
 
 /// The SCAIP endpoint's settings ([`ReceiverConfig::scaip`](crate::ReceiverConfig::scaip)).
 #[derive(Debug)]

@@ -27,15 +27,15 @@ mod fhir;
 mod http;
 mod mllp;
 mod net;
-mod scaip_sip;
 mod scaip_https;
+mod scaip_sip;
 
 pub use auth::{Auth, OAuth2};
 pub use fhir::{FhirSettings, FhirUplink};
+pub use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_CONTENT_TYPE;
 pub use http::{MAX_RETRY_AFTER, parse_retry_after};
 pub use mllp::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MllpSettings, MllpUplink};
 pub use scaip_https::{MAX_HOLD_OFF, SCAIP_PATH, ScaipHttps, ScaipHttpsSettings};
-pub use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_CONTENT_TYPE;
 pub use scaip_sip::{InboundCounters, ScaipSip};
 
 /// An uplink cannot be built from its settings; the message names the setting and what to do.
