@@ -63,7 +63,7 @@ fn sender(
     // (one SIP registration per receiver); an alarm is retried within half a minute unless
     // the route says otherwise.
     let alarm = if alarms::is_alarm_route(config, route) {
-        let a = alarms::AlarmRoute::build(route, alarm_listeners.clone())?;
+        let a = alarms::AlarmRoute::build(route, alarm_listeners.clone(), writer)?;
         a.spawn_heartbeat(route, technical.clone(), stop_rx.clone());
         if route.retry.as_ref().is_none_or(|r| r.max.is_none()) {
             retry.max = retry.max.min(alarms::ALARM_RETRY_MAX);

@@ -16,8 +16,7 @@ use hearth_uplink_scaip::xml::{self, Mrs, Ref};
 use hearth_uplink_scaip::{AlarmProtocol, BoxFuture, CentreAnswer, Mrq, ProtocolError};
 use tokio::sync::{mpsc, oneshot};
 
-/// The content type SCAIP bodies travel with (SS 91100 §9.1).
-pub const SCAIP_CONTENT_TYPE: &str = "application/scaip+xml";
+use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_CONTENT_TYPE;
 
 /// What the inbound side saw that was not an answer we waited for (for tests and status).
 #[derive(Debug, Default)]
