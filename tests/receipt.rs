@@ -1,12 +1,10 @@
 //! The receipt signal (A2), black box: a real mosquitto, the hearth binary with a zigbee2mqtt
-//! source and an alarm route (SCAIP over SIP), and SIPp playing the response centre
+//! source and an alarm route, and a response centre: hearth's own receiver in SCAIP-over-HTTPS
+//! centre mode (mutual TLS, bearer token), and SIPp for SCAIP over SIP
 //! (`crates/sip/tests/sipp/*.xml`). An SOS press published on the broker reaches the centre;
 //! its `snu`=0 answer makes hearth publish the confirmed signal on the siren's
-//! `zigbee2mqtt/<device>/set` topic, which `mosquitto_sub` sees. A centre that never answers
-//! gives the failing signal (strobe only) instead.
-//!
-//! SCAIP over HTTPS with hearth's own receiver in centre mode is not in this build yet
-//! (`crates/receiver` has no SCAIP module); SIPp is the centre here.
+//! `zigbee2mqtt/<device>/set` topic, which `mosquitto_sub` sees. A centre that is busy or never
+//! answers gives the failing signal (strobe only) first.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
 mod common;
@@ -15,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{start_connected, stop, wait_for_log};
+use common::{runtime, start_connected, stop, wait_for_log};
+use hearth_receiver::{ReceiverConfig, RunningReceiver, ScaipEndpoint, ScaipFault, ScaipFaults};
 use hearth_test_kit::mosquitto::Mosquitto;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -70,12 +69,86 @@ impl Drop for Centre {
     }
 }
 
-/// A daemon config: the broker, a zigbee2mqtt source whose SOS button belongs to Patient/7,
-/// an alarm route to the centre at `centre_port`, and `[receipt]` with a siren (Patient/7 gets
-/// `very_high` for 3 s).
-fn config(dir: &Path, mqtt_port: u16, centre_port: u16) -> PathBuf {
+const TOKEN: &str = "centre-token-1";
+
+/// A response centre: hearth's receiver with only its SCAIP-over-HTTPS endpoint, mutual TLS.
+fn https_centre(
+    rt: &tokio::runtime::Runtime,
+    pki: &Path,
+    store: &Path,
+    faults: ScaipFaults,
+) -> RunningReceiver {
+    let mut cfg = ReceiverConfig::new(store);
+    cfg.fhir = None;
+    cfg.mllp = None;
+    cfg.tls = Some(hearth_receiver::ServerTls {
+        cert: pki.join("server.pem"),
+        key: pki.join("server.key"),
+        client_ca: Some(pki.join("ca.pem")),
+    });
+    let mut endpoint = ScaipEndpoint::loopback();
+    endpoint.bearer = Some(TOKEN.into());
+    endpoint.faults = faults;
+    cfg.scaip = Some(endpoint);
+    rt.block_on(hearth_receiver::start(cfg)).unwrap()
+}
+
+/// `[[route.scaip.receiver]]` for the HTTPS centre, with its PKI under `dir/pki`.
+fn https_receiver(dir: &Path, centre: &RunningReceiver) -> String {
+    let pki = dir.join("pki");
+    let token = dir.join("centre.token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    format!(
+        r#"
+[[route.scaip.receiver]]
+name = "arc"
+protocol = "https"
+url = "https://localhost:{port}/scaip"
+token_file = "{token}"
+[route.scaip.receiver.tls]
+ca_file = "{pki}/ca.pem"
+client_cert = "{pki}/client.pem"
+client_key = "{pki}/client.key"
+"#,
+        port = centre.scaip_addr().unwrap().port(),
+        token = token.display(),
+        pki = pki.display(),
+    )
+}
+
+/// `[[route.scaip.receiver]]` for SIPp on `port` (SIP over TCP on loopback).
+fn sip_receiver(dir: &Path, port: u16) -> String {
     let password = dir.join("arc.password");
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    format!(
+        r#"
+[[route.scaip.receiver]]
+name = "arc"
+protocol = "sip"
+to = "sip:arc@arc.test"
+registrar = "127.0.0.1:{port}"
+transport = "tcp"
+user = "{USER}"
+domain = "arc.test"
+password_file = "{password}"
+"#,
+        password = password.display(),
+    )
+}
+
+/// A temporary home with its test PKI.
+fn home() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    hearth_test_kit::pki::pki(&pki);
+    dir
+}
+
+/// A daemon config: the broker, a zigbee2mqtt source whose SOS button belongs to Patient/7,
+/// an alarm route to `receivers`, and `[receipt]` with a siren and a light (Patient/7 gets
+/// `very_high` for 3 s).
+fn config(dir: &Path, mqtt_port: u16, receivers: &str) -> PathBuf {
     let text = format!(
         r#"
 [gateway]
@@ -93,6 +166,10 @@ duration = "10s"
 kind = "siren"
 device = "hall/siren"
 
+[[receipt.indicator]]
+kind = "light"
+device = "hall/lamp"
+
 [[receipt.person]]
 person = "Patient/7"
 strength = "very_high"
@@ -102,23 +179,15 @@ duration = "3s"
 name = "centre"
 categories = ["health", "welfare", "administrative"]
 uplink = "scaip"
-
+[route.retry]
+initial = "200ms"
+max = "1s"
 [route.scaip]
-account = "123456"
+account = "4711"
 heartbeat = "0s"
 answer_timeout = "2s"
 resend_every = "1s"
-
-[[route.scaip.receiver]]
-name = "arc"
-protocol = "sip"
-to = "sip:arc@arc.test"
-registrar = "127.0.0.1:{centre_port}"
-transport = "tcp"
-user = "{USER}"
-domain = "arc.test"
-password_file = "{password}"
-
+{receivers}
 [[source]]
 name = "zigbee"
 kind = "zigbee2mqtt"
@@ -129,7 +198,6 @@ name = "sos button"
 person = "Patient/7"
 "#,
         data = dir.join("data").display(),
-        password = password.display(),
     );
     let path = dir.join("hearth.toml");
     std::fs::write(&path, text).unwrap();
@@ -149,49 +217,114 @@ fn payload(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// The next message on `sub` as (topic, JSON payload); the failure names the daemon's log.
+fn next(sub: &hearth_test_kit::mosquitto::Subscription, log: &Path) -> (String, serde_json::Value) {
+    let (topic, text) = sub
+        .next(DEADLINE)
+        .unwrap_or_else(|| panic!("no receipt signal; log {}", log.display()));
+    (topic, payload(&text))
+}
+
 #[test]
-fn an_sos_press_handled_by_the_centre_sounds_the_siren_at_the_persons_strength() {
+fn an_sos_press_handled_by_the_https_centre_gives_the_confirmed_signal_at_the_persons_strength() {
+    let rt = runtime();
+    let dir = home();
+    let store = dir.path().join("centre.db");
+    let arc = https_centre(&rt, &dir.path().join("pki"), &store, ScaipFaults::default());
     let broker = Mosquitto::start();
-    let centre = Centre::start("centre.xml");
-    let dir = tempfile::tempdir().unwrap();
+    let receivers = https_receiver(dir.path(), &arc);
     let log = dir.path().join("hearth.log");
-    let child = start_connected(&config(dir.path(), broker.port(), centre.port), &log);
-    let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
+    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
+    let signals = broker.subscribe("zigbee2mqtt/hall/+/set");
 
     press_sos(&broker);
 
-    let (topic, text) = siren
-        .next(DEADLINE)
-        .unwrap_or_else(|| panic!("no receipt on the siren; log {}", log.display()));
+    // One confirmed signal per indicator, in configuration order.
+    let (topic, siren) = next(&signals, &log);
     assert_eq!(topic, "zigbee2mqtt/hall/siren/set");
-    let p = payload(&text);
-    assert_eq!(p["warning"]["mode"], "emergency", "{text}");
-    assert_eq!(p["warning"]["level"], "very_high", "{text}");
-    assert_eq!(p["warning"]["duration"], 3, "{text}");
-    wait_for_log(&log, "alarm handled by the response centre");
+    assert_eq!(siren["warning"]["mode"], "emergency", "{siren}");
+    assert_eq!(siren["warning"]["level"], "very_high", "{siren}");
+    assert_eq!(siren["warning"]["duration"], 3, "{siren}");
+    let (topic, light) = next(&signals, &log);
+    assert_eq!(topic, "zigbee2mqtt/hall/lamp/set");
+    assert_eq!(light["state"], "ON", "{light}");
+    assert_eq!(light["color"]["hex"], "#00FF00", "{light}");
+    assert_eq!(light["brightness"], 254, "{light}");
+    // Then the light goes off after the duration.
+    let (topic, off) = next(&signals, &log);
+    assert_eq!(topic, "zigbee2mqtt/hall/lamp/set");
+    assert_eq!(off["state"], "OFF", "{off}");
+
+    let requests = hearth_receiver::scaip_requests(&store).unwrap();
+    assert!(requests.iter().any(|r| r.snu == Some(0)), "{requests:#?}");
     wait_for_log(&log, "receipt signal");
     stop(child);
-    // The person never appears in the log.
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("Patient/7"), "the log names the person");
 }
 
 #[test]
-fn a_centre_that_never_answers_gives_the_failing_signal_without_sound() {
+fn a_busy_centre_gives_the_failing_signal_then_the_confirmed_one() {
+    let rt = runtime();
+    let dir = home();
+    let store = dir.path().join("centre.db");
+    // Busy (snu=6) for the first request of the alarm, then handled.
+    let faults = ScaipFaults {
+        fault: Some(ScaipFault::Busy),
+        times: Some(1),
+    };
+    let arc = https_centre(&rt, &dir.path().join("pki"), &store, faults);
     let broker = Mosquitto::start();
-    let centre = Centre::start("silent_centre.xml");
-    let dir = tempfile::tempdir().unwrap();
+    let receivers = https_receiver(dir.path(), &arc);
     let log = dir.path().join("hearth.log");
-    let child = start_connected(&config(dir.path(), broker.port(), centre.port), &log);
+    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
     let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
 
     press_sos(&broker);
 
-    let (_, text) = siren
-        .next(DEADLINE)
-        .unwrap_or_else(|| panic!("no failing signal on the siren; log {}", log.display()));
-    let p = payload(&text);
-    assert_eq!(p["warning"]["mode"], "stop", "{text}");
-    assert_eq!(p["warning"]["strobe"], true, "{text}");
+    let (_, failing) = next(&siren, &log);
+    assert_eq!(failing["warning"]["mode"], "stop", "strobe only: {failing}");
+    assert_eq!(failing["warning"]["strobe"], true, "{failing}");
+    let (_, confirmed) = next(&siren, &log);
+    assert_eq!(confirmed["warning"]["mode"], "emergency", "{confirmed}");
+    assert_eq!(confirmed["warning"]["level"], "very_high", "{confirmed}");
+    stop(child);
+}
+
+#[test]
+fn an_sos_press_handled_over_sip_gives_the_confirmed_signal() {
+    let broker = Mosquitto::start();
+    let centre = Centre::start("centre.xml");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hearth.log");
+    let receivers = sip_receiver(dir.path(), centre.port);
+    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
+    let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
+
+    press_sos(&broker);
+
+    let (topic, p) = next(&siren, &log);
+    assert_eq!(topic, "zigbee2mqtt/hall/siren/set");
+    assert_eq!(p["warning"]["mode"], "emergency", "{p}");
+    assert_eq!(p["warning"]["level"], "very_high", "{p}");
+    wait_for_log(&log, "alarm handled by the response centre");
+    stop(child);
+}
+
+#[test]
+fn a_sip_centre_that_never_answers_gives_the_failing_signal_without_sound() {
+    let broker = Mosquitto::start();
+    let centre = Centre::start("silent_centre.xml");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hearth.log");
+    let receivers = sip_receiver(dir.path(), centre.port);
+    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
+    let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
+
+    press_sos(&broker);
+
+    let (_, p) = next(&siren, &log);
+    assert_eq!(p["warning"]["mode"], "stop", "{p}");
+    assert_eq!(p["warning"]["strobe"], true, "{p}");
     stop(child);
 }
