@@ -584,6 +584,20 @@ fn warnings(config: &Config, file: &Path, map: Option<&SourceMap<'_>>) -> Vec<Co
         ));
     }
 
+    if config.receipt.is_active()
+        && !config
+            .routes
+            .iter()
+            .any(|r| r.enabled && r.uplink == UplinkKind::Scaip)
+    {
+        out.push(warn(
+            &KeyPath::root().key("receipt").key("indicator"),
+            "[[receipt.indicator]] is configured but no enabled route has uplink = \"scaip\": \
+             the receipt signal shows only for alarms sent to a response centre"
+                .into(),
+        ));
+    }
+
     if config.routes.is_empty() {
         out.push(warn(
             &route,

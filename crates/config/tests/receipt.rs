@@ -246,3 +246,22 @@ failing_payload = '{"warning": {"mode": "stop", "strobe": true, "strobe_duty_cyc
         Some("hall/siren")
     );
 }
+
+#[test]
+fn the_example_of_the_alarms_guide_is_valid() {
+    let doc = include_str!("../../../docs/alarms.md");
+    let section = &doc[doc.find("## Receipt signal").expect("the section")..];
+    let start = section.find("```toml\n").expect("a TOML block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let c = load(block).unwrap_or_else(|e| panic!("{e}")).config;
+    assert_eq!(c.receipt.indicators.len(), 3);
+    assert_eq!(c.receipt.persons.len(), 1);
+}
+
+#[test]
+fn indicators_without_an_alarm_route_are_a_warning() {
+    let loaded = load("[[receipt.indicator]]\nkind = \"siren\"\ndevice = \"s\"\n").unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_eq!(loaded.warnings[0].key, "receipt.indicator");
+    assert!(loaded.warnings[0].message.contains("uplink = \"scaip\""));
+}
