@@ -12,6 +12,7 @@
 //! asserted; the hold test takes ≥ 5 s (the session keeps hold polls within 5–20 s).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(unused_imports)]
 mod common;
 
 use std::path::Path;
@@ -91,7 +92,11 @@ async fn receiver(name: &str, sipp: &Sipp, transport: Transport) -> (Receiver, A
             Err(e) => panic!("registration failed: {e}\n{}", sipp.logs()),
         }
     }
-    assert!(last.is_none(), "could not reach sipp: {last:?}\n{}", sipp.logs());
+    assert!(
+        last.is_none(),
+        "could not reach sipp: {last:?}\n{}",
+        sipp.logs()
+    );
     let r = Receiver {
         name: name.into(),
         protocol: sip.clone(),
@@ -191,7 +196,12 @@ async fn handled_by_the_centres_message(transport: Transport) {
     let sipp = centre("ok.xml", transport);
     let (primary, sip) = receiver("arc-primary", &sipp, transport).await;
     let (outcome, log) = run(&[primary], &request("OkCentre01")).await;
-    assert_eq!(handled_by(&outcome), Some(0), "{outcome:?}\n{}", sipp.logs());
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{}",
+        sipp.logs()
+    );
     assert!(
         matches!(
             log.last(),
@@ -227,8 +237,15 @@ async fn handled_by_the_200_body(transport: Transport) {
     let sipp = centre("mrs_in_200.xml", transport);
     let (primary, sip) = receiver("arc-primary", &sipp, transport).await;
     let (outcome, _) = run(&[primary], &request("InTheBody01")).await;
-    assert_eq!(handled_by(&outcome), Some(0), "{outcome:?}\n{}", sipp.logs());
-    assert_eq!(sip.counters().malformed.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{}",
+        sipp.logs()
+    );
+    let counters = sip.counters();
+    assert_eq!(counters.matched.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.malformed.load(Ordering::Relaxed), 0);
     let (exit, seen) = finish(sipp).await;
     all_for(&seen, "InTheBody01", &exit);
 }
@@ -250,7 +267,12 @@ async fn hold_then_ok(transport: Transport) {
     let sipp = centre("hold.xml", transport);
     let (primary, _sip) = receiver("arc-primary", &sipp, transport).await;
     let (outcome, log) = run(&[primary], &request("HoldMe01")).await;
-    assert_eq!(handled_by(&outcome), Some(0), "{outcome:?}\n{}", sipp.logs());
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{}",
+        sipp.logs()
+    );
     let verdicts: Vec<Verdict> = log
         .iter()
         .filter_map(|a| match a.result {
@@ -294,8 +316,8 @@ async fn busy_goes_to_the_alternative(transport: Transport) {
         ok.logs()
     );
     assert!(
-        log.iter().any(|a| a.receiver_index == 0
-            && a.result == AttemptResult::Answer(Verdict::Busy)),
+        log.iter()
+            .any(|a| a.receiver_index == 0 && a.result == AttemptResult::Answer(Verdict::Busy)),
         "{log:?}"
     );
     // Busy ends the ref at the primary: no reset is sent there.
@@ -351,11 +373,7 @@ async fn silence_resends_resets_and_moves_on(transport: Transport) {
     all_for(&seen, "Silence01", &exit);
     let events = seen.iter().filter(|s| s.mty.is_empty()).count();
     assert!(events >= 2, "resent while silent: {seen:?}");
-    assert_eq!(
-        seen.iter().filter(|s| s.mty == "RE").count(),
-        1,
-        "{seen:?}"
-    );
+    assert_eq!(seen.iter().filter(|s| s.mty == "RE").count(), 1, "{seen:?}");
     // The reset comes after every request.
     assert_eq!(seen.last().map(|s| s.mty.as_str()), Some("RE"), "{seen:?}");
     let (exit, seen) = finish(ok).await;
@@ -380,7 +398,12 @@ async fn malformed_then_ok(transport: Transport) {
     let sipp = centre("malformed.xml", transport);
     let (primary, sip) = receiver("arc-primary", &sipp, transport).await;
     let (outcome, _) = run(&[primary], &request("Garbled01")).await;
-    assert_eq!(handled_by(&outcome), Some(0), "{outcome:?}\n{}", sipp.logs());
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{}",
+        sipp.logs()
+    );
     let counters = sip.counters();
     // `<snu>ok</snu>` and `<mrs><ref>x`.
     assert_eq!(counters.malformed.load(Ordering::Relaxed), 2);
@@ -449,7 +472,12 @@ async fn wrong_ref_then_ok(transport: Transport) {
     let sipp = centre("wrong_ref.xml", transport);
     let (primary, sip) = receiver("arc-primary", &sipp, transport).await;
     let (outcome, log) = run(&[primary], &request("RightRef01")).await;
-    assert_eq!(handled_by(&outcome), Some(0), "{outcome:?}\n{}", sipp.logs());
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{}",
+        sipp.logs()
+    );
     match &outcome {
         SessionOutcome::Handled { answer, .. } => {
             assert_eq!(answer.reference.as_str(), "RightRef01")
@@ -483,6 +511,104 @@ async fn an_answer_for_another_ref_is_not_taken_and_the_resend_is_handled_over_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_for_another_ref_is_not_taken_and_the_resend_is_handled_over_tcp() {
     wrong_ref_then_ok(Transport::Tcp).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A registration started by the first alarm outlives that exchange's wait.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_registration_started_by_an_alarm_is_not_cut_off_by_the_resend_timer() {
+    // UDP, so nothing needs SIPp to be listening before the first REGISTER (it is retransmitted).
+    let transport = Transport::Udp;
+    let sipp = centre("slow_registrar.xml", transport);
+    // Not registered beforehand: the alarm's first exchange starts the registration, which takes
+    // longer (1.5 s) than that exchange may wait (resend_every, 1 s).
+    let sip = Arc::new(ScaipSip::new(settings(transport, sipp.address()), CENTRE));
+    let primary = Receiver {
+        name: "arc-primary".into(),
+        protocol: sip.clone(),
+    };
+    let (outcome, log) = run(&[primary], &request("SlowReg01")).await;
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{log:?}\n{}",
+        sipp.logs()
+    );
+    let (exit, seen) = finish(sipp).await;
+    all_for(&seen, "SlowReg01", &exit);
+    // One registration (call 1), not one per exchange.
+    assert_eq!(seen[0].call, 2, "{seen:?}\n{}", exit.logs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole alarm route: a real outbox, the route sender, ScaipUplink, ScaipSip, SIPp.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_in_the_outbox_is_delivered_by_the_route_sender_through_sipp() {
+    use hearth_model::{Category, Timestamp};
+    use hearth_outbox::{Outbox, OutboxOptions, OutboxWriter, RetryPolicy, RouteSpec};
+    use hearth_uplink::RouteSender;
+    use hearth_uplink_scaip::{AlarmEvent, AlarmObserver, Mapping, ScaipUplink};
+
+    let transport = Transport::Udp;
+    let sipp = centre("ok.xml", transport);
+    let (primary, _sip) = receiver("arc-primary", &sipp, transport).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let retry = RetryPolicy {
+        initial: Duration::from_millis(50),
+        max: Duration::from_secs(1),
+        jitter: 0.0,
+    };
+    let route = RouteSpec {
+        name: "alarms".into(),
+        categories: Category::ALL.to_vec(),
+        retry,
+        readings_only: false,
+        alarms_only: true,
+    };
+    let (mut outbox, _) =
+        Outbox::open(OutboxOptions::new(dir.path().join("o.db"), vec![route])).unwrap();
+    let record = common::alarm();
+    outbox
+        .append_all(std::slice::from_ref(&record), Timestamp::now())
+        .unwrap();
+    let (writer, _writer_thread) = OutboxWriter::spawn(outbox, 1000).unwrap();
+
+    let events: Arc<Mutex<Vec<AlarmEvent>>> = Arc::default();
+    let observer: AlarmObserver = {
+        let events = events.clone();
+        Arc::new(move |e: &AlarmEvent| events.lock().unwrap().push(e.clone()))
+    };
+    let uplink = ScaipUplink::new(vec![primary], Mapping::new(ACCOUNT), policy(), observer);
+    let mut sender = RouteSender::new("alarms", writer.clone(), Box::new(uplink), 10, retry)
+        .unwrap()
+        .with_idle_poll(Duration::from_millis(50));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sender.run(stop_rx, || {}).await });
+    tokio::time::timeout(SESSION_GUARD, async {
+        while writer.stats().await.unwrap().records() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the alarm was not delivered\n{}", sipp.logs()));
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+
+    let reference = hearth_uplink_scaip::mapping::reference_for(&record.id());
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| matches!(e,
+            AlarmEvent::Handled { record: r, reference: x, receiver, answer }
+                if *r == record.id() && *x == reference && receiver == "arc-primary"
+                    && answer.verdict == Verdict::Handled)),
+        "{events:?}"
+    );
+    let (exit, seen) = finish(sipp).await;
+    // A fall: dty 0005 (fall detector), our account, the ref derived from the record id.
+    all_for(&seen, reference.as_str(), &exit);
 }
 
 #[test]
