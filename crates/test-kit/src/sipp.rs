@@ -37,8 +37,13 @@ pub enum SippTransport {
 
 /// The `sipp` on `PATH`; panics naming the Debian package `sip-tester` if there is none.
 pub fn sipp_binary() -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
+    sipp_on(std::env::var_os("PATH").as_deref())
+}
+
+/// `sipp` in one of `paths` (a `PATH` value).
+fn sipp_on(paths: Option<&std::ffi::OsStr>) -> PathBuf {
+    let on_path = paths.and_then(|paths| {
+        std::env::split_paths(paths)
             .map(|p| p.join("sipp"))
             .find(|p| p.is_file())
     });
@@ -344,5 +349,25 @@ impl Drop for Sipp {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "the Debian package sip-tester")]
+    fn a_missing_sipp_fails_naming_the_debian_package() {
+        let empty = tempfile::tempdir().unwrap();
+        sipp_on(Some(empty.path().as_os_str()));
+    }
+
+    #[test]
+    fn sipp_is_found_on_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sipp"), "").unwrap();
+        let paths = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).unwrap();
+        assert_eq!(sipp_on(Some(&paths)), dir.path().join("sipp"));
     }
 }

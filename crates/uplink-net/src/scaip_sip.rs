@@ -136,12 +136,19 @@ impl ScaipSip {
         }
     }
 
-    /// Forget a broken agent so the next message starts a new one.
-    fn drop_agent(&self) {
-        let agent = lock(&self.agent).running.take();
-        if let Some(agent) = agent {
-            agent.shutdown();
+    /// Forget a broken agent so the next message starts a new one (unless another message has
+    /// already replaced it).
+    fn drop_agent(&self, broken: &Arc<SipAgent>) {
+        let mut state = lock(&self.agent);
+        if state
+            .running
+            .as_ref()
+            .is_some_and(|a| Arc::ptr_eq(a, broken))
+        {
+            state.running = None;
         }
+        drop(state);
+        broken.shutdown();
     }
 
     fn wait_for(&self, reference: &Ref) -> oneshot::Receiver<Mrs> {
@@ -176,7 +183,7 @@ impl ScaipSip {
             Ok(a) => a,
             Err(e) => {
                 if !matches!(e, SipError::Timeout { .. }) {
-                    self.drop_agent();
+                    self.drop_agent(&agent);
                 }
                 return Err(protocol_error(e));
             }
