@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Alarms on their way to the response centre: the event log.
+    Alarms {
+        #[command(subcommand)]
+        command: AlarmsCommand,
+    },
     /// Inspect the outbox database.
     Outbox {
         #[command(subcommand)]
@@ -138,6 +143,20 @@ enum ReceiverCommand {
         /// Seed of the fault generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also be a response centre: SCAIP over HTTPS (docs/protocols/scaip-https.md) at
+        /// ADDR/scaip, TLS with --tls-cert. Off by default.
+        #[arg(long, value_name = "ADDR")]
+        scaip: Option<SocketAddr>,
+        /// Require `Authorization: Bearer TOKEN` on SCAIP requests.
+        #[arg(long, value_name = "TOKEN", requires = "scaip")]
+        scaip_bearer: Option<String>,
+        /// Hand out this heartbeat interval (minutes, hbi) to heartbeats that offer it.
+        #[arg(long, value_name = "MINUTES", requires = "scaip")]
+        scaip_hbi: Option<u16>,
+        /// A scripted centre fault: hang, hold, busy, not_treated, snu=N, wrong_ref, malformed or
+        /// unauthorized, for every event or its first N requests (`hold:2`).
+        #[arg(long, value_name = "FAULT[:N]", requires = "scaip", value_parser = parse_scaip_fault)]
+        scaip_fault: Option<hearth_receiver::ScaipFaults>,
         /// Stop after this long (default: until Ctrl-C).
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -229,6 +248,27 @@ enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AlarmsCommand {
+    /// The alarm event log: every attempt, receiver, answer and our event id, oldest first
+    /// (the newest --limit). Safe while the daemon runs (read-only).
+    Log {
+        /// The data directory holding outbox.db.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/hearth")]
+        data_dir: PathBuf,
+        /// One JSON object per line (per event), for operators' tools.
+        #[arg(long)]
+        json: bool,
+        /// At most this many, the newest (default 50; 0 for all).
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: usize,
+        /// Only events since then: a duration back from now (30m, 2h, 7days) or an RFC 3339
+        /// time (2026-12-08T10:00:00+01:00).
+        #[arg(long, value_name = "DURATION|RFC3339", value_parser = cli::alarms::parse_since)]
+        since: Option<hearth_model::Timestamp>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OutboxCommand {
     /// Counts per lane, route and state, oldest ages, bytes, dead letters and counters.
     /// Safe while the daemon runs (read-only).
@@ -279,6 +319,10 @@ enum OutboxCommand {
     },
 }
 
+fn parse_scaip_fault(s: &str) -> Result<hearth_receiver::ScaipFaults, String> {
+    hearth_receiver::ScaipFault::parse(s)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; use e.g. 10s, 2m, 1h"))
 }
@@ -297,6 +341,15 @@ fn main() -> ExitCode {
             cli::config::example();
             Ok(true)
         }
+        Command::Alarms {
+            command:
+                AlarmsCommand::Log {
+                    data_dir,
+                    json,
+                    limit,
+                    since,
+                },
+        } => cli::alarms::log(&data_dir, json, limit, since).map(|()| true),
         Command::Outbox {
             command: OutboxCommand::Stats { data_dir, json },
         } => cli::outbox::stats(&data_dir, json).map(|()| true),
@@ -392,9 +445,19 @@ fn main() -> ExitCode {
                     latency,
                     down,
                     seed,
+                    scaip,
+                    scaip_bearer,
+                    scaip_hbi,
+                    scaip_fault,
                     duration,
                 },
         } => cli::receiver::run(cli::receiver::RunOptions {
+            scaip: scaip.map(|addr| hearth_receiver::ScaipEndpoint {
+                listen: hearth_receiver::Listen::from(addr),
+                bearer: scaip_bearer,
+                heartbeat_minutes: scaip_hbi,
+                faults: scaip_fault.unwrap_or_default(),
+            }),
             store,
             fhir: Some(fhir),
             mllp: Some(mllp),

@@ -105,6 +105,8 @@ fn every_verb_has_help() {
         vec!["config", "example"],
         vec!["outbox"],
         vec!["outbox", "stats"],
+        vec!["alarms"],
+        vec!["alarms", "log"],
         vec!["ble"],
         vec!["ble", "decode"],
         vec!["ble", "scan"],
@@ -660,4 +662,150 @@ fn a_running_daemon_raises_dead_letters_and_sends_what_is_requeued() {
         )
         .unwrap();
     assert_eq!(readings, 3);
+}
+
+/// An outbox in `data` whose alarm log the writer filled, as the daemon's alarm route would:
+/// an alarm queued, tried at the primary (no answer), handled by the secondary.
+fn outbox_with_alarm_log(data: &std::path::Path) -> hearth_model::RecordId {
+    use hearth_model::*;
+    use hearth_outbox::*;
+    let path = data.join("outbox.db");
+    let (ob, _) = Outbox::open(OutboxOptions::new(&path, vec![])).unwrap();
+    let record = RecordId::derive(&["z2m", "0x01", "fall", "1"]);
+    let now = Timestamp::now().unix_millis();
+    let entry = |dt: i64, event: &str, receiver: Option<&str>, detail: serde_json::Value| {
+        let mut e = AlarmLogEntry::new(Timestamp::from_unix_millis(now + dt), "alarm", event);
+        e.record = Some(record);
+        e.reference = Some("a1b2c3".into());
+        e.receiver = receiver.map(str::to_owned);
+        e.detail = detail.as_object().cloned().unwrap();
+        e
+    };
+    let entries = vec![
+        entry(
+            0,
+            "queued",
+            None,
+            serde_json::json!({"kind": "fall", "device": "z2m:0x01", "criticality": "high"}),
+        ),
+        entry(
+            1,
+            "attempt",
+            Some("primary"),
+            serde_json::json!({"mty": "ME", "result": "timeout"}),
+        ),
+        entry(
+            2,
+            "handled",
+            Some("secondary"),
+            serde_json::json!({"mty": "ME", "verdict": "handled"}),
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (writer, thread) = OutboxWriter::spawn(ob, 100).unwrap();
+    rt.block_on(writer.log_alarm_events(entries)).unwrap();
+    drop(writer);
+    thread.join().unwrap();
+    record
+}
+
+#[test]
+fn alarms_log_lists_every_attempt_as_json_lines_and_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = outbox_with_alarm_log(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let o = hearth(&["alarms", "log", "--data-dir", data, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lines: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["queued", "attempt", "handled"]);
+    assert!(lines.iter().all(|l| l["record"] == record.to_string()));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["route"] == "alarm" && l["reference"] == "a1b2c3")
+    );
+    assert_eq!(lines[0]["receiver"], serde_json::Value::Null);
+    assert_eq!(lines[1]["receiver"], "primary");
+    assert_eq!(lines[2]["receiver"], "secondary");
+    assert_eq!(lines[0]["detail"]["kind"], "fall");
+    assert_eq!(lines[2]["detail"]["verdict"], "handled");
+    assert!(lines[0]["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(lines[0]["detail_unreadable"], false);
+
+    // The newest N, still oldest first; --since an RFC 3339 time in the future: nothing.
+    let o = hearth(&[
+        "alarms",
+        "log",
+        "--data-dir",
+        data,
+        "--json",
+        "--limit",
+        "2",
+    ]);
+    assert_eq!(text(&o.stdout).lines().count(), 2);
+    assert!(
+        text(&o.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .contains("\"handled\"")
+    );
+    let o = hearth(&[
+        "alarms",
+        "log",
+        "--data-dir",
+        data,
+        "--json",
+        "--since",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "");
+    let o = hearth(&[
+        "alarms",
+        "log",
+        "--data-dir",
+        data,
+        "--json",
+        "--since",
+        "1h",
+    ]);
+    assert_eq!(text(&o.stdout).lines().count(), 3);
+
+    // The table: local time with its offset (TZ=UTC here), words, short record id.
+    let o = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["alarms", "log", "--data-dir", data])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("3 alarm event(s)"), "{out}");
+    assert!(out.contains("+00:00"), "{out}");
+    assert!(out.contains("secondary"), "{out}");
+    assert!(out.contains("verdict=handled"), "{out}");
+    assert!(out.contains(&record.to_string()[..8]), "{out}");
+}
+
+#[test]
+fn alarms_log_on_a_wrong_directory_or_a_bad_since_explains() {
+    let o = hearth(&["alarms", "log", "--data-dir", "/nonexistent"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("--data-dir"),
+        "{}",
+        text(&o.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    outbox_with_alarm_log(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let o = hearth(&["alarms", "log", "--data-dir", data, "--since", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("RFC 3339"), "{}", text(&o.stderr));
 }

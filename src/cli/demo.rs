@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hearth_config::{
     BleBackendKind, BleSourceConfig, Config, ConfigDuration, FhirAuthConfig, FhirProfile,
-    FhirRouteConfig, LoopbackConfig, Pcd01RouteConfig, RouteConfig, SimulatedConfig, SourceConfig,
+    FhirRouteConfig, LoopbackConfig, Pcd01RouteConfig, RouteConfig, ScaipProtocol,
+    ScaipReceiverConfig, ScaipRouteConfig, SimulatedConfig, SipTransportKind, SourceConfig,
     SourceKind, UplinkKind, Zigbee2mqttBackendKind, Zigbee2mqttConfig,
 };
 use hearth_model::Category;
@@ -18,7 +19,7 @@ use hearth_uplink::SenderEvent;
 use tokio::sync::mpsc;
 
 /// The demo's embedded configuration, rooted in `data_dir`.
-pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
+pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>, centre: Option<u16>) -> Config {
     let mut c = Config::default();
     c.gateway.id = "hearth-demo".into();
     c.gateway.data_dir = data_dir;
@@ -81,6 +82,43 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>) -> Config {
         });
         c.routes.push(f);
         c.routes.push(p);
+    }
+    // The response centre: safety alarms and technical alarms as SCAIP over HTTPS to the
+    // reference receiver's centre endpoint (plain HTTP on loopback only, as for FHIR above).
+    if let Some(port) = centre {
+        let mut a = route("centre", Category::ALL.to_vec());
+        a.uplink = UplinkKind::Scaip;
+        a.loopback = None;
+        a.scaip = Some(ScaipRouteConfig {
+            account: "4711".into(),
+            callers: Vec::new(),
+            answer_timeout: ConfigDuration::from_secs(5),
+            resend_every: ConfigDuration::from_secs(2),
+            hold_interval: ConfigDuration::from_secs(10),
+            hold_budget: ConfigDuration::from_secs(180),
+            heartbeat: ConfigDuration::from_secs(60),
+            heartbeat_offer: true,
+            receivers: vec![ScaipReceiverConfig {
+                name: "arc".into(),
+                protocol: ScaipProtocol::Https,
+                to: None,
+                registrar: None,
+                transport: SipTransportKind::Tls,
+                user: None,
+                domain: None,
+                auth_user: None,
+                password_file: None,
+                register_expires: ConfigDuration::from_secs(600),
+                local_address: None,
+                insecure_transport: false,
+                url: Some(format!("http://127.0.0.1:{port}/scaip")),
+                token_file: None,
+                tls: None,
+            }],
+            devices: Vec::new(),
+            technical: Vec::new(),
+        });
+        c.routes.push(a);
     }
     c.sources = vec![
         SourceConfig {
@@ -176,6 +214,39 @@ fn describe(r: &hearth_uplink::loopback::Received) -> String {
     )
 }
 
+/// A line for what the alarm route did: the centre's answer (safety alarms only; technical
+/// alarms go quietly).
+fn describe_alarm_event(e: &hearth_uplink_scaip::AlarmEvent) -> Option<String> {
+    use hearth_uplink_scaip::AlarmEvent;
+    match e {
+        AlarmEvent::Handled {
+            alarm: Some(a),
+            reference,
+            receiver,
+            ..
+        } => Some(format!(
+            "{:<11} {:<20} {:<34} → centre: handled by {receiver} (SCAIP snu=0, ref {reference}, {} ms after it was stored)",
+            "alarm",
+            a.device.as_str(),
+            format!("ALARM {} {}", a.kind, a.state.as_str()),
+            a.received_at
+                .age_at(hearth_model::Timestamp::now())
+                .as_millis()
+        )),
+        AlarmEvent::Failing {
+            alarm: Some(a),
+            reference,
+            ..
+        } => Some(format!(
+            "{:<11} {:<20} no centre handled ALARM {} yet (ref {reference}); sent again",
+            "alarm",
+            a.device.as_str(),
+            a.kind
+        )),
+        _ => None,
+    }
+}
+
 /// Run the demo for `duration` (or until Ctrl-C).
 pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
@@ -218,7 +289,10 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
     outln!(
         "        hub-fhir ← health readings as FHIR (PHD IG), hub-pcd01 ← health readings as PCD-01,"
     );
-    outln!("        both to hearth's reference receiver on loopback");
+    outln!("        both to hearth's reference receiver on loopback;");
+    outln!(
+        "        centre ← safety and technical alarms as SCAIP over HTTPS to the receiver's response centre"
+    );
     match duration {
         Some(d) => outln!(
             "running for {}; Ctrl-C stops earlier\n",
@@ -235,18 +309,25 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
     let receiver_store = data_dir.join("receiver.db");
     let config_dir = data_dir.clone();
     let result = rt.block_on(async move {
-        let receiver =
-            hearth_receiver::start(hearth_receiver::ReceiverConfig::new(&receiver_store))
-                .await
-                .context("cannot start the reference receiver")?;
+        let mut receiver_config = hearth_receiver::ReceiverConfig::new(&receiver_store);
+        receiver_config.scaip = Some(hearth_receiver::ScaipEndpoint::loopback());
+        let receiver = hearth_receiver::start(receiver_config)
+            .await
+            .context("cannot start the reference receiver")?;
         let ports = receiver
             .fhir_addr()
             .zip(receiver.mllp_addr())
             .map(|(f, m)| (f.port(), m.port()));
-        let config = demo_config(config_dir, ports);
+        let config = demo_config(config_dir, ports, receiver.scaip_addr().map(|a| a.port()));
         let (rx_tx, mut rx_rx) = mpsc::channel(1024);
         let (ev_tx, mut ev_rx) = mpsc::channel(1024);
-        let observers = crate::daemon::Observers { received: Some(rx_tx), sender: Some(ev_tx), simulated_glucose_records: 30, alarm: None };
+        let (alarm_tx, mut alarm_rx) = mpsc::channel(1024);
+        let observers = crate::daemon::Observers {
+            received: Some(rx_tx),
+            sender: Some(ev_tx),
+            simulated_glucose_records: 30,
+            alarm: Some(alarm_tx),
+        };
         let printer = tokio::spawn(async move {
             let mut delivered = 0u64;
             loop {
@@ -260,6 +341,9 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
                     },
                     e = ev_rx.recv() => if let Some(SenderEvent::Failed { route, error, wait, .. }) = e {
                         outln!("[{:>6.1}s] route {route} failed: {error}; retrying in {} ms", started.elapsed().as_secs_f64(), wait.as_millis());
+                    },
+                    a = alarm_rx.recv() => if let Some(line) = a.as_ref().and_then(describe_alarm_event) {
+                        outln!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
                     },
                 }
             }
@@ -307,6 +391,12 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         central.mllp.observations,
         central.fhir.duplicates,
         central.mllp.duplicates
+    );
+    outln!(
+        "  response centre (SCAIP)     {} alarm events handled, {} heartbeats, {} resends recognised",
+        central.scaip.events,
+        central.scaip.heartbeats,
+        central.scaip.repeats
     );
     outln!("  still queued                {}", stats.records());
     outln!(

@@ -43,6 +43,7 @@ pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
+pub mod alarms;
 pub mod ble;
 pub mod config;
 pub mod demo;

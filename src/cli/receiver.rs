@@ -9,7 +9,7 @@ use anyhow::Context;
 use hearth_receiver::{Faults, Listen, OAuth2Issuer, ReceiverConfig, ServerTls};
 
 /// Options of `hearth receiver run`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunOptions {
     /// SQLite file the receiver stores what it got in.
     pub store: PathBuf,
@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub oauth2_scope: Option<String>,
     /// Fault injection.
     pub faults: Faults,
+    /// The SCAIP-over-HTTPS response centre, if asked for.
+    pub scaip: Option<hearth_receiver::ScaipEndpoint>,
     /// Stop after this long.
     pub duration: Option<Duration>,
 }
@@ -58,7 +60,8 @@ pub fn parse_oauth2_client(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// Run until Ctrl-C/SIGTERM or `duration`; print the addresses, then the summary.
-pub fn run(o: RunOptions) -> anyhow::Result<()> {
+pub fn run(mut o: RunOptions) -> anyhow::Result<()> {
+    let scaip = o.scaip.take();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -74,6 +77,7 @@ pub fn run(o: RunOptions) -> anyhow::Result<()> {
             client_ca: o.client_ca.clone(),
         });
         cfg.faults = o.faults.clone();
+        cfg.scaip = scaip;
         cfg.require_bearer = o.bearer.clone();
         cfg.oauth2 = o.oauth2_client.clone().map(|(client_id, public_key)| {
             let mut issuer = OAuth2Issuer::new(client_id, public_key);
@@ -101,6 +105,9 @@ pub fn run(o: RunOptions) -> anyhow::Result<()> {
                 "MLLP   {a}{}  (HL7 v2 ORU^R01, IHE PCD-01)",
                 if o.tls.is_some() { " over TLS" } else { "" }
             );
+        }
+        if let Some(a) = running.scaip_addr() {
+            outln!("SCAIP  {scheme}://{a}/scaip  (SCAIP over HTTPS, response centre)");
         }
         outln!("store  {}", o.store.display());
         let signal = hearth_runtime::shutdown_signal()?;

@@ -12,11 +12,14 @@ use hearth_config::{
 };
 use hearth_driver_api::TechnicalAlarms;
 use hearth_model::{Severity, TechnicalKind};
+use hearth_outbox::{AlarmLogEntry, OutboxWriter};
 use hearth_uplink_scaip::heartbeat::{self, Beat};
+use hearth_uplink_scaip::session::AttemptResult;
 use hearth_uplink_scaip::{
     AlarmEvent, AlarmObserver, AlarmProtocol, DeviceProfile, Mapping, Receiver, ScaipUplink,
     SessionPolicy, TechnicalCodes,
 };
+use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
 /// The technical alarm raised while the first receiver does not answer heartbeats.
@@ -35,8 +38,10 @@ impl AlarmRoute {
     /// password file fails start-up with its path.
     pub(super) fn build(
         route: &RouteConfig,
-        events: Option<mpsc::Sender<AlarmEvent>>,
+        mut listeners: Vec<mpsc::Sender<AlarmEvent>>,
+        writer: &OutboxWriter,
     ) -> anyhow::Result<Arc<Self>> {
+        listeners.push(spawn_event_log(route.name.clone(), writer.clone()));
         let Some(s) = &route.scaip else {
             bail!(
                 "route {:?}: uplink = \"scaip\" needs [route.scaip]",
@@ -51,8 +56,9 @@ impl AlarmRoute {
         let name = route.name.clone();
         let observer: AlarmObserver = Arc::new(move |event: &AlarmEvent| {
             log_event(&name, event);
-            if let Some(tx) = &events {
-                // Observers (demo, tests) must not slow an alarm down: a full channel skips.
+            for tx in &listeners {
+                // A listener must never slow an alarm down: a full channel skips this event
+                // for that listener (each listener counts what it missed).
                 let _ = tx.try_send(event.clone());
             }
         });
@@ -108,6 +114,30 @@ impl AlarmRoute {
     }
 }
 
+/// The listeners of every alarm route: the caller's observer (demo, tests), and the daemon's
+/// own (the event log, the receipt signal), each on its own task.
+pub(super) fn listeners(
+    _config: &Config,
+    observers: &super::Observers,
+    _storage: &super::storage::Storage,
+    _phases: &super::shutdown::Phases,
+) -> Vec<mpsc::Sender<AlarmEvent>> {
+    let mut out = Vec::new();
+    if let Some(tx) = &observers.alarm {
+        out.push(tx.clone());
+    }
+    out
+}
+
+/// The device id as drivers write it: zigbee2mqtt's IEEE addresses are shown with `0x` in its
+/// frontend, hearth's ids have none; both are accepted in configuration.
+fn device_key(id: &str) -> String {
+    match id.strip_prefix("zigbee:0x") {
+        Some(ieee) => format!("zigbee:{ieee}"),
+        None => id.to_owned(),
+    }
+}
+
 fn policy(s: &ScaipRouteConfig) -> SessionPolicy {
     SessionPolicy {
         answer_timeout: s.answer_timeout.get(),
@@ -123,7 +153,7 @@ fn mapping(s: &ScaipRouteConfig) -> Mapping {
     m.heartbeat_offer = s.heartbeat_offer;
     for d in &s.devices {
         m.devices.insert(
-            d.id.clone(),
+            device_key(&d.id),
             DeviceProfile {
                 device_type: d.device_type,
                 component: d.component,
@@ -158,11 +188,7 @@ fn mapping(s: &ScaipRouteConfig) -> Mapping {
 fn receiver(route: &RouteConfig, r: &ScaipReceiverConfig) -> anyhow::Result<Receiver> {
     let protocol: Arc<dyn AlarmProtocol> = match r.protocol {
         ScaipProtocol::Sip => Arc::new(sip_receiver(route, r)?),
-        ScaipProtocol::Https => bail!(
-            "route {:?}: receiver {:?}: SCAIP over HTTPS is not wired in this build yet",
-            route.name,
-            r.name
-        ),
+        ScaipProtocol::Https => Arc::new(https_receiver(route, r)?),
     };
     Ok(Receiver {
         name: r.name.clone(),
@@ -240,6 +266,24 @@ fn sip_receiver(
     ))
 }
 
+fn https_receiver(
+    route: &RouteConfig,
+    r: &ScaipReceiverConfig,
+) -> anyhow::Result<hearth_uplink_net::ScaipHttps> {
+    let mut settings =
+        hearth_uplink_net::ScaipHttpsSettings::new(r.url.clone().unwrap_or_default());
+    if r.token_file.is_some() {
+        settings.token = Some(read_secret(route, r, "token_file")?);
+    }
+    settings.tls = tls_files(route, r);
+    if let Some(s) = &route.scaip {
+        // The centre's answer is awaited as long as the session lets a receiver stay silent.
+        settings.answer_timeout = s.answer_timeout.get();
+    }
+    hearth_uplink_net::ScaipHttps::new(settings)
+        .map_err(|e| anyhow::anyhow!("route {:?}: receiver {:?}: {e}", route.name, r.name))
+}
+
 fn host_of(registrar: &str) -> String {
     let r = registrar.trim();
     if let Some(rest) = r.strip_prefix('[') {
@@ -258,11 +302,123 @@ fn log_event(route: &str, event: &AlarmEvent) {
             reference,
             receiver,
             answer,
+            ..
         } => tracing::info!(route, %record, %reference, receiver = %receiver,
             voice = answer.voice.is_some(), "alarm handled by the response centre"),
-        AlarmEvent::Failing { record, reference } => tracing::error!(route, %record, %reference,
+        AlarmEvent::Failing {
+            record, reference, ..
+        } => tracing::error!(route, %record, %reference,
             "no response centre handled the alarm yet; it is sent again"),
         AlarmEvent::Attempt { .. } => {}
+    }
+}
+
+/// The route's durable event log (S3; `hearth alarms log`): every attempt, reset, answer and
+/// outcome, written in batches by its own task so an alarm never waits for it.
+fn spawn_event_log(route: String, writer: OutboxWriter) -> mpsc::Sender<AlarmEvent> {
+    let (tx, mut rx) = mpsc::channel::<AlarmEvent>(1024);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![log_entry(&route, &first)];
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(more) => batch.push(log_entry(&route, &more)),
+                    Err(_) => break,
+                }
+            }
+            loop {
+                match writer.log_alarm_events(batch.clone()).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(route = %route, error = %e, entries = batch.len(),
+                            "cannot write the alarm event log; these entries are lost (the alarms are not)");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// One event as a log entry. `detail` names kinds, devices, codes and the centre's words —
+/// never a health value.
+fn log_entry(route: &str, event: &AlarmEvent) -> AlarmLogEntry {
+    let now = hearth_model::Timestamp::now();
+    let mut detail = Map::new();
+    let (at, record, reference, name, receiver) = match event {
+        AlarmEvent::Attempt {
+            record,
+            reference,
+            attempt,
+        } => {
+            detail.insert("mty".into(), json!(attempt.message_type.code()));
+            detail.insert("receiver_index".into(), json!(attempt.receiver_index));
+            let (name, result) = match &attempt.result {
+                AttemptResult::Answer(v) => ("attempt", v.name()),
+                AttemptResult::Failed(e) => ("attempt", e.to_string()),
+                AttemptResult::ResetSent => ("reset", "sent".to_owned()),
+            };
+            detail.insert("result".into(), json!(result));
+            if let Some(r) = &attempt.reason {
+                detail.insert(
+                    "reason".into(),
+                    json!(r.chars().take(128).collect::<String>()),
+                );
+            }
+            (
+                attempt.at,
+                record,
+                reference,
+                name,
+                Some(attempt.receiver.clone()),
+            )
+        }
+        AlarmEvent::Handled {
+            record,
+            alarm,
+            reference,
+            receiver,
+            answer,
+        } => {
+            describe_alarm(&mut detail, alarm.as_deref());
+            if let Some(v) = &answer.voice {
+                detail.insert("voice_mode".into(), json!(v.mode));
+                detail.insert("voice_call".into(), json!(format!("{:?}", v.call)));
+            }
+            (now, record, reference, "handled", Some(receiver.clone()))
+        }
+        AlarmEvent::Failing {
+            record,
+            alarm,
+            reference,
+        } => {
+            describe_alarm(&mut detail, alarm.as_deref());
+            (now, record, reference, "failing", None)
+        }
+    };
+    let mut entry = AlarmLogEntry::new(at, route, name);
+    entry.record = Some(*record);
+    entry.reference = Some(reference.to_string());
+    entry.receiver = receiver;
+    entry.detail = detail;
+    entry
+}
+
+fn describe_alarm(detail: &mut Map<String, Value>, alarm: Option<&hearth_model::Alarm>) {
+    match alarm {
+        Some(a) => {
+            detail.insert("kind".into(), json!(a.kind.as_str()));
+            detail.insert("state".into(), json!(a.state.as_str()));
+            detail.insert("device".into(), json!(a.device.as_str()));
+            detail.insert("criticality".into(), json!("alarm"));
+        }
+        None => {
+            detail.insert("criticality".into(), json!("technical"));
+        }
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) struct RouteWiring {
     /// Turns true in the second phase of the shutdown: senders stop.
     pub stop: watch::Receiver<bool>,
     pub stall: Duration,
+    /// Who hears what alarm routes report (event log, receipt signal, observers).
+    pub alarm_listeners: Vec<tokio::sync::mpsc::Sender<hearth_uplink_scaip::AlarmEvent>>,
 }
 
 /// Add a sender task for every enabled route. Each route's first uplink is built now, so a bad
@@ -54,13 +56,14 @@ fn sender(
         technical,
         stop: stop_rx,
         stall,
+        alarm_listeners,
     } = wiring;
     let mut retry = retry_policy(&config.retry_for(route));
     // An alarm route's receivers are built once and shared by its connections and restarts
     // (one SIP registration per receiver); an alarm is retried within half a minute unless
     // the route says otherwise.
     let alarm = if alarms::is_alarm_route(config, route) {
-        let a = alarms::AlarmRoute::build(route, observers.alarm.clone())?;
+        let a = alarms::AlarmRoute::build(route, alarm_listeners.clone(), writer)?;
         a.spawn_heartbeat(route, technical.clone(), stop_rx.clone());
         if route.retry.as_ref().is_none_or(|r| r.max.is_none()) {
             retry.max = retry.max.min(alarms::ALARM_RETRY_MAX);

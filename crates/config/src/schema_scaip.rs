@@ -139,7 +139,7 @@ pub struct ScaipReceiverConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScaipDeviceConfig {
-    /// Required: our device id (`zigbee:0x00158d0001a2b3c4`, `ble:…`, an external driver's
+    /// Required: our device id (`zigbee:00158d0001a2b3c4`, the IEEE address with or without `0x`, `ble:…`, an external driver's
     /// `ext:…`), as `hearth outbox` and the logs show it.
     pub id: String,
     /// SCAIP device type (`dty`), e.g. 3 personal trigger, 4 fixed trigger, 5 fall detector,

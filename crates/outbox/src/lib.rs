@@ -61,6 +61,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod alarm_log;
 mod codec;
 mod dead;
 mod error;
@@ -73,6 +74,10 @@ mod stats;
 mod store;
 mod writer;
 
+pub use alarm_log::{
+    ALARM_LOG_DETAIL_MAX_BYTES, ALARM_LOG_PRUNED, ALARM_LOG_TEXT_MAX_BYTES, AlarmLog,
+    AlarmLogEntry, AlarmLogQuery, DEFAULT_MAX_ALARM_LOG, LoggedAlarmEvent, alarm_log,
+};
 pub use dead::{DeadLetter, DeadLetterQuery, Requeue, RequeueReport, dead_letters, requeue};
 pub use error::OutboxError;
 pub use keep::{KEEP_INPUT_BYTES, fnv1a};

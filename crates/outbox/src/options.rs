@@ -136,6 +136,9 @@ pub struct OutboxOptions {
     /// Store the technical alarm `dead_letters` when dead letters appear, and clear it when the
     /// table is empty again. Off by default; the daemon turns it on.
     pub dead_letter_alarm: bool,
+    /// The alarm event log keeps at most this many entries (oldest go first, counted in
+    /// `alarm_log_pruned`); 0 turns the log off. Default [`crate::DEFAULT_MAX_ALARM_LOG`].
+    pub max_alarm_log: u64,
 }
 
 impl OutboxOptions {
@@ -157,6 +160,7 @@ impl OutboxOptions {
             max_dead_letters: 10_000,
             gateway: None,
             dead_letter_alarm: false,
+            max_alarm_log: crate::DEFAULT_MAX_ALARM_LOG,
         }
     }
 }

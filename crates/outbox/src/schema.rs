@@ -15,6 +15,9 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The version that gave `dead_letter` its bounded-payload columns (read-only listings need it).
 pub(crate) const DEAD_LETTER_COLUMNS_VERSION: i64 = 3;
 
+/// The version that added the alarm event log (`alarm_log`); older files have none.
+pub(crate) const ALARM_LOG_VERSION: i64 = 5;
+
 /// `MIGRATIONS[n]` moves a database from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
     // v1: the first schema.
@@ -130,6 +133,26 @@ const MIGRATIONS: &[&str] = &[
         battery      INTEGER,
         updated_ms   INTEGER NOT NULL
     ) WITHOUT ROWID;
+    "#,
+    // Version 5 (issue 15, REQUIREMENTS S3): the alarm event log, one row per thing that
+    // happened to an alarm on its way to a response centre (queued, attempt, handled, failing,
+    // …). Generic text only: the caller composes `event` (a short word) and `detail` (a small
+    // JSON object); the outbox knows no wire format. Bounded in rows
+    // (`OutboxOptions::max_alarm_log`, oldest first, counted in `alarm_log_pruned`); not
+    // records, not routed. See `crate::alarm_log`.
+    r#"
+    CREATE TABLE IF NOT EXISTS alarm_log (
+        id         INTEGER PRIMARY KEY,
+        at_ms      INTEGER NOT NULL,
+        record_id  BLOB,
+        route      TEXT    NOT NULL,
+        reference  TEXT,
+        event      TEXT    NOT NULL,
+        receiver   TEXT,
+        detail     TEXT    NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS alarm_log_record ON alarm_log (record_id)
+        WHERE record_id IS NOT NULL;
     "#,
 ];
 

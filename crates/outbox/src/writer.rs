@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::reserve::DiskGuard;
 use crate::{
-    AppendOutcome, Claimed, CommitReport, Outbox, OutboxError, Outcome, RouteId, Stats, Ticket,
+    AlarmLogEntry, AppendOutcome, Claimed, CommitReport, Outbox, OutboxError, Outcome, RouteId,
+    Stats, Ticket,
 };
 
 /// Why a request to the writer failed.
@@ -136,6 +137,10 @@ enum Command {
     Devices {
         reply: Reply<Vec<hearth_model::Device>>,
     },
+    LogAlarmEvents {
+        entries: Vec<AlarmLogEntry>,
+        reply: Reply<()>,
+    },
 }
 
 impl Command {
@@ -145,6 +150,7 @@ impl Command {
             Command::Append { records, .. } => records.len().max(1),
             Command::Settle { answers, .. } => answers.len().max(1),
             Command::Claim { max, .. } => *max,
+            Command::LogAlarmEvents { entries, .. } => entries.len().max(1),
             _ => 1,
         }
     }
@@ -304,6 +310,21 @@ impl OutboxWriter {
     /// Every device's stored facts.
     pub async fn devices(&self) -> Result<Vec<hearth_model::Device>, WriterError> {
         self.call(|reply| Command::Devices { reply }).await
+    }
+
+    /// Append entries to the alarm event log (REQUIREMENTS S3), group-committed with other
+    /// requests; returns after the commit. The oldest entries beyond the bound
+    /// ([`crate::OutboxOptions::max_alarm_log`]) are removed in the same transaction and
+    /// counted. Admitted while the disk is full (alarms only): it is about alarms, and small.
+    ///
+    /// The caller composes each entry, `detail` included: **never health values** (see
+    /// [`AlarmLogEntry`]).
+    pub async fn log_alarm_events(&self, entries: Vec<AlarmLogEntry>) -> Result<(), WriterError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Command::LogAlarmEvents { entries, reply })
+            .await
     }
 
     /// Keep input a driver could not parse, with its error (invariant 6).
@@ -534,6 +555,10 @@ fn apply(
             Ok(()) => Ok(Pending::Unit(reply)),
             Err(e) => Err(Box::new((e, Pending::Unit(reply)))),
         },
+        Command::LogAlarmEvents { entries, reply } => match batch.log_alarm_events(&entries) {
+            Ok(_) => Ok(Pending::Unit(reply)),
+            Err(e) => Err(Box::new((e, Pending::Unit(reply)))),
+        },
         other => Ok(unanswered(other)),
     }
 }
@@ -544,7 +569,8 @@ fn unanswered(cmd: Command) -> Pending {
         Command::Append { reply, .. } => Pending::Append(reply, Vec::new()),
         Command::DeadLetterInput { reply, .. }
         | Command::Settle { reply, .. }
-        | Command::PutDevice { reply, .. } => Pending::Unit(reply),
+        | Command::PutDevice { reply, .. }
+        | Command::LogAlarmEvents { reply, .. } => Pending::Unit(reply),
         Command::Devices { reply } => Pending::Devices(reply),
         Command::Claim { reply, .. } => Pending::Claim(reply, Vec::new()),
         Command::Expire { reply } => Pending::Expire(reply, [0; 4]),
@@ -670,11 +696,13 @@ fn bound_wal(outbox: &Outbox, wal: &std::path::Path) {
 const TICK: Duration = Duration::from_millis(50);
 
 /// Whether a write may go ahead while only alarms are stored: alarm and technical records
-/// (with their cursors), and the deliveries' bookkeeping, which frees rather than takes space.
+/// (with their cursors), the deliveries' bookkeeping, which frees rather than takes space, and
+/// the alarm event log (small and bounded; what happened to the alarms is what S3 asks for).
 fn admitted(guard: &DiskGuard, cmd: &Command) -> bool {
     match cmd {
         Command::Append { records, .. } => guard.admits_records(records),
         Command::DeadLetterInput { .. } | Command::PutDevice { .. } => !guard.alarms_only,
+        Command::LogAlarmEvents { .. } => true,
         _ => true,
     }
 }
@@ -698,6 +726,9 @@ enum Again {
         answers: Vec<(Ticket, Outcome)>,
     },
     Expire,
+    LogAlarmEvents {
+        entries: Vec<AlarmLogEntry>,
+    },
 }
 
 impl Again {
@@ -726,6 +757,9 @@ impl Again {
                 answers: answers.clone(),
             }),
             Command::Expire { .. } => Some(Again::Expire),
+            Command::LogAlarmEvents { entries, .. } => Some(Again::LogAlarmEvents {
+                entries: entries.clone(),
+            }),
             _ => None,
         }
     }
@@ -755,6 +789,9 @@ impl Again {
                 reply,
             }),
             (Again::Expire, Pending::Expire(reply, _)) => Ok(Command::Expire { reply }),
+            (Again::LogAlarmEvents { entries }, Pending::Unit(reply)) => {
+                Ok(Command::LogAlarmEvents { entries, reply })
+            }
             (_, p) => Err(p),
         }
     }
@@ -1066,9 +1103,88 @@ mod tests {
         assert!(admitted(&guard, &claim));
         assert!(admitted(
             &guard,
+            &Command::LogAlarmEvents {
+                entries: vec![crate::AlarmLogEntry::new(
+                    Timestamp::now(),
+                    "alarm",
+                    "attempt"
+                )],
+                reply: oneshot::channel().0,
+            }
+        ));
+        assert!(admitted(
+            &guard,
             &Command::Expire {
                 reply: oneshot::channel().0
             }
         ));
+    }
+
+    /// Issue 15: with the disk full (alarms only), what happens to alarms is still logged,
+    /// while a reading is refused in the same group.
+    #[test]
+    fn alarms_only_still_commits_the_alarm_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let hub = crate::RouteSpec {
+            name: "hub".into(),
+            categories: hearth_model::Category::ALL.to_vec(),
+            retry: crate::RetryPolicy::default(),
+            readings_only: false,
+            alarms_only: false,
+        };
+        let (mut outbox, _) = Outbox::open(crate::OutboxOptions::new(&path, vec![hub])).unwrap();
+        let mut guard = DiskGuard::with_reserve(dir.path().join("o.db.reserve"), 4096);
+        guard.disk_full(std::time::Instant::now());
+        let mut state = State {
+            guard,
+            failing: false,
+        };
+        let shared = Shared {
+            commits: watch::channel(0).0,
+            transactions: Arc::new(AtomicU64::new(0)),
+            alarms_only: Arc::new(AtomicBool::new(true)),
+        };
+        let reading = Record::Reading(
+            Reading::builder(
+                DeviceId::new("sim", "1").unwrap(),
+                Mdc(1),
+                Value::numeric(1.0),
+            )
+            .sequence(1)
+            .build(Timestamp::now()),
+        );
+        let (log_reply, mut logged) = oneshot::channel();
+        let (append_reply, mut appended) = oneshot::channel();
+        let mut entry = crate::AlarmLogEntry::new(Timestamp::now(), "alarm", "attempt");
+        entry.receiver = Some("primary".into());
+        process(
+            &mut outbox,
+            vec![
+                Command::Append {
+                    records: vec![reading],
+                    cursors: Vec::new(),
+                    journal: None,
+                    reply: append_reply,
+                },
+                Command::LogAlarmEvents {
+                    entries: vec![entry],
+                    reply: log_reply,
+                },
+            ],
+            &shared,
+            &mut state,
+        );
+        assert!(matches!(logged.try_recv(), Ok(Ok(()))));
+        assert!(matches!(appended.try_recv(), Ok(Err(e)) if e.is_transient()));
+        let log = outbox.alarm_log(&crate::AlarmLogQuery::default()).unwrap();
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.entries[0].entry.event, "attempt");
+        assert_eq!(log.entries[0].entry.receiver.as_deref(), Some("primary"));
+        assert_eq!(
+            outbox.len(),
+            1,
+            "only the disk_full technical alarm is stored"
+        );
     }
 }

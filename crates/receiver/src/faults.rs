@@ -131,6 +131,126 @@ impl Injector {
     }
 }
 
+/// A scripted fault of the SCAIP endpoint (on top of [`Faults`], which apply to it as to the
+/// others: error → `503`, reset, garbage, latency, down windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaipFault {
+    /// No answer: the request is stored and recorded, the connection held open unanswered
+    /// (until the sender gives up, at most [`SCAIP_HANG`]).
+    Hang,
+    /// `snu`=4 (hold); once the fault's `times` are used up, the event is handled (`snu`=0).
+    Hold,
+    /// `snu`=6 (busy).
+    Busy,
+    /// `snu`=5 (not treated).
+    NotTreated,
+    /// This `snu` (an error number such as 2 or 99).
+    Snu(u16),
+    /// `200` with an `<mrs>` for another `ref`.
+    WrongRef,
+    /// `200` with a body that is not well-formed XML.
+    Malformed,
+    /// `401` with `WWW-Authenticate: Bearer`, whatever the credentials (nothing stored).
+    Unauthorized,
+}
+
+/// Longest a [`ScaipFault::Hang`] holds a request.
+pub const SCAIP_HANG: Duration = Duration::from_secs(300);
+
+impl ScaipFault {
+    /// Name for counters (`fault:<name>`) and the request log.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaipFault::Hang => "hang",
+            ScaipFault::Hold => "hold",
+            ScaipFault::Busy => "busy",
+            ScaipFault::NotTreated => "not_treated",
+            ScaipFault::Snu(_) => "snu",
+            ScaipFault::WrongRef => "wrong_ref",
+            ScaipFault::Malformed => "malformed",
+            ScaipFault::Unauthorized => "unauthorized",
+        }
+    }
+
+    /// Parse `hang`, `hold`, `busy`, `not-treated`, `snu=N`, `wrong-ref`, `malformed`, `401`,
+    /// optionally followed by `:N` (the first N requests of each event), e.g. `hold:2`.
+    pub fn parse(s: &str) -> Result<ScaipFaults, String> {
+        let (name, times) = match s.rsplit_once(':') {
+            Some((n, t)) => (
+                n,
+                Some(t.trim().parse::<u32>().map_err(|_| {
+                    format!("{s:?}: the count after ':' must be a number, e.g. hold:2")
+                })?),
+            ),
+            None => (s, None),
+        };
+        let fault = match name.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "hang" => ScaipFault::Hang,
+            "hold" => ScaipFault::Hold,
+            "busy" => ScaipFault::Busy,
+            "not-treated" => ScaipFault::NotTreated,
+            "wrong-ref" => ScaipFault::WrongRef,
+            "malformed" => ScaipFault::Malformed,
+            "401" | "unauthorized" => ScaipFault::Unauthorized,
+            other => match other.strip_prefix("snu=").map(str::parse::<u16>) {
+                Some(Ok(n)) => ScaipFault::Snu(n),
+                _ => {
+                    return Err(format!(
+                        "{s:?}: expected hang, hold, busy, not-treated, snu=N, wrong-ref, \
+                         malformed or 401, optionally with :N (the first N requests of each event)"
+                    ));
+                }
+            },
+        };
+        Ok(ScaipFaults {
+            fault: Some(fault),
+            times,
+        })
+    }
+}
+
+/// The SCAIP endpoint's scripted fault (none by default).
+///
+/// The fault hits the first [`times`](Self::times) requests of each event (by `ref`; all of
+/// them when `None`), resets (`mty=RE`) excepted: they are always answered, so a test sees
+/// them recorded. [`ScaipFault::Unauthorized`] counts requests overall instead (it refuses
+/// before reading the body). After the fault's requests the event is handled (`snu`=0), so
+/// `hold` with `times: Some(2)` is "hold twice, then OK".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScaipFaults {
+    /// The fault.
+    pub fault: Option<ScaipFault>,
+    /// For how many requests of each event; `None`: every request.
+    pub times: Option<u32>,
+}
+
+impl ScaipFaults {
+    /// `fault` on every request.
+    pub fn always(fault: ScaipFault) -> Self {
+        Self {
+            fault: Some(fault),
+            times: None,
+        }
+    }
+
+    /// `fault` on the first `n` requests of each event, then normal answers.
+    pub fn first(n: u32, fault: ScaipFault) -> Self {
+        Self {
+            fault: Some(fault),
+            times: Some(n),
+        }
+    }
+
+    /// The fault for the `n`-th (1-based) request of an event, if any.
+    pub(crate) fn for_request(&self, n: u32) -> Option<ScaipFault> {
+        let f = self.fault?;
+        match self.times {
+            Some(t) if n > t => None,
+            _ => Some(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +296,31 @@ mod tests {
         assert!(i.is_down(t + Duration::from_millis(4999)));
         assert!(!i.is_down(t + Duration::from_secs(5)));
         assert_eq!(i.draw(), Fault::None);
+    }
+
+    #[test]
+    fn scaip_faults_parse_and_count() {
+        let f = ScaipFault::parse("hold:2").unwrap();
+        assert_eq!(f, ScaipFaults::first(2, ScaipFault::Hold));
+        assert_eq!(f.for_request(1), Some(ScaipFault::Hold));
+        assert_eq!(f.for_request(2), Some(ScaipFault::Hold));
+        assert_eq!(f.for_request(3), None);
+        let f = ScaipFault::parse("busy").unwrap();
+        assert_eq!(f.for_request(1000), Some(ScaipFault::Busy));
+        assert_eq!(
+            ScaipFault::parse("snu=99").unwrap().fault,
+            Some(ScaipFault::Snu(99))
+        );
+        assert_eq!(
+            ScaipFault::parse("not_treated").unwrap().fault,
+            Some(ScaipFault::NotTreated)
+        );
+        assert_eq!(
+            ScaipFault::parse("401").unwrap().fault,
+            Some(ScaipFault::Unauthorized)
+        );
+        assert!(ScaipFault::parse("sometimes").is_err());
+        assert!(ScaipFault::parse("hold:x").is_err());
+        assert_eq!(ScaipFaults::default().for_request(1), None);
     }
 }

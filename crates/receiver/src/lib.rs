@@ -12,7 +12,12 @@
 //! - **OAuth2 token endpoint** (`POST /oauth2/token` on the FHIR listener, when
 //!   [`ReceiverConfig::oauth2`] is set): client credentials with a `private_key_jwt` assertion
 //!   (RFC 7523) of one registered client; FHIR requests then need one of its access tokens.
-//! - **TLS** on both (rustls + ring, TLS 1.2/1.3), optionally requiring client certificates.
+//! - **SCAIP endpoint** (`POST /scaip`, when [`ReceiverConfig::scaip`] is set): a response
+//!   centre for SCAIP over HTTPS (`docs/protocols/scaip-https.md`): `<mrq>` in, `<mrs>` out
+//!   (`snu`=0 by default), each event stored once by `cid` + `ref` (a repeat is answered again
+//!   and counted as a repeat), every request logged ([`scaip_requests`]), scripted faults
+//!   ([`ScaipFaults`]: hang, hold N times then OK, busy, not treated, wrong ref, malformed, 401).
+//! - **TLS** on all (rustls + ring, TLS 1.2/1.3), optionally requiring client certificates.
 //! - **Store**: one SQLite file ([`summary`] reads it).
 //! - **Faults** ([`Faults`]): error answers, latency, down windows, garbage, resets — seeded.
 //!
@@ -32,6 +37,7 @@ mod faults;
 mod fhir;
 mod mllp;
 mod oauth;
+mod scaip;
 mod store;
 mod tls;
 
@@ -46,9 +52,13 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
-pub use faults::Faults;
+pub use faults::{Faults, SCAIP_HANG, ScaipFault, ScaipFaults};
 pub use oauth::{DEFAULT_TOKEN_LIFE, OAuth2Issuer, TOKEN_PATH};
-pub use store::{FHIR, FormatSummary, MLLP, OBSERVATION, Summary, summary};
+pub use scaip::ScaipEndpoint;
+pub use store::{
+    FHIR, FormatSummary, MLLP, OBSERVATION, SCAIP, ScaipRequest, ScaipSummary, Summary,
+    scaip_requests, summary,
+};
 pub use tls::{ServerTls, server_config};
 
 use faults::Injector;
@@ -92,7 +102,9 @@ pub struct ReceiverConfig {
     pub fhir: Option<Listen>,
     /// The MLLP (PCD-01) endpoint; `None`: not started.
     pub mllp: Option<Listen>,
-    /// TLS for both endpoints; `None`: plain TCP.
+    /// The SCAIP-over-HTTPS endpoint (a response centre); `None` (the default): not started.
+    pub scaip: Option<ScaipEndpoint>,
+    /// TLS for all endpoints; `None`: plain TCP.
     pub tls: Option<ServerTls>,
     /// The SQLite file (created if missing; reused, and added to, if present).
     pub store: PathBuf,
@@ -112,6 +124,7 @@ impl ReceiverConfig {
         Self {
             fhir: Some(Listen::loopback()),
             mllp: Some(Listen::loopback()),
+            scaip: None,
             tls: None,
             store: store.into(),
             faults: Faults::default(),
@@ -129,7 +142,7 @@ pub enum ReceiverError {
         "cannot listen for {what} on {addr}: {source}; choose a free port or stop what uses it"
     )]
     Bind {
-        /// `FHIR` or `MLLP`.
+        /// `FHIR`, `MLLP` or `SCAIP`.
         what: &'static str,
         /// The address asked for ("injected listener" for [`Listen::Listener`]).
         addr: String,
@@ -199,6 +212,7 @@ pub(crate) async fn count(
 pub struct RunningReceiver {
     fhir_addr: Option<SocketAddr>,
     mllp_addr: Option<SocketAddr>,
+    scaip_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -212,6 +226,11 @@ impl RunningReceiver {
     /// The MLLP endpoint's address.
     pub fn mllp_addr(&self) -> Option<SocketAddr> {
         self.mllp_addr
+    }
+
+    /// The SCAIP endpoint's address.
+    pub fn scaip_addr(&self) -> Option<SocketAddr> {
+        self.scaip_addr
     }
 
     /// Stop listening, close every connection and wait for the tasks to end. What was
@@ -302,7 +321,7 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
         };
         tasks.push(tokio::spawn(accept_loop(
             listener,
-            acceptor,
+            acceptor.clone(),
             handler,
             down,
             store.clone(),
@@ -310,10 +329,46 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
             stop.subscribe(),
         )));
     }
-    tracing::info!(?fhir_addr, ?mllp_addr, "receiver started");
+    let mut scaip_addr = None;
+    if let Some(ScaipEndpoint {
+        listen,
+        bearer,
+        heartbeat_minutes,
+        faults,
+    }) = cfg.scaip
+    {
+        let listener = bind(listen, "SCAIP")?;
+        scaip_addr = Some(local_addr(&listener, "SCAIP")?);
+        let endpoint = Arc::new(scaip::Scaip::new(
+            bearer,
+            heartbeat_minutes,
+            faults,
+            store.clone(),
+            Injector::new(cfg.faults.clone(), started, 3),
+        ));
+        let handler: Handler = {
+            let endpoint = endpoint.clone();
+            Arc::new(move |io| Box::pin(endpoint.clone().serve(io)))
+        };
+        let down: DownCheck = {
+            let endpoint = endpoint.clone();
+            Arc::new(move |t| endpoint.injector.is_down(t))
+        };
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            handler,
+            down,
+            store.clone(),
+            SCAIP,
+            stop.subscribe(),
+        )));
+    }
+    tracing::info!(?fhir_addr, ?mllp_addr, ?scaip_addr, "receiver started");
     Ok(RunningReceiver {
         fhir_addr,
         mllp_addr,
+        scaip_addr,
         stop,
         tasks,
     })

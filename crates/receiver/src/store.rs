@@ -5,6 +5,7 @@
 //! received(format, key, kind, body, source, first_seen_ms, last_seen_ms, copies,
 //!          PRIMARY KEY (format, key))
 //! counters(format, name, value, PRIMARY KEY (format, name))
+//! scaip_requests(id, ref, cid, mty, dty, stc, at_ms, http_status, snu, repeat, fault)
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +21,9 @@ pub const FHIR: &str = "fhir";
 /// `received.format` of PCD-01 (MLLP) rows and counters.
 pub const MLLP: &str = "mllp";
 
+/// `received.format` of SCAIP events (key `<cid>:<ref>`) and counters.
+pub const SCAIP: &str = "scaip";
+
 /// `received.kind` of an observation (FHIR `Observation`, HL7 OBX row with an OBX-21 id).
 pub const OBSERVATION: &str = "Observation";
 
@@ -34,6 +38,19 @@ CREATE TABLE IF NOT EXISTS received (
     last_seen_ms  INTEGER NOT NULL,
     copies        INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (format, key)
+);
+CREATE TABLE IF NOT EXISTS scaip_requests (
+    id          INTEGER PRIMARY KEY,
+    ref         TEXT,
+    cid         TEXT,
+    mty         TEXT,
+    dty         INTEGER,
+    stc         INTEGER,
+    at_ms       INTEGER NOT NULL,
+    http_status INTEGER NOT NULL,
+    snu         INTEGER,
+    repeat      INTEGER NOT NULL DEFAULT 0,
+    fault       TEXT
 );
 CREATE TABLE IF NOT EXISTS counters (
     format TEXT    NOT NULL,
@@ -133,6 +150,47 @@ impl Store {
         tx.commit().map_err(&e)
     }
 
+    /// Store a SCAIP event once by `key` (a repeat raises its copy count) — `item` is `None`
+    /// for a request that was not read (refused) — log the request in `scaip_requests`, and
+    /// add `counters`, in one transaction. Whether the event was known already.
+    pub(crate) fn put_scaip(
+        &mut self,
+        item: Option<&Item<'_>>,
+        request: &ScaipRequest,
+        counters: &[(&str, u64)],
+    ) -> Result<bool, ReceiverError> {
+        let path = self.path.clone();
+        let e = db_err(&path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        let repeat = match item {
+            Some(item) => matches!(
+                put_in(&tx, &path, SCAIP, "scaip", std::slice::from_ref(item))?.first(),
+                Some(Stored::Existing(_))
+            ),
+            None => false,
+        };
+        tx.execute(
+            "INSERT INTO scaip_requests (ref, cid, mty, dty, stc, at_ms, http_status, snu, \
+             repeat, fault) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                request.reference,
+                request.caller_id,
+                request.message_type,
+                request.device_type,
+                request.status_code,
+                request.at_ms,
+                request.http_status,
+                request.snu,
+                repeat,
+                request.fault,
+            ],
+        )
+        .map_err(&e)?;
+        add_counters(&tx, SCAIP, counters).map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(repeat)
+    }
+
     /// Add to counters only.
     pub(crate) fn count(
         &mut self,
@@ -210,6 +268,87 @@ fn add_counters(
     Ok(())
 }
 
+/// One request the SCAIP endpoint got (table `scaip_requests`): what the centre saw and what
+/// it answered. No personal text is kept here (the event's body is in `received`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScaipRequest {
+    /// `ref`; `None` when the request was refused before it was read (401, 415, 413, 400).
+    pub reference: Option<String>,
+    /// `cid`.
+    pub caller_id: Option<String>,
+    /// `mty` (`ME`, `IN`, `RE`, `PI`).
+    pub message_type: Option<String>,
+    /// `dty`.
+    pub device_type: Option<u16>,
+    /// `stc` (`None`: omitted, which means alarm).
+    pub status_code: Option<u16>,
+    /// When it arrived (Unix ms).
+    pub at_ms: i64,
+    /// The HTTP status answered (`0`: none, the connection was dropped or held).
+    pub http_status: u16,
+    /// The `snu` answered, if an `<mrs>` was.
+    pub snu: Option<u16>,
+    /// Whether the event (`cid` + `ref`) was known already: a repeat, not a new event.
+    pub repeat: bool,
+    /// The fault injected, if any (`hold`, `hang`, `error`, …).
+    pub fault: Option<String>,
+}
+
+/// Every request the SCAIP endpoint recorded, oldest first (opened read-only).
+pub fn scaip_requests(path: &Path) -> Result<Vec<ScaipRequest>, ReceiverError> {
+    let e = db_err(path);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&e)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(&e)?;
+    let mut q = conn
+        .prepare(
+            "SELECT ref, cid, mty, dty, stc, at_ms, http_status, snu, repeat, fault \
+             FROM scaip_requests ORDER BY id",
+        )
+        .map_err(&e)?;
+    let rows = q
+        .query_map([], |r| {
+            Ok(ScaipRequest {
+                reference: r.get(0)?,
+                caller_id: r.get(1)?,
+                message_type: r.get(2)?,
+                device_type: r.get(3)?,
+                status_code: r.get(4)?,
+                at_ms: r.get(5)?,
+                http_status: r.get(6)?,
+                snu: r.get(7)?,
+                repeat: r.get(8)?,
+                fault: r.get(9)?,
+            })
+        })
+        .map_err(&e)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+}
+
+/// Counts of the SCAIP endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScaipSummary {
+    /// Distinct events (by `cid` + `ref`), heartbeats not included.
+    pub events: u64,
+    /// Distinct heartbeats (`mty=PI`).
+    pub heartbeats: u64,
+    /// Requests that repeated a known event (resends, holds polled, resets): answered again,
+    /// never a second event.
+    pub repeats: u64,
+    /// Requests received, including refused ones and those answered with a fault.
+    pub requests: u64,
+    /// Resets (`mty=RE`) received.
+    pub resets: u64,
+    /// Requests refused with an HTTP error (400, 401, 404, 405, 413, 415).
+    pub rejected: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+}
+
 /// Counts of one format (`fhir` or `mllp`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormatSummary {
@@ -253,6 +392,8 @@ pub struct Summary {
     pub fhir: FormatSummary,
     /// The MLLP (PCD-01) endpoint's counts.
     pub mllp: FormatSummary,
+    /// The SCAIP endpoint's counts.
+    pub scaip: ScaipSummary,
 }
 
 impl std::fmt::Display for Summary {
@@ -293,6 +434,33 @@ impl std::fmt::Display for Summary {
                 }
             )?;
         }
+        let s = &self.scaip;
+        if s.requests > 0 {
+            writeln!(
+                f,
+                "SCAIP: {} events, {} heartbeats, {} repeats recognised, {} resets, {} requests, \
+                 {} rejected, {} faults injected{}",
+                s.events,
+                s.heartbeats,
+                s.repeats,
+                s.resets,
+                s.requests,
+                s.rejected,
+                s.faults.values().sum::<u64>(),
+                if s.faults.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        s.faults
+                            .iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )?;
+        }
         Ok(())
     }
 }
@@ -326,6 +494,12 @@ pub fn summary(path: &Path) -> Result<Summary, ReceiverError> {
         .map_err(&e)?;
     for row in it {
         let (format, is_obs, n, dup) = row.map_err(&e)?;
+        if format == SCAIP {
+            // `kind = 'Observation'` is never true here; heartbeats are counted below.
+            out.scaip.events += to_u64(n);
+            out.scaip.repeats += to_u64(dup);
+            continue;
+        }
         let Some(s) = pick(&mut out, &format) else {
             continue;
         };
@@ -352,6 +526,21 @@ pub fn summary(path: &Path) -> Result<Summary, ReceiverError> {
         .map_err(&e)?;
     for row in it {
         let (format, name, value) = row.map_err(&e)?;
+        if format == SCAIP {
+            let s = &mut out.scaip;
+            let value = to_u64(value);
+            match name.as_str() {
+                "requests" => s.requests += value,
+                "rejected" => s.rejected += value,
+                "resets" => s.resets += value,
+                other => {
+                    if let Some(kind) = other.strip_prefix("fault:") {
+                        *s.faults.entry(kind.to_owned()).or_default() += value;
+                    }
+                }
+            }
+            continue;
+        }
         let Some(s) = pick(&mut out, &format) else {
             continue;
         };
@@ -370,7 +559,21 @@ pub fn summary(path: &Path) -> Result<Summary, ReceiverError> {
             }
         }
     }
+    split_heartbeats(&conn, &mut out).map_err(&e)?;
     Ok(out)
+}
+
+/// Heartbeats are events of kind `PI`: move them out of the event count.
+fn split_heartbeats(conn: &Connection, out: &mut Summary) -> Result<(), rusqlite::Error> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM received WHERE format = ?1 AND kind = 'PI'",
+        [SCAIP],
+        |r| r.get(0),
+    )?;
+    let n = to_u64(n);
+    out.scaip.heartbeats = n;
+    out.scaip.events = out.scaip.events.saturating_sub(n);
+    Ok(())
 }
 
 fn pick<'a>(s: &'a mut Summary, format: &str) -> Option<&'a mut FormatSummary> {

@@ -113,6 +113,25 @@ impl Mosquitto {
         assert!(status.success(), "mosquitto_pub failed: {status}");
     }
 
+    /// Create the persistent session (clean session off) of MQTT client `client_id` with QoS 1
+    /// subscriptions to `filters`, as a client that connected once and went away: every QoS 1
+    /// message published from now on is queued for it, in order, until a client connects with
+    /// that id and clean session off (hearth's MQTT sources do). Returns once the broker
+    /// acknowledged the subscriptions (`mosquitto_sub -c -E`).
+    pub fn create_session(&self, client_id: &str, filters: &[String]) {
+        let mut cmd = Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-i", client_id, "-c", "-q", "1", "-E"]);
+        for f in filters {
+            cmd.args(["-t", f]);
+        }
+        let status = cmd
+            .stdout(Stdio::null())
+            .status()
+            .expect("mosquitto_sub (install mosquitto-clients)");
+        assert!(status.success(), "mosquitto_sub failed: {status}");
+    }
+
     /// Publish one message (`-r` when `retain`).
     pub fn publish(&self, topic: &str, payload: &str, qos: u8, retain: bool) {
         let mut cmd = Command::new("mosquitto_pub");

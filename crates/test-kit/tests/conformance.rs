@@ -12,7 +12,10 @@ use hearth_driver_simulated::{Simulated, SimulatedSettings};
 use hearth_model::{
     Category, Component, DeviceId, Mdc, Reading, ReadingFlags, Record, Timestamp, Ucum, Value,
 };
-use hearth_test_kit::conformance::{Conformance, FuzzOptions, check_no_panic_on_input_with};
+use hearth_test_kit::conformance::{
+    Conformance, FuzzOptions, LiveData, check_ack_after_commit_with, check_ids_deterministic_with,
+    check_no_panic_on_input_with,
+};
 use hearth_test_kit::{
     Check, OnDevice, RunLimit, check_ack_after_commit, check_driver_readings,
     check_ids_deterministic, check_no_panic_on_input, check_readings_valid, run_all,
@@ -450,6 +453,183 @@ async fn device_told_before_the_commit_fails_the_ack_check() {
         "{err}"
     );
     assert!(err.mentions("never arrived after a restart"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live data.
+
+/// MDC_PULS_RATE: the live value of the pulse driver.
+const PULSE: Mdc = Mdc(149_530);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PulseFlaw {
+    None,
+    /// Each fresh driver reports other live values (as if they depended on timing).
+    LiveDiffersBetweenRuns,
+    /// On start, sends the live value of the last committed round again.
+    LiveRepeatedOnRestart,
+}
+
+/// Each round, one stored temperature (device time and sequence: replayable) and one live
+/// pulse value (neither: its id comes from the receipt time), with the cursor, in one submit.
+struct Pulse {
+    flaw: PulseFlaw,
+    offset: u64,
+}
+
+fn pulse(flaw: PulseFlaw) -> impl FnMut() -> Pulse {
+    let mut fresh = 0;
+    move || {
+        fresh += 1;
+        Pulse {
+            flaw,
+            offset: if flaw == PulseFlaw::LiveDiffersBetweenRuns {
+                fresh
+            } else {
+                0
+            },
+        }
+    }
+}
+
+impl Pulse {
+    fn live(&self, k: u64) -> Record {
+        let device = DeviceId::new("toy", "strap").unwrap();
+        let value = Value::numeric((60 + k + self.offset) as f64);
+        Record::Reading(
+            Reading::builder(device, PULSE, value)
+                .unit(Ucum::new("/min"))
+                .build(Timestamp::now()),
+        )
+    }
+}
+
+impl Driver for Pulse {
+    fn name(&self) -> &str {
+        "pulse"
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a DriverContext) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let committed = ctx.ingest.cursor(CURSOR).await?.map(|c| c as u64);
+            if let (PulseFlaw::LiveRepeatedOnRestart, Some(last)) = (self.flaw, committed) {
+                ctx.ingest.submit(vec![self.live(last)], None).await?;
+            }
+            let toy = Toy { flaw: Flaw::None };
+            let mut k = committed.map_or(1, |c| c + 1);
+            while k <= ROUNDS {
+                tokio::select! {
+                    _ = ctx.stopping() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+                let mut records = toy.round(k);
+                records.push(self.live(k));
+                ctx.ingest
+                    .submit(records, Some((CURSOR.into(), k as i64)))
+                    .await?;
+                k += 1;
+            }
+            ctx.stopping().await;
+            Ok(())
+        })
+    }
+}
+
+fn pulse_is_live() -> LiveData {
+    LiveData::none().declare(
+        "pulse notifications carry no time",
+        |r| matches!(r, Record::Reading(x) if x.mdc == PULSE),
+    )
+}
+
+#[tokio::test]
+async fn declared_live_data_is_compared_by_content_and_passes() {
+    let summary = within(
+        Conformance::new(pulse(PulseFlaw::None))
+            .limit(LIMIT)
+            .live(
+                "pulse notifications carry no time",
+                |r| matches!(r, Record::Reading(x) if x.mdc == PULSE),
+            )
+            .run(),
+    )
+    .await;
+    summary.assert_passed();
+    // Without the declaration the same driver fails: the declaration is what lets it pass.
+    let err = within(check_ids_deterministic(pulse(PulseFlaw::None), LIMIT))
+        .await
+        .unwrap_err();
+    assert!(err.mentions("stored different record ids"), "{err}");
+    assert!(err.mentions("declare them with LiveData"), "{err}");
+    assert!(err.mentions(&format!("MDC {PULSE}")), "{err}");
+    assert!(!err.mentions("MDC 150364"), "stored records match: {err}");
+}
+
+#[tokio::test]
+async fn declaring_replayable_records_live_fails() {
+    let everything = LiveData::none().declare("every reading", |r| matches!(r, Record::Reading(_)));
+    let err = within(check_ids_deterministic_with(
+        pulse(PulseFlaw::None),
+        LIMIT,
+        &everything,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        err.mentions("declared live data but carry a device time or sequence number"),
+        "{err}"
+    );
+    assert!(
+        err.mentions("declared live (every reading) but replayable: reading"),
+        "{err}"
+    );
+    let err = within(check_ack_after_commit_with(
+        pulse(PulseFlaw::None),
+        LIMIT,
+        &everything,
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.mentions("declared live data"), "{err}");
+}
+
+#[tokio::test]
+async fn live_data_that_differs_between_runs_fails_the_determinism_check() {
+    let err = within(check_ids_deterministic_with(
+        pulse(PulseFlaw::LiveDiffersBetweenRuns),
+        LIMIT,
+        &pulse_is_live(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.mentions("stored different live data"), "{err}");
+    assert!(
+        err.mentions("live, 1 more in the first run: reading"),
+        "{err}"
+    );
+    assert!(!err.mentions("stored different record ids"), "{err}");
+}
+
+#[tokio::test]
+async fn live_data_sent_again_after_a_restart_fails_the_ack_check() {
+    within(check_ack_after_commit_with(
+        pulse(PulseFlaw::None),
+        LIMIT,
+        &pulse_is_live(),
+    ))
+    .await
+    .unwrap();
+    let err = within(check_ack_after_commit_with(
+        pulse(PulseFlaw::LiveRepeatedOnRestart),
+        LIMIT,
+        &pulse_is_live(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        err.mentions("live record(s) were stored more often than in an undisturbed run"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -178,6 +178,21 @@ impl HttpClient {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<Response, HttpError> {
+        let timeout = self.timeout;
+        self.post_within(path, headers, body, timeout, MAX_BODY)
+            .await
+    }
+
+    /// [`post`](Self::post) with its own wait for the answer (connecting still takes at most
+    /// the client's timeout) and its own largest answer body.
+    pub(crate) async fn post_within(
+        &mut self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        answer_timeout: Duration,
+        max_body: usize,
+    ) -> Result<Response, HttpError> {
         for attempt in 0..2 {
             let (mut sender, reused) = match self.conn.take() {
                 Some(s) if !s.is_closed() => (s, true),
@@ -196,12 +211,12 @@ impl HttpClient {
                 let (parts, body) = resp.into_parts();
                 Ok::<_, hyper::Error>((parts, body))
             };
-            let (parts, body) = match tokio::time::timeout(self.timeout, exchange).await {
+            let (parts, body) = match tokio::time::timeout(answer_timeout, exchange).await {
                 Err(_) => {
                     return Err(HttpError::Timeout(format!(
                         "no answer from {} within {} ms",
                         self.dialer.describe(),
-                        self.timeout.as_millis()
+                        answer_timeout.as_millis()
                     )));
                 }
                 Ok(Err(e)) if reused && attempt == 0 => {
@@ -217,13 +232,13 @@ impl HttpClient {
                 Ok(Ok(x)) => x,
             };
             let collected =
-                tokio::time::timeout(self.timeout, Limited::new(body, MAX_BODY).collect()).await;
+                tokio::time::timeout(answer_timeout, Limited::new(body, max_body).collect()).await;
             let body = match collected {
                 Err(_) => {
                     return Err(HttpError::Timeout(format!(
                         "the answer of {} did not finish within {} ms",
                         self.dialer.describe(),
-                        self.timeout.as_millis()
+                        answer_timeout.as_millis()
                     )));
                 }
                 Ok(Err(e)) => {

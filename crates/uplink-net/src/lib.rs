@@ -7,6 +7,9 @@
 //! - [`MllpUplink`]: IHE PCD-01 ORU^R01 messages (encoded by `hearth-uplink-pcd01`), one per
 //!   reading so a resend is the same message (ADR 0007), pipelined over MLLP on one persistent
 //!   TCP (+TLS) connection, each ACK matched to its message by MSA-2.
+//! - [`ScaipHttps`]: safety alarms as SCAIP `<mrq>` bodies POSTed over HTTPS, the centre's
+//!   `<mrs>` in the answer (the open specification `docs/protocols/scaip-https.md`, B4), behind
+//!   [`hearth_uplink_scaip::AlarmProtocol`] so the alarm session drives it like SCAIP over SIP.
 //!
 //! Every TLS connection is set up by [`hearth_tls::client_config`] (rustls + ring,
 //! TLS 1.2/1.3, operator CA or system store, client certificates).
@@ -24,13 +27,16 @@ mod fhir;
 mod http;
 mod mllp;
 mod net;
+mod scaip_https;
 mod scaip_sip;
 
 pub use auth::{Auth, OAuth2};
 pub use fhir::{FhirSettings, FhirUplink};
+pub use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_CONTENT_TYPE;
 pub use http::{MAX_RETRY_AFTER, parse_retry_after};
 pub use mllp::{DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT, MllpSettings, MllpUplink};
-pub use scaip_sip::{InboundCounters, SCAIP_CONTENT_TYPE, ScaipSip};
+pub use scaip_https::{MAX_HOLD_OFF, SCAIP_PATH, ScaipHttps, ScaipHttpsSettings};
+pub use scaip_sip::{InboundCounters, ScaipSip};
 
 /// An uplink cannot be built from its settings; the message names the setting and what to do.
 #[derive(Debug, thiserror::Error)]

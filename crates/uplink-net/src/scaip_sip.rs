@@ -19,8 +19,7 @@ use hearth_uplink_scaip::xml::{self, Mrs, Ref};
 use hearth_uplink_scaip::{AlarmProtocol, BoxFuture, CentreAnswer, Mrq, ProtocolError};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// The content type SCAIP bodies travel with (SS 91100 §9.1).
-pub const SCAIP_CONTENT_TYPE: &str = "application/scaip+xml";
+use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_CONTENT_TYPE;
 
 /// What came back from the centre: `<mrs>` answers in separate MESSAGEs and in 200 bodies (for
 /// tests and status).

@@ -103,7 +103,7 @@ pub struct Mapping {
     /// `crd`: how the centre reaches the home for voice (`sip:…`, `gsm:+47…`); empty: omitted
     /// (the centre uses the SIP address the alarm came from).
     pub callers: Vec<String>,
-    /// Profiles by our device id (`zigbee:0x…`, `ble:…`, an external driver's id).
+    /// Profiles by our device id (`zigbee:<IEEE>`, `ble:…`, an external driver's id).
     pub devices: HashMap<String, DeviceProfile>,
     /// Which technical alarms go to the centre, by kind name (`low_battery`, `power_loss`, …);
     /// others are skipped by this route (counted, logged), never dropped elsewhere.
@@ -292,7 +292,7 @@ pub fn default_technical_codes() -> HashMap<String, TechnicalCodes> {
 }
 
 /// `did` when configuration names none: the last 16 printable ASCII characters of our id (for
-/// `zigbee:0x00158d0001a2b3c4` the IEEE address's 16 hex digits).
+/// `zigbee:00158d0001a2b3c4` the IEEE address's 16 hex digits).
 fn default_device_id(id: &str) -> String {
     let ascii: Vec<char> = id.chars().filter(|c| c.is_ascii_graphic()).collect();
     ascii[ascii.len().saturating_sub(16)..].iter().collect()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use hearth_model::{Record, RecordId};
+use hearth_model::{Alarm, Record, RecordId};
 use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
 
 use crate::CentreAnswer;
@@ -30,6 +30,9 @@ pub enum AlarmEvent {
     Handled {
         /// The record.
         record: RecordId,
+        /// The safety alarm, when the record is one (technical alarms have none): its device,
+        /// kind and person pick the receipt signal.
+        alarm: Option<Box<Alarm>>,
         /// The event's `ref`.
         reference: Ref,
         /// The receiver's name.
@@ -42,6 +45,8 @@ pub enum AlarmEvent {
     Failing {
         /// The record.
         record: RecordId,
+        /// The safety alarm, when the record is one.
+        alarm: Option<Box<Alarm>>,
         /// The event's `ref`.
         reference: Ref,
     },
@@ -114,6 +119,7 @@ impl ScaipUplink {
                     .unwrap_or_default();
                 observer(&AlarmEvent::Handled {
                     record,
+                    alarm: alarm_of(&claimed.record),
                     reference,
                     receiver,
                     answer,
@@ -123,7 +129,11 @@ impl ScaipUplink {
             SessionOutcome::Exhausted => {
                 tracing::error!(%record, %reference, receivers = self.receivers.len(),
                     "no response centre handled the alarm; it stays queued and is sent again");
-                observer(&AlarmEvent::Failing { record, reference });
+                observer(&AlarmEvent::Failing {
+                    record,
+                    alarm: alarm_of(&claimed.record),
+                    reference,
+                });
                 Outcome::Retry { not_before: None }
             }
         }
@@ -140,6 +150,13 @@ impl ScaipUplink {
                 .collect(),
             None => self.receivers.clone(),
         }
+    }
+}
+
+fn alarm_of(record: &Record) -> Option<Box<Alarm>> {
+    match record {
+        Record::Alarm(a) => Some(Box::new(a.clone())),
+        _ => None,
     }
 }
 

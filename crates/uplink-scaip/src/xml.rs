@@ -11,6 +11,9 @@
 
 use std::fmt::Write as _;
 
+/// The content type SCAIP bodies travel with (SS 91100 §9.1), over SIP and over HTTPS.
+pub const CONTENT_TYPE: &str = "application/scaip+xml";
+
 /// The most characters a `ref` may have.
 pub const REF_MAX: usize = 16;
 /// The most bytes a body we accept may have (a SCAIP body is well under 1300 bytes; a far

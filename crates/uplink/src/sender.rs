@@ -360,6 +360,15 @@ impl RouteSender {
                             drained = false;
                         }
                     }
+                    // A free connection takes new records while others are in flight: an alarm
+                    // must not wait for an alarm the centre holds (issue 15), nor for a slow
+                    // batch on another connection.
+                    _ = commits.changed(), if !self.idle.is_empty() && backoff_until.is_none() => {
+                        drained = false;
+                    }
+                    _ = tokio::time::sleep(self.idle_poll), if !self.idle.is_empty() && backoff_until.is_none() => {
+                        drained = false;
+                    }
                     _ = stop.changed() => {}
                 }
                 continue;

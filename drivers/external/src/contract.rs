@@ -4,8 +4,8 @@
 
 use hearth_model::{
     AbsentReason, Alarm, AlarmKind, AlarmState, Category, Component, Device, DeviceId, Enumerated,
-    Mdc, PersonRef, Reading, Record, RecordId, Severity, TechnicalAlarm, TechnicalKind, Timestamp,
-    Ucum, Value,
+    Mdc, PersonRef, Reading, ReadingFlags, Record, RecordId, Severity, TechnicalAlarm,
+    TechnicalKind, Timestamp, Ucum, Value,
 };
 use serde_json::{Map, Value as Json};
 
@@ -16,6 +16,10 @@ use crate::{Accepted, CONTRACT_VERSION, ContractError, MAX_ENTRIES, MAX_PAYLOAD_
 pub const MAX_MESSAGE_ID_LEN: usize = 128;
 /// Most components of a compound value.
 pub const MAX_COMPONENTS: usize = 16;
+
+/// 2000-01-01T00:00:00Z: a reading's device time before it means the device clock was never
+/// set; the reading is flagged `device_clock_unset`.
+const CLOCK_SET_FROM_MS: i64 = 946_684_800_000;
 
 const TOP_KEYS: &[&str] = &[
     "v",
@@ -395,6 +399,15 @@ impl Walker<'_> {
         }
         if let Some(p) = &c.person {
             b = b.person(p.clone());
+        }
+        // A device time before 2000 is a clock that was never set (a device's epoch start):
+        // keep the reading, flagged, as the BLE driver does, so that receivers do not take the
+        // time for a real one (found by the conformance kit's readings check, issue 14).
+        if time.unix_millis() < CLOCK_SET_FROM_MS {
+            b = b.flags(ReadingFlags {
+                device_clock_unset: true,
+                ..ReadingFlags::default()
+            });
         }
         let mut reading = b.build(self.received_at);
         reading.id = self.record_id(c, "readings", i);

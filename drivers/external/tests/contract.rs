@@ -255,6 +255,21 @@ fn vendor_extensions_are_ignored() {
 }
 
 #[test]
+fn a_device_time_before_2000_is_kept_and_flagged_as_an_unset_clock() {
+    let flagged = |time: &str| {
+        let a = ok(&set(valid(), "/readings/0/time", json!(time)));
+        match &a.records[0] {
+            Record::Reading(r) => r.flags.device_clock_unset,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(flagged("1999-12-31T23:59:59Z"));
+    assert!(flagged("1970-01-01T00:00:00Z"));
+    assert!(!flagged("2000-01-01T00:00:00Z"));
+    assert!(!flagged("2024-05-01T10:00:00Z"));
+}
+
+#[test]
 fn resending_a_message_gives_identical_records() {
     let a = ok(&valid());
     let b = ok(&valid());

@@ -181,6 +181,11 @@ impl MqttSource {
             tokio::select! {
                 biased;
                 () = ctx.stopping() => return Ok(()),
+                // The committer stopped on an error (storage failing): return now, so that
+                // `run_session` reports it and the supervisor restarts the source, which gets
+                // the unacknowledged messages again. Waiting for the next message instead would
+                // leave the failed batch in the broker until one arrives.
+                () = commit_tx.closed() => return Ok(()),
                 ev = rx.recv() => match ev {
                     None => return Err(DriverError::Link(format!(
                         "the MQTT session of source {} ended", self.name

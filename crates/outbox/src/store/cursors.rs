@@ -1,5 +1,6 @@
-//! Drivers' bookkeeping committed with their records: source cursors, per-source journals, and
-//! device facts (table `device`).
+//! Drivers' bookkeeping committed with their records: source cursors, per-source journals,
+//! device facts (table `device`); and the alarm event log (table `alarm_log`, see
+//! `crate::alarm_log`).
 
 use hearth_model::Timestamp;
 use rusqlite::{OptionalExtension, params};
@@ -94,6 +95,12 @@ impl Outbox {
             .collect())
     }
 
+    /// The alarm event log, oldest first (see [`crate::alarm_log()`], which reads the file
+    /// without a writer).
+    pub fn alarm_log(&self, query: &crate::AlarmLogQuery) -> Result<crate::AlarmLog, OutboxError> {
+        crate::alarm_log::query_on(&self.conn, &self.inner.path, query)
+    }
+
     /// Last committed value of a source cursor (e.g. a device's record sequence number).
     pub fn cursor(&self, source: &str) -> Result<Option<i64>, OutboxError> {
         self.conn
@@ -108,6 +115,23 @@ impl Outbox {
 }
 
 impl Batch<'_> {
+    /// Append entries to the alarm event log and remove the oldest beyond
+    /// [`OutboxOptions::max_alarm_log`](crate::OutboxOptions::max_alarm_log), in this batch;
+    /// the removed ones are counted (`alarm_log_pruned`). Returns how many were removed.
+    /// The caller composes the entries: never health values (see [`crate::AlarmLogEntry`]).
+    pub fn log_alarm_events(
+        &mut self,
+        entries: &[crate::AlarmLogEntry],
+    ) -> Result<u64, OutboxError> {
+        let max = self.inner.opts.max_alarm_log;
+        let pruned = crate::alarm_log::insert(&self.tx, entries, max)
+            .map_err(self.err("log alarm events"))?;
+        if pruned > 0 {
+            self.count(crate::ALARM_LOG_PRUNED, pruned as i64);
+        }
+        Ok(pruned)
+    }
+
     /// Append a journal entry of `source` (a driver's bookkeeping, e.g. which messages this
     /// batch covered) and forget its entries older than `keep_from`, atomically with the
     /// records of this batch.

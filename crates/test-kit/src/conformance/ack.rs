@@ -12,15 +12,22 @@
 //!    dropped or acknowledged records whose submission failed leaves a gap;
 //! 3. restart: a fresh driver from the factory; it must resume after the committed cursor, so
 //!    the outbox counts no duplicate and the set of records is still exactly the reference.
+//!
+//! Records declared live ([`LiveData`]) have receipt-time ids, which differ between runs: they
+//! are matched with the reference by content instead (everything but the receipt time), and
+//! each must be stored exactly once as well — a live record stored again after a restart gets
+//! a new id, so the outbox cannot count it as a duplicate, but this comparison sees it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::DriverFactory;
-use hearth_model::Record;
+use hearth_model::{Record, RecordId};
 use tokio::time::Instant;
 
+use super::live::{LiveData, Split, live_missing};
 use super::readings::no_data;
-use super::{Observed, data_ids, describe, kit_problem, observe};
+use super::{Observed, describe, kit_problem, observe};
 use crate::harness::{Exit, Wait};
 use crate::{Check, ConformanceError, Harness, HarnessError, RunLimit, RunningDriver};
 
@@ -37,9 +44,25 @@ const EXAMPLES: usize = 5;
 /// drivers that retry the same records until `submit` succeeds. `limit` bounds each phase;
 /// its `quiet` period also sets how long storage stays full, so it must be longer than the
 /// pause between two of the driver's submissions.
+///
+/// Every reading and alarm is matched by id; for a driver with live data (see [`LiveData`])
+/// use [`check_ack_after_commit_with`].
 pub async fn check_ack_after_commit<F>(
+    make: F,
+    limit: impl Into<RunLimit>,
+) -> Result<(), ConformanceError>
+where
+    F: DriverFactory,
+{
+    check_ack_after_commit_with(make, limit, &LiveData::none()).await
+}
+
+/// [`check_ack_after_commit`] for a driver with declared live data: records `live` matches are
+/// matched with the undisturbed run by content without their receipt time, each exactly once.
+pub async fn check_ack_after_commit_with<F>(
     mut make: F,
     limit: impl Into<RunLimit>,
+    live: &LiveData,
 ) -> Result<(), ConformanceError>
 where
     F: DriverFactory,
@@ -49,7 +72,7 @@ where
         .await
         .map_err(|p| ConformanceError::new(Check::AckAfterCommit, vec![p]))?;
     let mut problems = reference.run.problems();
-    if let Err(e) = ack_against(&mut make, &reference, limit).await {
+    if let Err(e) = ack_against(&mut make, &reference, limit, live).await {
         problems.extend(e.problems);
     }
     ConformanceError::from_problems(Check::AckAfterCommit, problems)
@@ -70,11 +93,12 @@ pub(crate) async fn ack_against<F>(
     make: &mut F,
     reference: &Observed,
     limit: RunLimit,
+    live: &LiveData,
 ) -> Result<(), ConformanceError>
 where
     F: DriverFactory,
 {
-    let problems = match scenario(make, reference, limit).await {
+    let problems = match scenario(make, reference, limit, live).await {
         Ok(problems) => problems,
         Err(e) => vec![kit_problem(&e)],
     };
@@ -169,16 +193,19 @@ async fn scenario<F>(
     make: &mut F,
     reference: &Observed,
     limit: RunLimit,
+    live: &LiveData,
 ) -> Result<Vec<String>, HarnessError>
 where
     F: DriverFactory,
 {
     let mut problems = Vec::new();
-    let expected = data_ids(&reference.records);
-    if expected.is_empty() {
+    let reference_split = Split::of(&reference.records, live);
+    let expected = by_id(&reference_split);
+    if expected.is_empty() && reference_split.live.is_empty() {
         problems.push(no_data(limit, reference.stats.counter("invalid")));
         return Ok(problems);
     }
+    problems.extend(reference_split.declaration_problems(EXAMPLES));
     let harness = Harness::new()?;
     let mut log = Log::default();
     let mut slot = Slot::Idle;
@@ -217,8 +244,8 @@ where
     supervise(&harness, make, &mut slot, &mut started, limit, &mut log).await;
     let after = harness.records().await?;
     gaps(
-        &reference.records,
-        &after,
+        &reference_split,
+        &Split::of(&after, live),
         "after storage recovered",
         "the driver dropped or acknowledged them when Ingest::submit failed; keep them (and the \
          cursor) where they were, and return the error or retry the same records",
@@ -240,15 +267,29 @@ where
              (Ingest::cursor) instead of re-submitting"
         ));
     }
+    let restarted_split = Split::of(&restarted, live);
     gaps(
-        &reference.records,
-        &restarted,
+        &reference_split,
+        &restarted_split,
         "after a restart",
         "a restarted driver must resume from Ingest::cursor, and the device may only forget \
          records that were committed",
         &mut problems,
     );
-    let unexpected: Vec<&Record> = data_ids(&restarted)
+    let again = live_missing(&restarted_split.live, &reference_split.live);
+    if !again.is_empty() {
+        problems.push(format!(
+            "{} live record(s) were stored more often than in an undisturbed run (compared \
+             without their receipt time, so under new ids the outbox cannot count as \
+             duplicates); a live value must be submitted once: do not submit it again after a \
+             failed commit was retried or after a restart, unless that commit failed",
+            again.iter().map(|(_, n)| n).sum::<usize>()
+        ));
+        for (r, n) in again.iter().take(EXAMPLES) {
+            problems.push(format!("live, stored {n} more time(s): {}", describe(r)));
+        }
+    }
+    let unexpected: Vec<&Record> = by_id(&restarted_split)
         .into_iter()
         .filter(|(id, _)| !expected.contains_key(id))
         .map(|(_, r)| r)
@@ -285,23 +326,32 @@ where
     Ok(problems)
 }
 
-/// Report records of the reference run missing from `got`, in the order they were stored.
-fn gaps(reference: &[Record], got: &[Record], when: &str, fix: &str, problems: &mut Vec<String>) {
-    let expected = data_ids(reference);
-    let got = data_ids(got);
+/// The records compared by id, by id.
+fn by_id<'a>(split: &Split<'a>) -> BTreeMap<RecordId, &'a Record> {
+    split.replayable.iter().map(|r| (r.id(), *r)).collect()
+}
+
+/// Report records of the reference run missing from `got`, in the order they were stored
+/// (live ones by content, after the others).
+fn gaps(reference: &Split<'_>, got: &Split<'_>, when: &str, fix: &str, problems: &mut Vec<String>) {
+    let expected = by_id(reference);
+    let have = by_id(got);
     let mut missing: Vec<&Record> = expected
         .iter()
-        .filter(|(id, _)| !got.contains_key(id))
+        .filter(|(id, _)| !have.contains_key(id))
         .map(|(_, r)| *r)
         .collect();
+    missing.sort_by_key(|r| reference.replayable.iter().position(|x| x.id() == r.id()));
+    for (r, n) in live_missing(&reference.live, &got.live) {
+        missing.extend(std::iter::repeat_n(r, n));
+    }
     if missing.is_empty() {
         return;
     }
-    missing.sort_by_key(|r| reference.iter().position(|x| x.id() == r.id()));
     problems.push(format!(
         "{} of {} record(s) of an undisturbed run never arrived {when}; {fix}",
         missing.len(),
-        expected.len()
+        expected.len() + reference.live_count()
     ));
     for r in missing.iter().take(EXAMPLES) {
         problems.push(format!("missing {when}: {}", describe(r)));

@@ -7,6 +7,7 @@ use super::DriverFactory;
 use super::ack::ack_against;
 use super::fuzz::{FuzzOptions, check_no_panic_on_input_with};
 use super::ids::compare_runs;
+use super::live::LiveData;
 use super::observe;
 use super::readings::readings_of_run;
 use crate::{Check, ConformanceError, RunLimit};
@@ -56,6 +57,7 @@ pub struct Conformance<F> {
     limit: RunLimit,
     decoders: Vec<DecoderUnderTest>,
     fuzz: FuzzOptions,
+    live: LiveData,
 }
 
 impl<F> fmt::Debug for Conformance<F> {
@@ -64,6 +66,7 @@ impl<F> fmt::Debug for Conformance<F> {
             .field("limit", &self.limit)
             .field("decoders", &self.decoders)
             .field("fuzz", &self.fuzz)
+            .field("live", &self.live)
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +79,20 @@ impl<F> Conformance<F> {
             limit: RunLimit::default(),
             decoders: Vec::new(),
             fuzz: FuzzOptions::default(),
+            live: LiveData::none(),
         }
+    }
+
+    /// Declare the records `matches` selects as live data, with `why` they carry neither a
+    /// device time nor a sequence number (see [`LiveData`]): the ids and ack checks then match
+    /// them by content instead of by id, and fail if one of them is not live after all.
+    pub fn live(
+        mut self,
+        why: impl Into<String>,
+        matches: impl Fn(&hearth_model::Record) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.live = self.live.declare(why, matches);
+        self
     }
 
     /// How long each driver run may last.
@@ -121,8 +137,8 @@ where
         let (readings, ids, ack) = match (&first, &second) {
             (Ok(a), Ok(b)) => (
                 readings_of_run(a, self.limit),
-                compare_runs(a, b, self.limit),
-                ack_against(&mut self.make, a, self.limit).await,
+                compare_runs(a, b, self.limit, &self.live),
+                ack_against(&mut self.make, a, self.limit, &self.live).await,
             ),
             (Err(p), _) | (_, Err(p)) => (
                 kit(Check::ReadingsValid, p),

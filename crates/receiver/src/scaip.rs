@@ -1,0 +1,372 @@
+//! The SCAIP endpoint: a response centre for SCAIP over HTTPS (`docs/protocols/scaip-https.md`).
+//!
+//! `POST /scaip` (or any path ending in `/scaip`) with `Content-Type: application/scaip+xml` and
+//! one `<mrq>`; the answer is `200` with an `<mrs>` for the same `ref`. Each event is stored once
+//! by `cid` + `ref` (a repeat raises its copy count and is answered again); every request is
+//! logged in `scaip_requests`. Scripted faults: [`ScaipFaults`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_uplink_scaip::xml::BODY_MAX;
+use hearth_uplink_scaip::{MessageType, Mrq, Mrs, Ref, Snu};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::faults::{Fault, Injector, SCAIP_HANG, ScaipFault, ScaipFaults};
+use crate::fhir::Dropped;
+use crate::store::{Item, SCAIP, ScaipRequest};
+use crate::{Io, SharedStore, count, with_store};
+
+use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_XML;
+
+/// The SCAIP endpoint's settings ([`ReceiverConfig::scaip`](crate::ReceiverConfig::scaip)).
+#[derive(Debug)]
+pub struct ScaipEndpoint {
+    /// Where it listens (TLS and client certificates: [`ReceiverConfig::tls`](crate::ReceiverConfig::tls)).
+    pub listen: crate::Listen,
+    /// Require `Authorization: Bearer <this>`; other requests get `401`.
+    pub bearer: Option<String>,
+    /// The heartbeat interval (minutes, `hbi`) handed out to heartbeats that offer `hbo`.
+    pub heartbeat_minutes: Option<u16>,
+    /// Scripted faults.
+    pub faults: ScaipFaults,
+}
+
+impl ScaipEndpoint {
+    /// Loopback, any free port, no token, no faults.
+    pub fn loopback() -> Self {
+        Self {
+            listen: crate::Listen::loopback(),
+            bearer: None,
+            heartbeat_minutes: None,
+            faults: ScaipFaults::default(),
+        }
+    }
+}
+
+pub(crate) struct Scaip {
+    pub(crate) store: SharedStore,
+    pub(crate) injector: Injector,
+    pub(crate) bearer: Option<String>,
+    pub(crate) heartbeat_minutes: Option<u16>,
+    pub(crate) faults: ScaipFaults,
+    /// Requests per event (`cid:ref`) in this run, for faults on the first N of them.
+    seen: Mutex<HashMap<String, u32>>,
+    /// Requests overall, for [`ScaipFault::Unauthorized`].
+    requests: Mutex<u32>,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn respond(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if status == StatusCode::OK {
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(SCAIP_XML));
+    }
+    r
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A request refused before it was read: the status and why (for the log, not the answer).
+struct Refusal {
+    status: StatusCode,
+    fault: Option<&'static str>,
+}
+
+impl Scaip {
+    pub(crate) fn new(
+        bearer: Option<String>,
+        heartbeat_minutes: Option<u16>,
+        faults: ScaipFaults,
+        store: SharedStore,
+        injector: Injector,
+    ) -> Self {
+        Self {
+            store,
+            injector,
+            bearer,
+            heartbeat_minutes,
+            faults,
+            seen: Mutex::new(HashMap::new()),
+            requests: Mutex::new(0),
+        }
+    }
+
+    pub(crate) async fn serve(self: Arc<Self>, io: Box<dyn Io>) {
+        let svc = hyper::service::service_fn(move |req| {
+            let me = self.clone();
+            async move { me.handle(req).await }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30));
+        if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+            tracing::debug!(error = %e, "SCAIP connection ended");
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {
+        if self.injector.is_down(Instant::now()) {
+            count(&self.store, SCAIP, vec![("requests", 1), ("fault:down", 1)]).await;
+            return Err(Dropped);
+        }
+        let fault = self.injector.draw();
+        if fault == Fault::Error {
+            count(
+                &self.store,
+                SCAIP,
+                vec![("requests", 1), ("fault:error", 1)],
+            )
+            .await;
+            self.delay().await;
+            let mut r = respond(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+            r.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(r);
+        }
+        let body = match self.read(req).await {
+            Ok(b) => b,
+            Err(refusal) => {
+                let mut r = respond(refusal.status, Vec::new());
+                if refusal.status == StatusCode::UNAUTHORIZED {
+                    r.headers_mut().insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer"),
+                    );
+                }
+                self.log_refused(refusal).await;
+                return Ok(r);
+            }
+        };
+        let mrq = match Mrq::parse(&body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!(error = %e, "SCAIP: request refused (400)");
+                self.log_refused(Refusal {
+                    status: StatusCode::BAD_REQUEST,
+                    fault: None,
+                })
+                .await;
+                return Ok(respond(StatusCode::BAD_REQUEST, Vec::new()));
+            }
+        };
+        let answer = self.answer(&mrq, &body, fault).await;
+        self.delay().await;
+        answer
+    }
+
+    /// Check path, method, credentials, media type and size; the body.
+    async fn read(&self, req: Request<Incoming>) -> Result<Bytes, Refusal> {
+        let refuse = |status| Refusal {
+            status,
+            fault: None,
+        };
+        let path = req.uri().path().trim_end_matches('/');
+        if !path.ends_with("/scaip") {
+            return Err(refuse(StatusCode::NOT_FOUND));
+        }
+        if req.method() != Method::POST {
+            return Err(refuse(StatusCode::METHOD_NOT_ALLOWED));
+        }
+        if self.faults.fault == Some(ScaipFault::Unauthorized) {
+            let n = {
+                let mut r = lock(&self.requests);
+                *r = r.saturating_add(1);
+                *r
+            };
+            if self.faults.for_request(n).is_some() {
+                return Err(Refusal {
+                    status: StatusCode::UNAUTHORIZED,
+                    fault: Some(ScaipFault::Unauthorized.name()),
+                });
+            }
+        }
+        if let Some(expected) = &self.bearer {
+            let presented = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            if presented != Some(expected.as_str()) {
+                return Err(refuse(StatusCode::UNAUTHORIZED));
+            }
+        }
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if content_type != SCAIP_XML {
+            return Err(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        match Limited::new(req.into_body(), BODY_MAX - 1).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(refuse(StatusCode::PAYLOAD_TOO_LARGE))
+            }
+            Err(_) => Err(refuse(StatusCode::BAD_REQUEST)),
+        }
+    }
+
+    async fn log_refused(&self, refusal: Refusal) {
+        let mut counters = vec![("requests", 1), ("rejected", 1)];
+        if let Some(f) = refusal.fault {
+            counters.push((fault_counter(f), 1));
+        }
+        let request = ScaipRequest {
+            at_ms: crate::store::now_ms(),
+            http_status: refusal.status.as_u16(),
+            fault: refusal.fault.map(str::to_owned),
+            ..ScaipRequest::default()
+        };
+        if let Err(e) =
+            with_store(&self.store, move |s| s.put_scaip(None, &request, &counters)).await
+        {
+            tracing::warn!(error = %e, "SCAIP: logging a refused request failed");
+        }
+    }
+
+    /// Store the event (once), log the request, answer it.
+    async fn answer(&self, mrq: &Mrq, body: &[u8], fault: Fault) -> Result<Resp, Dropped> {
+        let Some(reference) = mrq.reference.clone() else {
+            return Ok(respond(StatusCode::BAD_REQUEST, Vec::new()));
+        };
+        let key = format!("{}:{reference}", mrq.caller_id);
+        let n = {
+            let mut seen = lock(&self.seen);
+            let n = seen.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        let scripted = match mrq.message_type {
+            // A reset is always answered (a test sees it recorded); 401 was handled before.
+            MessageType::Reset => None,
+            _ => self
+                .faults
+                .for_request(n)
+                .filter(|f| *f != ScaipFault::Unauthorized),
+        };
+        let mut mrs = Mrs::new(reference.clone(), Snu::Ok);
+        match scripted {
+            Some(ScaipFault::Hold) => mrs.status = Snu::Hold,
+            Some(ScaipFault::Busy) => mrs.status = Snu::Busy,
+            Some(ScaipFault::NotTreated) => mrs.status = Snu::NotTreated,
+            Some(ScaipFault::Snu(s)) => mrs.status = Snu::from_code(s),
+            _ => {}
+        }
+        if mrq.message_type == MessageType::Heartbeat && mrq.heartbeat_offer {
+            mrs.heartbeat_minutes = self.heartbeat_minutes;
+        }
+        let answered = match (scripted, fault) {
+            (Some(ScaipFault::Hang), _) | (_, Fault::Reset) => None,
+            _ => Some(mrs.status.code()),
+        };
+        let mut counters: Vec<(&'static str, u64)> = vec![("requests", 1)];
+        if mrq.message_type == MessageType::Reset {
+            counters.push(("resets", 1));
+        }
+        if let Some(f) = scripted {
+            counters.push((fault_counter(f.name()), 1));
+        }
+        if let Some(c) = fault.counter() {
+            counters.push((c, 1));
+        }
+        let fault_name = scripted
+            .map(ScaipFault::name)
+            .or_else(|| fault.counter().and_then(|c| c.strip_prefix("fault:")));
+        let request = ScaipRequest {
+            reference: Some(reference.to_string()),
+            caller_id: Some(mrq.caller_id.clone()),
+            message_type: Some(mrq.message_type.code().to_owned()),
+            device_type: Some(mrq.device_type),
+            status_code: mrq.status,
+            at_ms: crate::store::now_ms(),
+            http_status: if answered.is_some() { 200 } else { 0 },
+            snu: answered,
+            repeat: false,
+            fault: fault_name.map(str::to_owned),
+        };
+        let kind = mrq.message_type.code();
+        let text = String::from_utf8_lossy(body).into_owned();
+        let stored = with_store(&self.store, move |s| {
+            let item = Item {
+                key,
+                kind,
+                body: text,
+            };
+            s.put_scaip(Some(&item), &request, &counters)
+        })
+        .await;
+        if let Err(e) = stored {
+            // The event is not safe with us: no `<mrs>`, so the unit resends or moves on.
+            tracing::warn!(error = %e, "SCAIP: storing the event failed; answering 500");
+            return Ok(respond(StatusCode::INTERNAL_SERVER_ERROR, Vec::new()));
+        }
+        match (scripted, fault) {
+            (_, Fault::Reset) => Err(Dropped),
+            (Some(ScaipFault::Hang), _) => {
+                tokio::time::sleep(SCAIP_HANG).await;
+                Err(Dropped)
+            }
+            (_, Fault::Garbage) => Ok(respond(StatusCode::OK, self.injector.bytes(24))),
+            (Some(ScaipFault::WrongRef), _) => {
+                let other = if reference.as_str() == "wrongref0" {
+                    "wrongref1"
+                } else {
+                    "wrongref0"
+                };
+                let mut wrong = mrs.clone();
+                wrong.reference = Ref::new(other).map_err(|_| Dropped)?;
+                Ok(respond(StatusCode::OK, wrong.to_xml().into_bytes()))
+            }
+            (Some(ScaipFault::Malformed), _) => {
+                let xml = mrs.to_xml();
+                let cut = xml.trim_end_matches("</mrs>").to_owned();
+                Ok(respond(StatusCode::OK, cut.into_bytes()))
+            }
+            _ => Ok(respond(StatusCode::OK, mrs.to_xml().into_bytes())),
+        }
+    }
+
+    async fn delay(&self) {
+        let d = self.injector.latency();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+fn fault_counter(name: &str) -> &'static str {
+    match name {
+        "hang" => "fault:hang",
+        "hold" => "fault:hold",
+        "busy" => "fault:busy",
+        "not_treated" => "fault:not_treated",
+        "snu" => "fault:snu",
+        "wrong_ref" => "fault:wrong_ref",
+        "malformed" => "fault:malformed",
+        "unauthorized" => "fault:unauthorized",
+        _ => "fault:other",
+    }
+}
