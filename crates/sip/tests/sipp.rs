@@ -2,141 +2,38 @@
 //! nobody here wrote checks our REGISTER (Digest, verified by SIPp's `<verifyauth>`), our
 //! MESSAGE, and our answers to the centre's MESSAGEs. Scenarios: `tests/sipp/*.xml`.
 //!
-//! Each test starts `sipp` as a child on a free loopback port with `-m` (calls) and `-timeout`
-//! as a hang guard, and checks its exit status (0 = every call of the scenario passed) as well
-//! as what our side saw.
+//! Each test starts `sipp` (`hearth_test_kit::sipp`) as a child on a free loopback port with
+//! `-m` (calls) and `-timeout` as a hang guard, and checks its exit status (0 = every call of the
+//! scenario passed) as well as what our side saw.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use hearth_sip::{InboundMessage, SipAgent, SipError, SipSettings, Transport};
-use tokio::process::Command;
+use hearth_test_kit::sipp::{Sipp, SippTransport, free_port};
 
 const USER: &str = "unit17";
 const AUTH_USER: &str = "unit17-auth";
 const PASSWORD: &str = "correct horse";
 const DOMAIN: &str = "arc.test";
 
-fn sipp_binary() -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
-            .find(|p| p.is_file())
-    });
-    match on_path {
-        Some(p) => p,
-        None => panic!(
-            "sipp is not installed: these tests need SIPp, the Debian package sip-tester \
-             (scripts/setup installs it: sudo apt-get install sip-tester)"
-        ),
+/// SIPp (`hearth_test_kit::sipp`) with a scenario of `tests/sipp/`, over `transport`, for
+/// `calls` calls, with `-key`s.
+fn start_sipp(scenario: &str, transport: Transport, calls: u32, keys: &[(&str, &str)]) -> Sipp {
+    let mode = match transport {
+        Transport::Udp => SippTransport::Udp,
+        Transport::Tcp => SippTransport::Tcp,
+        Transport::Tls => panic!("this SIPp build has no TLS; use kamailio as a TLS front"),
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let mut builder = Sipp::builder(path).transport(mode).calls(calls);
+    for (k, v) in keys {
+        builder = builder.key(k, v);
     }
-}
-
-fn free_port(transport: Transport) -> u16 {
-    // A port free for both UDP and TCP on loopback at this moment.
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if transport == Transport::Udp || std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
-}
-
-struct Sipp {
-    child: tokio::process::Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sipp {
-    fn start(scenario: &str, transport: Transport, calls: u32, keys: &[(&str, &str)]) -> Sipp {
-        let dir = tempfile::tempdir().unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/sipp")
-            .join(scenario);
-        std::fs::copy(&source, dir.path().join(scenario)).unwrap();
-        let port = free_port(transport);
-        let mode = match transport {
-            Transport::Udp => "u1",
-            Transport::Tcp => "t1",
-            Transport::Tls => panic!("this SIPp build has no TLS; use kamailio as a TLS front"),
-        };
-        let mut cmd = Command::new(sipp_binary());
-        cmd.current_dir(dir.path())
-            .args(["-sf", scenario, "-i", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .args(["-t", mode, "-m"])
-            .arg(calls.to_string())
-            .args([
-                "-timeout",
-                "30s",
-                "-timeout_error",
-                "-nostdin",
-                "-trace_err",
-                "-trace_msg",
-                "-trace_screen",
-            ]);
-        for (k, v) in keys {
-            cmd.arg("-key").arg(k).arg(v);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sipp (Debian package sip-tester): {e}"));
-        Sipp { child, dir, port }
-    }
-
-    fn registrar(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "log") {
-                    out.push_str(&format!("==== {}\n", p.display()));
-                    out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
-                }
-            }
-        }
-        out
-    }
-
-    /// Waits for SIPp to exit.
-    async fn wait(mut self) -> std::process::ExitStatus {
-        self.child.wait().await.unwrap()
-    }
-
-    /// Waits for SIPp to finish its calls and asserts it passed.
-    async fn assert_passed(mut self) {
-        let output = match tokio::time::timeout(Duration::from_secs(45), self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => {
-                self.child.kill().await.ok();
-                panic!("sipp did not finish; its logs:\n{}", self.logs());
-            }
-        };
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            use tokio::io::AsyncReadExt;
-            out.read_to_string(&mut stdout).await.ok();
-        }
-        assert!(
-            output.success(),
-            "sipp failed ({output}); the scenario did not pass.\n{}\n{}",
-            stdout,
-            self.logs()
-        );
-    }
+    builder.start()
 }
 
 fn settings(transport: Transport, registrar: String) -> SipSettings {
@@ -166,7 +63,7 @@ async fn start(settings: SipSettings) -> (SipAgent, tokio::sync::mpsc::Receiver<
 const MRQ: &str = "<mrq><ref>A1b2C3d4</ref><cid>123456</cid><dty>0005</dty></mrq>";
 
 async fn registers_sends_and_receives(transport: Transport) {
-    let sipp = Sipp::start(
+    let sipp = start_sipp(
         "centre.xml",
         transport,
         2,
@@ -176,7 +73,7 @@ async fn registers_sends_and_receives(transport: Transport) {
             ("target_user", USER),
         ],
     );
-    let (agent, mut inbound) = start(settings(transport, sipp.registrar())).await;
+    let (agent, mut inbound) = start(settings(transport, sipp.address())).await;
     assert!(matches!(
         *agent.registration().borrow(),
         hearth_sip::RegistrationState::Registered { expires } if expires == Duration::from_secs(3600)
@@ -217,7 +114,7 @@ async fn registers_with_digest_sends_a_message_and_takes_the_centres_message_ove
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_another_user_is_refused_and_not_delivered() {
-    let sipp = Sipp::start(
+    let sipp = start_sipp(
         "centre_wrong_user.xml",
         Transport::Udp,
         2,
@@ -227,7 +124,7 @@ async fn a_message_to_another_user_is_refused_and_not_delivered() {
             ("target_user", "somebody-else"),
         ],
     );
-    let (agent, mut inbound) = start(settings(Transport::Udp, sipp.registrar())).await;
+    let (agent, mut inbound) = start(settings(Transport::Udp, sipp.address())).await;
     let answer = agent
         .send_message("sip:arc@arc.test", "application/scaip+xml", MRQ.as_bytes())
         .await
@@ -244,8 +141,8 @@ async fn a_message_to_another_user_is_refused_and_not_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_nobody_answers_fails_with_a_timeout() {
-    let sipp = Sipp::start("silent_centre.xml", Transport::Udp, 2, &[]);
-    let mut s = settings(Transport::Udp, sipp.registrar());
+    let sipp = start_sipp("silent_centre.xml", Transport::Udp, 2, &[]);
+    let mut s = settings(Transport::Udp, sipp.address());
     // Timer F short, so the test is quick; nothing is asserted about elapsed time.
     s.transaction_timeout = Duration::from_secs(2);
     let (agent, _inbound) = start(s).await;
@@ -263,8 +160,8 @@ async fn a_message_nobody_answers_fails_with_a_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_challenge_with_the_same_nonce_is_a_credentials_error_not_a_loop() {
-    let sipp = Sipp::start("challenges_twice.xml", Transport::Udp, 1, &[]);
-    let e = match SipAgent::start(settings(Transport::Udp, sipp.registrar())).await {
+    let sipp = start_sipp("challenges_twice.xml", Transport::Udp, 1, &[]);
+    let e = match SipAgent::start(settings(Transport::Udp, sipp.address())).await {
         Ok(_) => panic!("registration must fail"),
         Err(e) => e,
     };
@@ -281,7 +178,7 @@ async fn a_second_challenge_with_the_same_nonce_is_a_credentials_error_not_a_loo
 async fn a_wrong_password_fails_sipps_digest_check() {
     // The same centre as above; SIPp's <verifyauth> must reject the digest of a wrong password,
     // which shows that the passing tests above really had their Digest checked.
-    let sipp = Sipp::start(
+    let sipp = start_sipp(
         "centre.xml",
         Transport::Udp,
         2,
@@ -291,7 +188,7 @@ async fn a_wrong_password_fails_sipps_digest_check() {
             ("target_user", USER),
         ],
     );
-    let mut s = settings(Transport::Udp, sipp.registrar());
+    let mut s = settings(Transport::Udp, sipp.address());
     s.password = "wrong horse".into();
     let e = match SipAgent::start(s).await {
         Ok(_) => panic!("registration must fail"),
@@ -301,10 +198,9 @@ async fn a_wrong_password_fails_sipps_digest_check() {
         matches!(e, SipError::RegistrationRefused { status: 403, .. }),
         "{e}"
     );
-    let status = tokio::time::timeout(Duration::from_secs(45), sipp.wait())
-        .await
-        .expect("sipp did not stop");
-    assert!(!status.success(), "sipp accepted a wrong digest");
+    // `wait` panics if sipp does not stop (its 30 s hang guard, plus a margin).
+    let exit = sipp.wait().await;
+    assert!(!exit.status.success(), "sipp accepted a wrong digest");
 }
 
 /// A TLS front for SIPp (whose Debian build has no TLS): accepts TLS with the test PKI's server
@@ -381,7 +277,7 @@ async fn tls_front(
 async fn registers_sends_and_receives_over_mutual_tls_with_the_hearth_tls_client() {
     let pki = tempfile::tempdir().unwrap();
     hearth_test_kit::pki::pki(pki.path());
-    let sipp = Sipp::start(
+    let sipp = start_sipp(
         "centre.xml",
         Transport::Tcp,
         2,
@@ -391,7 +287,7 @@ async fn registers_sends_and_receives_over_mutual_tls_with_the_hearth_tls_client
             ("target_user", USER),
         ],
     );
-    let (port, client_cert_seen) = tls_front(pki.path(), sipp.port).await;
+    let (port, client_cert_seen) = tls_front(pki.path(), sipp.port()).await;
     let mut s = settings(Transport::Tls, format!("127.0.0.1:{port}"));
     // The name the centre's certificate must carry (the test PKI's has localhost and 127.0.0.1).
     s.tls_server_name = Some("localhost".into());
@@ -423,7 +319,7 @@ async fn a_centre_certificate_from_an_unknown_ca_is_refused() {
     let pki = tempfile::tempdir().unwrap();
     hearth_test_kit::pki::pki(pki.path());
     // Nothing behind the front: the handshake fails before any SIP.
-    let (port, _) = tls_front(pki.path(), free_port(Transport::Tcp)).await;
+    let (port, _) = tls_front(pki.path(), free_port(SippTransport::Tcp)).await;
     let mut s = settings(Transport::Tls, format!("127.0.0.1:{port}"));
     s.tls = Some(hearth_sip::TlsFiles {
         // A certificate, but not the CA that signed the front's.

@@ -7,6 +7,9 @@
 //! dependency only: nothing in hearth's binary links it, and it never fakes the outbox — the
 //! driver under test commits through the same writer thread and SQLite file as in production.
 //!
+//! Real peers for black-box tests: [`mosquitto`] (an MQTT broker) and [`sipp`] (SIPp playing the
+//! SIP alarm centre from a scenario file).
+//!
 //! Where it sits: beside the data flow of DESIGN.md, at interface A — it plays the part of
 //! `ingest → outbox` (and of the supervisor that restarts drivers) for one driver under test.
 //!
@@ -71,6 +74,7 @@ pub mod golden;
 mod harness;
 pub mod mosquitto;
 pub mod pki;
+pub mod sipp;
 
 pub use conformance::{
     Conformance, DriverFactory, LiveData, OnDevice, Summary, assert_ack_after_commit,

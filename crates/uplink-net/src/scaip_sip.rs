@@ -4,7 +4,10 @@
 //! acknowledgement.
 //!
 //! One [`ScaipSip`] per receiver, shared by the route's connections: one registration, one
-//! inbound stream, many alarms waiting for their answers at once.
+//! inbound stream, many alarms waiting for their answers at once. The registration runs in a
+//! task of its own, so an exchange that stops waiting never cuts it short.
+//!
+//! Tested against SIPp as the centre: `tests/scaip_sip.rs` (scenarios in `tests/sipp/`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +17,12 @@ use std::time::Duration;
 use hearth_sip::{InboundMessage, SipAgent, SipError, SipSettings};
 use hearth_uplink_scaip::xml::{self, Mrs, Ref};
 use hearth_uplink_scaip::{AlarmProtocol, BoxFuture, CentreAnswer, Mrq, ProtocolError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use hearth_uplink_scaip::xml::CONTENT_TYPE as SCAIP_CONTENT_TYPE;
 
-/// What the inbound side saw that was not an answer we waited for (for tests and status).
+/// What came back from the centre: `<mrs>` answers in separate MESSAGEs and in 200 bodies (for
+/// tests and status).
 #[derive(Debug, Default)]
 pub struct InboundCounters {
     /// `<mrs>` answers matched to a waiting request.
@@ -31,13 +35,28 @@ pub struct InboundCounters {
 
 type Waiters = Arc<Mutex<HashMap<Ref, Vec<oneshot::Sender<Mrs>>>>>;
 
+/// The result of a registration, shared by everyone waiting for it.
+type Started = Option<Result<Arc<SipAgent>, ProtocolError>>;
+
+/// The agent: running, being started (registering), or neither.
+#[derive(Default)]
+struct AgentState {
+    running: Option<Arc<SipAgent>>,
+    /// A registration in progress; its task publishes the result here.
+    starting: Option<watch::Receiver<Started>>,
+}
+
 /// SCAIP over SIP to one receiver.
 pub struct ScaipSip {
     settings: SipSettings,
     to: String,
-    agent: tokio::sync::Mutex<Option<Arc<SipAgent>>>,
+    agent: Arc<Mutex<AgentState>>,
     waiters: Waiters,
     counters: Arc<InboundCounters>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ScaipSip {
@@ -47,7 +66,7 @@ impl ScaipSip {
         Self {
             settings,
             to: to.into(),
-            agent: tokio::sync::Mutex::new(None),
+            agent: Arc::new(Mutex::new(AgentState::default())),
             waiters: Arc::new(Mutex::new(HashMap::new())),
             counters: Arc::new(InboundCounters::default()),
         }
@@ -65,29 +84,70 @@ impl ScaipSip {
     }
 
     /// The running agent, started (and registered) if there is none.
+    ///
+    /// The registration runs in its own task, shared by every caller while it lasts: an
+    /// exchange that stops waiting (its resend timer is shorter than a slow registrar) must not
+    /// cut the registration short, or no exchange would ever get to send; and callers that come
+    /// meanwhile wait for the same registration instead of starting another.
     async fn agent(&self) -> Result<Arc<SipAgent>, ProtocolError> {
-        let mut guard = self.agent.lock().await;
-        if let Some(agent) = guard.as_ref() {
-            return Ok(Arc::clone(agent));
-        }
-        let (agent, inbound) = SipAgent::start(self.settings.clone())
+        let mut started = {
+            let mut state = lock(&self.agent);
+            if let Some(agent) = state.running.as_ref() {
+                return Ok(Arc::clone(agent));
+            }
+            match state.starting.as_ref() {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    state.starting = Some(rx.clone());
+                    tokio::spawn(register(
+                        self.settings.clone(),
+                        Arc::clone(&self.agent),
+                        Arc::clone(&self.waiters),
+                        Arc::clone(&self.counters),
+                        tx,
+                    ));
+                    rx
+                }
+            }
+        };
+        let outcome = started
+            .wait_for(Option::is_some)
             .await
-            .map_err(protocol_error)?;
-        let agent = Arc::new(agent);
-        tokio::spawn(route_answers(
-            inbound,
-            Arc::clone(&self.waiters),
-            Arc::clone(&self.counters),
-        ));
-        *guard = Some(Arc::clone(&agent));
-        Ok(agent)
+            .map(|done| done.clone());
+        match outcome {
+            Ok(Some(result)) => result,
+            _ => {
+                // The registration task ended without a result (it panicked): let the next
+                // message start another.
+                let mut state = lock(&self.agent);
+                if state
+                    .starting
+                    .as_ref()
+                    .is_some_and(|rx| rx.same_channel(&started))
+                {
+                    state.starting = None;
+                }
+                Err(ProtocolError::Unavailable(
+                    "the SIP registration ended without a result".into(),
+                ))
+            }
+        }
     }
 
-    /// Forget a broken agent so the next message starts a new one.
-    async fn drop_agent(&self) {
-        if let Some(agent) = self.agent.lock().await.take() {
-            agent.shutdown();
+    /// Forget a broken agent so the next message starts a new one (unless another message has
+    /// already replaced it).
+    fn drop_agent(&self, broken: &Arc<SipAgent>) {
+        let mut state = lock(&self.agent);
+        if state
+            .running
+            .as_ref()
+            .is_some_and(|a| Arc::ptr_eq(a, broken))
+        {
+            state.running = None;
         }
+        drop(state);
+        broken.shutdown();
     }
 
     fn wait_for(&self, reference: &Ref) -> oneshot::Receiver<Mrs> {
@@ -122,13 +182,13 @@ impl ScaipSip {
             Ok(a) => a,
             Err(e) => {
                 if !matches!(e, SipError::Timeout { .. }) {
-                    self.drop_agent().await;
+                    self.drop_agent(&agent);
                 }
                 return Err(protocol_error(e));
             }
         };
         match answer.status {
-            200..=299 => Ok(in_body(&answer.body, request)),
+            200..=299 => Ok(in_body(&answer.body, request, &self.counters)),
             401 | 403 | 407 => Err(ProtocolError::Refused(format!(
                 "SIP {} {}",
                 answer.status, answer.reason
@@ -141,14 +201,55 @@ impl ScaipSip {
     }
 }
 
-/// An `<mrs>` for this request in a 200's body (centres built that way), if there is one.
-fn in_body(body: &[u8], request: &Mrq) -> Option<Mrs> {
+/// Start the agent (register) and publish the result to everyone waiting in `done`.
+async fn register(
+    settings: SipSettings,
+    state: Arc<Mutex<AgentState>>,
+    waiters: Waiters,
+    counters: Arc<InboundCounters>,
+    done: watch::Sender<Started>,
+) {
+    let result = match SipAgent::start(settings).await {
+        Ok((agent, inbound)) => {
+            tokio::spawn(route_answers(inbound, waiters, counters));
+            Ok(Arc::new(agent))
+        }
+        Err(e) => Err(protocol_error(e)),
+    };
+    {
+        let mut state = lock(&state);
+        state.starting = None;
+        if let Ok(agent) = &result {
+            state.running = Some(Arc::clone(agent));
+        }
+    }
+    done.send_replace(Some(result));
+}
+
+/// An `<mrs>` for this request in a 200's body (centres built that way), if there is one. An
+/// `<mrs>` there that cannot be read, or is for another `ref`, is counted as an inbound one is.
+fn in_body(body: &[u8], request: &Mrq, counters: &InboundCounters) -> Option<Mrs> {
     if body.is_empty() || xml::root_of(body) != Some("mrs") {
         return None;
     }
-    Mrs::parse(body)
-        .ok()
-        .filter(|m| Some(&m.reference) == request.reference.as_ref())
+    match Mrs::parse(body) {
+        Ok(m) if Some(&m.reference) == request.reference.as_ref() => {
+            counters.matched.fetch_add(1, Ordering::Relaxed);
+            Some(m)
+        }
+        Ok(m) => {
+            counters.unmatched.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(reference = %m.reference, snu = m.status.code(),
+                "the centre's 200 carried an answer for another ref; ignored");
+            None
+        }
+        Err(e) => {
+            counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e,
+                "the centre's 200 carried a SCAIP answer hearth cannot read; waiting for a readable one");
+            None
+        }
+    }
 }
 
 fn protocol_error(e: SipError) -> ProtocolError {
@@ -238,5 +339,40 @@ impl AlarmProtocol for ScaipSip {
 
     fn notify<'a>(&'a self, request: &'a Mrq) -> BoxFuture<'a, Result<(), ProtocolError>> {
         Box::pin(async move { self.send(request).await.map(|_| ()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn request(reference: &str) -> Mrq {
+        Mrq {
+            reference: Some(Ref::new(reference).unwrap()),
+            caller_id: "123456".into(),
+            device_type: 5,
+            ..Mrq::default()
+        }
+    }
+
+    #[test]
+    fn an_answer_in_the_200_body_is_taken_only_for_our_ref_and_counted() {
+        let counters = InboundCounters::default();
+        let ours = request("Ab12");
+        let got = in_body(
+            b"<mrs><ref>Ab12</ref><snu>0</snu></mrs>\r\n",
+            &ours,
+            &counters,
+        );
+        assert_eq!(got.map(|m| m.status), Some(xml::Snu::Ok));
+        assert!(in_body(b"<mrs><ref>Other</ref><snu>0</snu></mrs>", &ours, &counters).is_none());
+        assert!(in_body(b"<mrs><ref>Ab12</ref><snu>ok</snu></mrs>", &ours, &counters).is_none());
+        // Not an answer at all: an empty 200, or a body that is not an <mrs>.
+        assert!(in_body(b"", &ours, &counters).is_none());
+        assert!(in_body(b"OK", &ours, &counters).is_none());
+        assert_eq!(counters.matched.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.unmatched.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.malformed.load(Ordering::Relaxed), 1);
     }
 }
