@@ -10,63 +10,37 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{runtime, start_connected, stop, wait_for_log};
 use hearth_receiver::{ReceiverConfig, RunningReceiver, ScaipEndpoint, ScaipFault, ScaipFaults};
 use hearth_test_kit::mosquitto::Mosquitto;
+use hearth_test_kit::sipp::{Sipp, SippTransport};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const USER: &str = "unit17";
 const PASSWORD: &str = "correct horse";
 
-/// SIPp as the centre on a free loopback TCP port; killed when dropped.
-struct Centre {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Centre {
-    fn start(scenario: &str) -> Centre {
-        let dir = tempfile::tempdir().unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("crates/sip/tests/sipp")
-            .join(scenario);
-        std::fs::copy(&source, dir.path().join(scenario)).unwrap();
-        let port = hearth_test_kit::mosquitto::free_port();
-        let child = Command::new("sipp")
-            .current_dir(dir.path())
-            .args(["-sf", scenario, "-i", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .args(["-t", "t1", "-m", "2", "-timeout", "90s", "-nostdin"])
-            .args(["-key", "auth_user", USER, "-key", "auth_pass", PASSWORD])
-            .args(["-key", "target_user", USER])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sipp (Debian package sip-tester): {e}"));
-        // SIPp opens its socket shortly after it starts.
-        let deadline = std::time::Instant::now() + DEADLINE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "sipp did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Centre {
-            child,
-            port,
-            _dir: dir,
-        }
+/// SIPp playing the centre from `crates/sip/tests/sipp/<scenario>` over TCP on loopback,
+/// listening when this returns; killed when dropped.
+fn sip_centre(scenario: &str) -> Sipp {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/sip/tests/sipp")
+        .join(scenario);
+    let sipp = Sipp::builder(path)
+        .transport(SippTransport::Tcp)
+        .calls(2)
+        .key("auth_user", USER)
+        .key("auth_pass", PASSWORD)
+        .key("target_user", USER)
+        .timeout(Duration::from_secs(90))
+        .start();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while std::net::TcpStream::connect(("127.0.0.1", sipp.port())).is_err() {
+        assert!(std::time::Instant::now() < deadline, "sipp did not listen");
+        std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-impl Drop for Centre {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    sipp
 }
 
 const TOKEN: &str = "centre-token-1";
@@ -294,10 +268,10 @@ fn a_busy_centre_gives_the_failing_signal_then_the_confirmed_one() {
 #[test]
 fn an_sos_press_handled_over_sip_gives_the_confirmed_signal() {
     let broker = Mosquitto::start();
-    let centre = Centre::start("centre.xml");
+    let centre = sip_centre("centre.xml");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("hearth.log");
-    let receivers = sip_receiver(dir.path(), centre.port);
+    let receivers = sip_receiver(dir.path(), centre.port());
     let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
     let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
 
@@ -314,10 +288,10 @@ fn an_sos_press_handled_over_sip_gives_the_confirmed_signal() {
 #[test]
 fn a_sip_centre_that_never_answers_gives_the_failing_signal_without_sound() {
     let broker = Mosquitto::start();
-    let centre = Centre::start("silent_centre.xml");
+    let centre = sip_centre("silent_centre.xml");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("hearth.log");
-    let receivers = sip_receiver(dir.path(), centre.port);
+    let receivers = sip_receiver(dir.path(), centre.port());
     let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
     let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
 
