@@ -8,8 +8,8 @@
 //! `hearth_driver_zigbee2mqtt::indicator` through an MQTT publisher of their own
 //! (`<client_id>-receipt`); commands run without a shell, with a timeout, and a failure is
 //! logged, never retried. On a siren or light a new signal replaces the one it is still
-//! showing (a light still blinking red turns green); a command runs to its end. Logs name the record, the signal and the indicator, never
-//! the person or the alarm's kind.
+//! showing (a light still blinking red turns green); a command runs to its end. Logs name the
+//! record, the signal and the indicator, never the person or the alarm's kind.
 
 use std::collections::{HashSet, VecDeque};
 use std::process::Stdio;
