@@ -119,6 +119,19 @@ pub fn demo_config(data_dir: PathBuf, receiver: Option<(u16, u16)>, centre: Opti
             technical: Vec::new(),
         });
         c.routes.push(a);
+        // The receipt signal (A2): the demo has no broker for a zigbee2mqtt siren, so a
+        // command stands in for it (a real program, run for every confirmed alarm).
+        c.receipt.duration = ConfigDuration::from_secs(3);
+        c.receipt.indicators = vec![hearth_config::IndicatorConfig {
+            kind: hearth_config::IndicatorKind::Command,
+            device: None,
+            base_topic: None,
+            confirmed_payload: None,
+            failing_payload: None,
+            program: Some(PathBuf::from("/bin/true")),
+            confirmed_args: vec!["confirmed".into(), "{strength}".into(), "{duration}".into()],
+            failing_args: vec!["failing".into()],
+        }];
     }
     c.sources = vec![
         SourceConfig {
@@ -322,11 +335,13 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
         let (rx_tx, mut rx_rx) = mpsc::channel(1024);
         let (ev_tx, mut ev_rx) = mpsc::channel(1024);
         let (alarm_tx, mut alarm_rx) = mpsc::channel(1024);
+        let (receipt_tx, mut receipt_rx) = mpsc::channel(1024);
         let observers = crate::daemon::Observers {
             received: Some(rx_tx),
             sender: Some(ev_tx),
             simulated_glucose_records: 30,
             alarm: Some(alarm_tx),
+            receipt: Some(receipt_tx),
         };
         let printer = tokio::spawn(async move {
             let mut delivered = 0u64;
@@ -344,6 +359,9 @@ pub fn run(duration: Option<Duration>, keep: bool) -> anyhow::Result<()> {
                     },
                     a = alarm_rx.recv() => if let Some(line) = a.as_ref().and_then(describe_alarm_event) {
                         outln!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
+                    },
+                    r = receipt_rx.recv() => if let Some(line) = r {
+                        outln!("[{:>6.1}s] {:<11} {line}", started.elapsed().as_secs_f64(), "receipt");
                     },
                 }
             }

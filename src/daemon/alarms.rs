@@ -126,7 +126,7 @@ pub(super) fn listeners(
     if let Some(tx) = &observers.alarm {
         out.push(tx.clone());
     }
-    if let Some(tx) = super::receipt::listener(config)? {
+    if let Some(tx) = super::receipt::listener(config, observers.receipt.clone())? {
         out.push(tx);
     }
     Ok(out)

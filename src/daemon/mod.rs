@@ -45,6 +45,8 @@ pub struct Observers {
     pub sender: Option<mpsc::Sender<SenderEvent>>,
     /// What alarm routes report (attempts, handled, failing).
     pub alarm: Option<mpsc::Sender<hearth_uplink_scaip::AlarmEvent>>,
+    /// Each receipt signal shown in the home, described (the demo).
+    pub receipt: Option<mpsc::Sender<String>>,
 }
 
 /// What the daemon did, for the caller's final words.

@@ -34,7 +34,10 @@ const FAILING_MEMORY: usize = 1024;
 
 /// The receipt listener, when `[receipt]` has indicators: a channel for the alarm events and
 /// the task behind it. Starts the MQTT publisher when a siren or light is configured.
-pub(super) fn listener(config: &Config) -> anyhow::Result<Option<mpsc::Sender<AlarmEvent>>> {
+pub(super) fn listener(
+    config: &Config,
+    observer: Option<mpsc::Sender<String>>,
+) -> anyhow::Result<Option<mpsc::Sender<AlarmEvent>>> {
     let r = &config.receipt;
     if !r.is_active() {
         return Ok(None);
@@ -49,7 +52,9 @@ pub(super) fn listener(config: &Config) -> anyhow::Result<Option<mpsc::Sender<Al
         None
     };
     let (tx, rx) = mpsc::channel(CHANNEL);
-    tokio::spawn(run(Receipt::new(r.clone(), publisher), rx));
+    let mut receipt = Receipt::new(r.clone(), publisher);
+    receipt.observer = observer;
+    tokio::spawn(run(receipt, rx));
     tracing::info!(indicators = r.indicators.len(), "receipt signal ready");
     Ok(Some(tx))
 }
@@ -69,6 +74,8 @@ pub(super) struct Receipt {
     failing_order: VecDeque<RecordId>,
     /// What each indicator is showing now.
     showing: Vec<Option<AbortHandle>>,
+    /// Who hears about each signal shown (the demo); never waited for.
+    observer: Option<mpsc::Sender<String>>,
 }
 
 impl Receipt {
@@ -80,6 +87,7 @@ impl Receipt {
             failing: HashSet::new(),
             failing_order: VecDeque::new(),
             showing,
+            observer: None,
         }
     }
 
@@ -132,6 +140,14 @@ impl Receipt {
                 duration = %humantime::format_duration(duration),
                 "receipt signal"
             );
+            if let Some(tx) = &self.observer {
+                let _ = tx.try_send(format!(
+                    "receipt signal in the home: {} on {} ({strength}, {})",
+                    signal.as_str(),
+                    ind.describe(),
+                    humantime::format_duration(duration)
+                ));
+            }
             let task = match ind.kind {
                 IndicatorKind::Command => {
                     // Each command runs to its end (or timeout): stopping one that a newer
