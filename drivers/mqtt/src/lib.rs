@@ -117,6 +117,13 @@ pub struct Handled {
 pub trait Handler: Send + Sync {
     /// Topic filters to subscribe to (QoS 1).
     fn subscriptions(&self) -> Vec<String>;
+    /// Topic filters of the safety session (issue 15): messages of devices whose alarms must
+    /// not wait behind other traffic. The main session acknowledges such messages without
+    /// storing them once the safety session holds the filter. Default: none (no safety
+    /// session).
+    fn safety_subscriptions(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The prefix of every state key this handler commits (its state is restored from it).
     fn state_prefix(&self) -> String;
     /// Restore committed state at start-up.
