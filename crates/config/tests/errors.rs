@@ -832,4 +832,12 @@ fn zigbee2mqtt_device_roles_parse_and_are_checked() {
     assert!(e.to_string().contains("without `+`, `#`"), "{e}");
     // Without a safety role, the name is only matched, never subscribed.
     parse(&z2m("hall/+", "role = \"none\""), Path::new("hearth.toml")).unwrap();
+    // The safety session connects as `<client_id>-zigbee-safety`: no source may take that name.
+    let text = format!(
+        "{}\n[[source]]\nname = \"zigbee-safety\"\nkind = \"simulated\"\n",
+        z2m("hall/sos", "role = \"sos_button\"")
+    );
+    let e = error(&text);
+    assert_eq!(e.key.as_str(), "source[2].name");
+    assert!(e.to_string().contains("safety session"), "{e}");
 }

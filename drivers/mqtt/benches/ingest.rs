@@ -154,6 +154,12 @@ fn load_publishers(port: u16, rate: usize, seconds: u64) -> std::thread::JoinHan
     })
 }
 
+/// Waits until the source has committed nothing for a second: the backlog of an earlier run
+/// is drained, so each run starts from the same state.
+async fn quiet(rx: &mut mpsc::UnboundedReceiver<CommittedBatch>) {
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {}
+}
+
 /// Alarms (a new SOS button every 25 ms) while `rate` sensor messages/s arrive for 10 s:
 /// publish → committed latency, and the commits meanwhile.
 async fn alarm_latency(
@@ -163,6 +169,7 @@ async fn alarm_latency(
     rx: &mut mpsc::UnboundedReceiver<CommittedBatch>,
 ) -> Latency {
     let seconds = 10u64;
+    quiet(rx).await;
     // The load comes from mosquitto_pub processes (C, light), as zigbee2mqtt's would come from
     // another process; this process only paces the lines it writes into their stdin.
     let load = load_publishers(port, rate, seconds);

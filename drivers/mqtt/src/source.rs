@@ -336,7 +336,10 @@ impl MqttSource {
     }
 
     /// Hands a bulk commit to the committer; while it waits for room (the committer is busy),
-    /// the safety session is still served. False when the committer has stopped.
+    /// the safety session is still served. A safety commit that writes a handler-state key
+    /// this bulk commit writes too waits until this one is handed over (it was made first, so
+    /// it commits first; the committer keeps that order). False when the committer has
+    /// stopped.
     async fn send_bulk(
         &mut self,
         c: Commit,
@@ -345,7 +348,8 @@ impl MqttSource {
         ctx: &DriverContext,
         broker: &str,
     ) -> Result<bool, DriverError> {
-        loop {
+        let mut bulk = Some(c);
+        while bulk.is_some() {
             let safety_next = async {
                 match safety.as_deref_mut() {
                     Some(lane) => lane.rx.recv().await,
@@ -355,25 +359,29 @@ impl MqttSource {
             tokio::select! {
                 biased;
                 ev = safety_next => {
-                    if let Some(lane) = safety.as_deref_mut() {
-                        for (_, s) in self.safety_event(ev, lane, ctx, broker).await? {
-                            if out.safety.send(s).await.is_err() {
-                                return Ok(false);
-                            }
+                    let Some(lane) = safety.as_deref_mut() else { continue };
+                    for (_, s) in self.safety_event(ev, lane, ctx, broker).await? {
+                        if let Some(b) = bulk.take_if(|b| b.overlaps(&s))
+                            && out.bulk.send(b).await.is_err()
+                        {
+                            return Ok(false);
+                        }
+                        if out.safety.send(s).await.is_err() {
+                            return Ok(false);
                         }
                     }
                 }
-                permit = out.bulk.reserve() => {
-                    return Ok(match permit {
-                        Ok(p) => {
-                            p.send(c);
-                            true
+                permit = out.bulk.reserve() => match permit {
+                    Ok(p) => {
+                        if let Some(b) = bulk.take() {
+                            p.send(b);
                         }
-                        Err(_) => false,
-                    });
-                }
+                    }
+                    Err(_) => return Ok(false),
+                },
             }
         }
+        Ok(true)
     }
 
     /// One event of the safety session: its commits (all for the safety lane).
