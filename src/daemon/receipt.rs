@@ -436,7 +436,7 @@ mod tests {
             ..MqttConfig::default()
         };
         config.receipt = super::tests::config(vec![siren("hall/siren"), command]);
-        let tx = listener(&config).unwrap().expect("a listener");
+        let tx = listener(&config, None).unwrap().expect("a listener");
 
         let person = alarm(AlarmState::Raised, Some("Patient/7"), 1);
         let nobody = alarm(AlarmState::Raised, None, 2);
@@ -497,6 +497,6 @@ mod tests {
     #[test]
     fn nothing_configured_starts_nothing() {
         // No runtime is needed: nothing is spawned and no MQTT connection is made.
-        assert!(listener(&Config::default()).unwrap().is_none());
+        assert!(listener(&Config::default(), None).unwrap().is_none());
     }
 }

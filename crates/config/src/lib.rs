@@ -89,8 +89,8 @@ pub use schema::{
     MqttConfig, OutboxConfig, Pcd01AckMode, Pcd01ProcessingId, Pcd01RouteConfig, ReceiptConfig,
     ReceiptPersonConfig, ReceiptStrength, RetentionConfig, RetryConfig, RetryOverride, RouteConfig,
     RouteTlsConfig, RuleConfig, RuleEmit, RuleValue, SEVERITIES, ScaipDeviceConfig, ScaipProtocol,
-    ScaipReceiverConfig, ScaipRouteConfig, ScaipTechnicalConfig, SensorConfig, SimulatedConfig,
-    SipTransportKind, SourceConfig, SourceKind, SupervisorConfig, UplinkKind,
+    ScaipReceiverConfig, ScaipRouteConfig, ScaipTechnicalConfig, SensorConfig, SensorRole,
+    SimulatedConfig, SipTransportKind, SourceConfig, SourceKind, SupervisorConfig, UplinkKind,
     Zigbee2mqttBackendKind, Zigbee2mqttConfig, is_loopback_host, url_scheme_host,
 };
 pub use units::{ByteSize, ConfigDuration};

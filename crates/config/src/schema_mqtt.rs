@@ -172,6 +172,83 @@ pub struct SensorConfig {
     /// Free text for operators (e.g. "Smoke detector, kitchen"). Not used by hearth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// What the device is for (issue 15): `none` (default), or a safety role — `sos_button`,
+    /// `fall_detector`, `smoke_detector`, `water_leak`. A safety device is received on the
+    /// source's second MQTT session (its alarms never wait behind sensor traffic) and gets the
+    /// role's alarm rule without a `[[source.zigbee2mqtt.rule]]`; `name` must then be the
+    /// friendly name its topics use (no `+` or `#`).
+    #[serde(default, skip_serializing_if = "SensorRole::is_none")]
+    pub role: SensorRole,
+}
+
+impl SensorConfig {
+    /// A sensor with only its name (for code and tests).
+    pub fn new(name: impl Into<String>) -> Self {
+        SensorConfig {
+            name: name.into(),
+            person: None,
+            category: None,
+            label: None,
+            role: SensorRole::None,
+        }
+    }
+}
+
+/// `device.role`: what a zigbee2mqtt device is for. The role comes from the config, never from
+/// the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorRole {
+    /// An ordinary sensor: the source's main session and the rules only.
+    #[default]
+    None,
+    /// A personal alarm button: any non-empty `action` (`single`, `emergency`, `hold` …, as a
+    /// frient SBTZB-110 sends) is an `emergency` alarm (momentary).
+    SosButton,
+    /// A fall sensor: `fall` true is a `fall` alarm (the shipped rules know more exposes).
+    FallDetector,
+    /// A smoke alarm: `smoke` true is a `smoke` alarm.
+    SmokeDetector,
+    /// A water leak sensor: `water_leak` true is a `water_leak` alarm.
+    WaterLeak,
+}
+
+impl SensorRole {
+    /// Every role, as config files name them.
+    pub const ALL: [SensorRole; 5] = [
+        SensorRole::None,
+        SensorRole::SosButton,
+        SensorRole::FallDetector,
+        SensorRole::SmokeDetector,
+        SensorRole::WaterLeak,
+    ];
+
+    /// The name in config files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SensorRole::None => "none",
+            SensorRole::SosButton => "sos_button",
+            SensorRole::FallDetector => "fall_detector",
+            SensorRole::SmokeDetector => "smoke_detector",
+            SensorRole::WaterLeak => "water_leak",
+        }
+    }
+
+    /// `none`.
+    pub fn is_none(&self) -> bool {
+        *self == SensorRole::None
+    }
+
+    /// A safety role: the device goes on the safety session.
+    pub fn is_safety(self) -> bool {
+        self != SensorRole::None
+    }
+}
+
+impl fmt::Display for SensorRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `[[source.zigbee2mqtt.rule]]`: what one payload property means.

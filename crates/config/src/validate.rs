@@ -324,8 +324,31 @@ impl Checker<'_, '_> {
 
     fn check_sources(&mut self, config: &Config) {
         let mut names: HashMap<&str, usize> = HashMap::new();
+        // A zigbee2mqtt source with safety devices also connects as `<client_id>-<name>-safety`
+        // (issue 15): no other source may connect under that client id.
+        let safety_ids: HashMap<String, &str> = config
+            .sources
+            .iter()
+            .filter(|s| {
+                s.zigbee2mqtt
+                    .as_ref()
+                    .is_some_and(|z| z.devices.iter().any(|d| d.role.is_safety()))
+            })
+            .map(|s| (format!("{}-safety", s.name), s.name.as_str()))
+            .collect();
         for (i, source) in config.sources.iter().enumerate() {
             let path = KeyPath::root().key("source").index(i);
+            if let Some(owner) = safety_ids.get(&source.name) {
+                self.fail(
+                    path.key("name"),
+                    format!(
+                        "source name \"{}\" is the MQTT client id suffix of the safety session of \
+                         source \"{owner}\" (it has devices with a safety role); choose another \
+                         name",
+                        source.name
+                    ),
+                );
+            }
             if let Some(msg) = bad_name(&source.name, "source") {
                 self.fail(path.key("name"), msg);
             } else if let Some(&first) = names.get(source.name.as_str()) {

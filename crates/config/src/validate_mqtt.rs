@@ -149,6 +149,16 @@ impl Checker<'_, '_> {
             } else {
                 names.insert(&d.name, i);
             }
+            if d.role.is_safety() && (d.name.contains(['+', '#']) || d.name.starts_with('/')) {
+                self.fail(
+                    p.key("name"),
+                    format!(
+                        "a device with role \"{}\" is subscribed by its name, which must be the \
+                         zigbee2mqtt friendly name without `+`, `#` or a leading `/`",
+                        d.role
+                    ),
+                );
+            }
             if d.person.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 self.fail(
                     p.key("person"),

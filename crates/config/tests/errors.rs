@@ -797,3 +797,47 @@ fn a_device_id_system_that_is_not_a_uri_names_the_key() {
     );
     assert!(e.message.contains("urn:oid:"), "{e}");
 }
+
+/// Issue 15: `[[source.zigbee2mqtt.device]] role`: the documented roles parse (default
+/// `none`), an unknown one lists the valid ones, and a safety device's name must be a topic
+/// level without wildcards (it is subscribed by name).
+#[test]
+fn zigbee2mqtt_device_roles_parse_and_are_checked() {
+    let z2m = |name: &str, role: &str| {
+        format!(
+            "{BASE}\n[[source]]\nname = \"zigbee\"\nkind = \"zigbee2mqtt\"\n\n\
+             [[source.zigbee2mqtt.device]]\nname = \"{name}\"\n{role}\n"
+        )
+    };
+    let loaded = parse(&z2m("hall/sos", ""), Path::new("hearth.toml")).unwrap();
+    let devices = &loaded.config.sources[1].zigbee2mqtt_settings().devices;
+    assert_eq!(devices[0].role, SensorRole::None);
+    for role in SensorRole::ALL {
+        let text = z2m("hall/sos", &format!("role = \"{role}\""));
+        let loaded = parse(&text, Path::new("hearth.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let d = &loaded.config.sources[1].zigbee2mqtt_settings().devices[0];
+        assert_eq!(d.role, role);
+        assert_eq!(d.role.is_safety(), role != SensorRole::None);
+    }
+    let e = error(&z2m("hall/sos", "role = \"panic\""));
+    assert_eq!(e.key.as_str(), "source[1].zigbee2mqtt.device[0].role");
+    assert!(
+        e.to_string().contains(
+            "expected one of `none`, `sos_button`, `fall_detector`, `smoke_detector`, `water_leak`"
+        ),
+        "{e}"
+    );
+    let e = error(&z2m("hall/+", "role = \"sos_button\""));
+    assert_eq!(e.key.as_str(), "source[1].zigbee2mqtt.device[0].name");
+    assert!(e.to_string().contains("without `+`, `#`"), "{e}");
+    // Without a safety role, the name is only matched, never subscribed.
+    parse(&z2m("hall/+", "role = \"none\""), Path::new("hearth.toml")).unwrap();
+    // The safety session connects as `<client_id>-zigbee-safety`: no source may take that name.
+    let text = format!(
+        "{}\n[[source]]\nname = \"zigbee-safety\"\nkind = \"simulated\"\n",
+        z2m("hall/sos", "role = \"sos_button\"")
+    );
+    let e = error(&text);
+    assert_eq!(e.key.as_str(), "source[2].name");
+    assert!(e.to_string().contains("safety session"), "{e}");
+}

@@ -332,6 +332,7 @@ fn full_config() -> Config {
                 person: Some("Patient/1".into()),
                 category: Some(Category::Welfare),
                 label: Some("x".into()),
+                role: hearth_config::SensorRole::SosButton,
             }],
             ..Zigbee2mqttConfig::default()
         }),

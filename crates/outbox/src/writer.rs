@@ -4,13 +4,21 @@
 //! Each request waits on a oneshot that is answered only after the transaction holding it
 //! committed, so an `append` returning `Ok` means "durable" (DESIGN invariant 1). Requests
 //! queue in a bounded channel: when the disk is slower than the sources, sources wait.
+//!
+//! Alarms first (issue 15): an append that carries an alarm or a technical alarm goes through
+//! a second, small channel that the writer looks at before every transaction; what it finds
+//! there is committed in its own transaction ahead of the queued bulk requests, which keep their
+//! group commit. So an alarm waits for at most the one transaction in progress, never for the
+//! backlog of readings queued before it. A source that awaits each append (every driver does)
+//! keeps its own order; only appends of different callers are reordered. Test:
+//! `tests::an_alarm_append_commits_before_the_queued_readings`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hearth_model::{Record, Timestamp};
+use hearth_model::{Lane, Record, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::reserve::DiskGuard;
@@ -141,7 +149,19 @@ enum Command {
         entries: Vec<AlarmLogEntry>,
         reply: Reply<()>,
     },
+    /// Wakes an idle writer after an urgent command was queued; does nothing else.
+    Wake,
 }
+
+/// Whether an append goes ahead of the queued ones: it carries an alarm or a technical alarm.
+fn urgent(records: &[Record]) -> bool {
+    records
+        .iter()
+        .any(|r| matches!(r.lane(), Lane::Alarm | Lane::Technical))
+}
+
+/// Urgent commands that may wait at once (each caller awaits its own, so this is plenty).
+const URGENT_CAPACITY: usize = 256;
 
 impl Command {
     /// How much work the command adds to a transaction (records), for group-commit sizing.
@@ -160,6 +180,8 @@ impl Command {
 #[derive(Clone, Debug)]
 pub struct OutboxWriter {
     tx: mpsc::Sender<Command>,
+    /// Appends carrying alarms: taken before anything queued in `tx`.
+    urgent: mpsc::Sender<Command>,
     commits: watch::Receiver<u64>,
     routes: Arc<Vec<(String, RouteId)>>,
     transactions: Arc<AtomicU64>,
@@ -204,6 +226,7 @@ impl OutboxWriter {
         guard: DiskGuard,
     ) -> Result<(Self, JoinHandle<()>), OutboxError> {
         let (tx, rx) = mpsc::channel(1024);
+        let (urgent, urgent_rx) = mpsc::channel(URGENT_CAPACITY);
         let (commit_tx, commits) = watch::channel(0u64);
         let routes: Vec<(String, RouteId)> = outbox
             .route_names()
@@ -232,7 +255,11 @@ impl OutboxWriter {
                     transactions: counter,
                     alarms_only: mode,
                 };
-                run(outbox, rx, &shared, group_commit_max.max(1), guard);
+                let channels = Channels {
+                    rx,
+                    urgent: urgent_rx,
+                };
+                run(outbox, channels, &shared, group_commit_max.max(1), guard);
                 // Dropping the sender ends the checkpointer.
                 drop(ckpt_tx);
             })
@@ -244,6 +271,7 @@ impl OutboxWriter {
         Ok((
             OutboxWriter {
                 tx,
+                urgent,
                 commits,
                 routes: Arc::new(routes),
                 transactions,
@@ -259,6 +287,22 @@ impl OutboxWriter {
             .send(make(reply))
             .await
             .map_err(|_| WriterError::Stopped)?;
+        rx.await.map_err(|_| WriterError::Stopped)?
+    }
+
+    /// Like `call`, ahead of the queued requests: the urgent channel, then a wake-up for an idle
+    /// writer. When the main channel is full the writer is busy and looks at the urgent channel
+    /// before its next transaction anyway, so the wake-up is only tried, never waited for.
+    async fn call_urgent<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, WriterError> {
+        let (reply, rx) = oneshot::channel();
+        self.urgent
+            .send(make(reply))
+            .await
+            .map_err(|_| WriterError::Stopped)?;
+        let _ = self.tx.try_send(Command::Wake);
         rx.await.map_err(|_| WriterError::Stopped)?
     }
 
@@ -281,13 +325,19 @@ impl OutboxWriter {
         cursors: Vec<(String, i64)>,
         journal: Option<JournalEntry>,
     ) -> Result<Committed, WriterError> {
-        self.call(|reply| Command::Append {
+        // Alarms and technical alarms go ahead of the queued appends (issue 15).
+        let ahead = urgent(&records);
+        let make = |reply| Command::Append {
             records,
             cursors,
             journal,
             reply,
-        })
-        .await
+        };
+        if ahead {
+            self.call_urgent(make).await
+        } else {
+            self.call(make).await
+        }
     }
 
     /// The committed journal of `source`, oldest entry first.
@@ -580,10 +630,13 @@ fn unanswered(cmd: Command) -> Pending {
         Command::Cursors { reply, .. } => Pending::Cursors(reply),
         Command::Journal { reply, .. } => Pending::Journal(reply),
         Command::Len { reply } => Pending::Len(reply),
+        Command::Wake => Pending::Nothing,
     }
 }
 
 enum Pending {
+    /// A wake-up: nothing to answer.
+    Nothing,
     Devices(Reply<Vec<hearth_model::Device>>),
     Release(Reply<u64>),
     Stats(Reply<Stats>),
@@ -611,9 +664,36 @@ struct State {
     failing: bool,
 }
 
+/// The writer's two request channels.
+struct Channels {
+    /// Everything, in arrival order.
+    rx: mpsc::Receiver<Command>,
+    /// Appends carrying alarms, taken first.
+    urgent: mpsc::Receiver<Command>,
+}
+
+/// Takes the queued urgent commands, up to `max` weight.
+fn take_urgent(urgent: &mut mpsc::Receiver<Command>, max: usize) -> Vec<Command> {
+    let mut cmds = Vec::new();
+    let mut weight = 0;
+    while weight < max {
+        match urgent.try_recv() {
+            Ok(cmd) => {
+                weight += cmd.weight();
+                cmds.push(cmd);
+            }
+            Err(_) => break,
+        }
+    }
+    cmds
+}
+
 fn run(
     mut outbox: Outbox,
-    mut rx: mpsc::Receiver<Command>,
+    Channels {
+        mut rx,
+        urgent: mut urgent_rx,
+    }: Channels,
     shared: &Shared,
     group_commit_max: usize,
     guard: DiskGuard,
@@ -625,6 +705,20 @@ fn run(
         failing: false,
     };
     loop {
+        // Alarms first, in their own small transaction, before anything queued behind them.
+        let urgent = take_urgent(&mut urgent_rx, group_commit_max);
+        if !urgent.is_empty() {
+            state.guard.check(std::time::Instant::now());
+            shared
+                .alarms_only
+                .store(state.guard.alarms_only, Ordering::Relaxed);
+            process(&mut outbox, urgent, shared, &mut state);
+            shared
+                .alarms_only
+                .store(state.guard.alarms_only, Ordering::Relaxed);
+            bound_wal(&outbox, &wal);
+            continue;
+        }
         // While the disk is full the writer wakes by itself, to look at free space and to
         // store the disk_full alarm; otherwise it sleeps until a request comes.
         let first = if state.guard.needs_ticks() {
@@ -642,6 +736,9 @@ fn run(
                 None => break,
             }
         };
+        if matches!(first, Some(Command::Wake)) {
+            continue; // an urgent command came: the top of the loop takes it
+        }
         state.guard.check(std::time::Instant::now());
         shared
             .alarms_only
@@ -656,6 +753,7 @@ fn run(
         let mut weight = queue[0].weight();
         while weight < group_commit_max {
             match rx.try_recv() {
+                Ok(Command::Wake) => {}
                 Ok(cmd) => {
                     weight += cmd.weight();
                     queue.push(cmd);
@@ -668,6 +766,11 @@ fn run(
             .alarms_only
             .store(state.guard.alarms_only, Ordering::Relaxed);
         bound_wal(&outbox, &wal);
+    }
+    // Every handle is gone; an urgent command sent just before is still answered.
+    let urgent = take_urgent(&mut urgent_rx, usize::MAX);
+    if !urgent.is_empty() {
+        process(&mut outbox, urgent, shared, &mut state);
     }
     tracing::debug!("outbox writer stopped: every handle was dropped");
 }
@@ -834,6 +937,7 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
             Command::Len { reply } => {
                 let _ = reply.send(Ok(outbox.len()));
             }
+            Command::Wake => {}
             Command::Cursors { prefix, reply } => {
                 let _ = reply.send(
                     outbox
@@ -934,7 +1038,8 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
                     Pending::Expire(reply, n) => {
                         let _ = reply.send(Ok(n));
                     }
-                    Pending::Release(_)
+                    Pending::Nothing
+                    | Pending::Release(_)
                     | Pending::Devices(_)
                     | Pending::Stats(_)
                     | Pending::Cursor(_)
@@ -988,6 +1093,7 @@ fn process(outbox: &mut Outbox, cmds: Vec<Command>, shared: &Shared, state: &mut
 /// Answer a request with an error.
 fn answer_err(p: Pending, err: &WriterError) {
     match p {
+        Pending::Nothing => {}
         Pending::Append(reply, _) => {
             let _ = reply.send(Err(err.clone()));
         }
@@ -1185,6 +1291,102 @@ mod tests {
             outbox.len(),
             1,
             "only the disk_full technical alarm is stored"
+        );
+    }
+
+    /// Issue 15: with many large reading appends queued, an append carrying an alarm (queued
+    /// after them, as `append_with_journal` queues it) is committed first, in a transaction of
+    /// its own; the readings keep their group commit. Observed through the commit order (the
+    /// outbox's `seq`) and the transaction count, not timing.
+    #[test]
+    fn an_alarm_append_commits_before_the_queued_readings() {
+        use hearth_model::{Alarm, AlarmKind, Category};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let hub = crate::RouteSpec {
+            name: "hub".into(),
+            categories: Category::ALL.to_vec(),
+            retry: crate::RetryPolicy::default(),
+            readings_only: false,
+            alarms_only: false,
+        };
+        let (outbox, _) = Outbox::open(crate::OutboxOptions::new(&path, vec![hub])).unwrap();
+        let (tx, rx) = mpsc::channel(1024);
+        let (urgent_tx, urgent_rx) = mpsc::channel(URGENT_CAPACITY);
+        let device = DeviceId::new("sim", "1").unwrap();
+        let mut readings = Vec::new();
+        for k in 0..9u64 {
+            let records = (0..200u64)
+                .map(|i| {
+                    Record::Reading(
+                        Reading::builder(device.clone(), Mdc(1), Value::numeric(1.0))
+                            .sequence(k * 1000 + i)
+                            .build(Timestamp::now()),
+                    )
+                })
+                .collect::<Vec<_>>();
+            assert!(!urgent(&records));
+            let (reply, answer) = oneshot::channel();
+            tx.try_send(Command::Append {
+                records,
+                cursors: Vec::new(),
+                journal: None,
+                reply,
+            })
+            .unwrap();
+            readings.push(answer);
+        }
+        let now = Timestamp::now();
+        let alarm = vec![Record::Alarm(Alarm::new(
+            DeviceId::new("zigbee", "sos").unwrap(),
+            AlarmKind::Emergency,
+            AlarmState::Raised,
+            now,
+            now,
+            Category::Health,
+            None,
+            Some(1),
+        ))];
+        assert!(urgent(&alarm));
+        let (reply, mut alarm_answer) = oneshot::channel();
+        urgent_tx
+            .try_send(Command::Append {
+                records: alarm,
+                cursors: vec![("alarm-source".into(), 1)],
+                journal: None,
+                reply,
+            })
+            .unwrap();
+        tx.try_send(Command::Wake).unwrap();
+        drop((tx, urgent_tx));
+        let shared = Shared {
+            commits: watch::channel(0).0,
+            transactions: Arc::new(AtomicU64::new(0)),
+            alarms_only: Arc::new(AtomicBool::new(false)),
+        };
+        let channels = Channels {
+            rx,
+            urgent: urgent_rx,
+        };
+        run(outbox, channels, &shared, 500, DiskGuard::disabled());
+        assert!(matches!(alarm_answer.try_recv(), Ok(Ok(_))));
+        for mut r in readings {
+            assert!(matches!(r.try_recv(), Ok(Ok(_))));
+        }
+        // One transaction for the alarm, three for the readings (three appends of 200 each).
+        assert_eq!(shared.transactions.load(Ordering::Relaxed), 4);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let lanes: Vec<i64> = conn
+            .prepare("SELECT lane FROM item ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(lanes.len(), 1 + 9 * 200);
+        assert!(
+            lanes[1..].iter().all(|l| *l != lanes[0]),
+            "the alarm is committed first, the readings after it"
         );
     }
 }

@@ -2,7 +2,10 @@
 //! - backlog drain: messages/s from a real mosquitto into the outbox (durable, acknowledged
 //!   after commit), against `mosquitto_sub` draining the same backlog from the same broker;
 //! - alarm latency: publish → committed in the alarm lane, p50/p99, while the broker delivers a
-//!   steady load of sensor messages.
+//!   steady load of sensor messages; issue 15: with the SOS buttons configured as
+//!   `role = "sos_button"` (their own safety session, alarms ahead in the writer) against the
+//!   same buttons without a role (one session, the old path), each on its own broker under the
+//!   same load, in the same run, as ratios.
 //!
 //! `BENCH_MQTT_MESSAGES` (default 200 000) sets the backlog; `BENCH_MQTT_RATE` (default 20 000/s)
 //! the steady load.
@@ -22,10 +25,23 @@ const SENSOR: &str =
     r#"{"battery":97,"humidity":45.2,"linkquality":120,"temperature":21.53,"voltage":3000}"#;
 const ALARM: &str = r#"{"action":"emergency","battery":90,"linkquality":102}"#;
 
-/// The zigbee2mqtt handler with the shipped rules, as a source with default settings has it.
-fn handler() -> Box<dyn Handler> {
-    let mut settings = hearth_driver_zigbee2mqtt::Settings::new("bench");
+/// SOS buttons pressed during one alarm-latency run (one every 25 ms for 10 s).
+const BUTTONS: usize = 400;
+
+/// The zigbee2mqtt handler with the shipped rules, as a source with default settings has it;
+/// with `roles`, the SOS buttons are configured as `sos_button` (the safety session).
+fn handler(name: &str, roles: bool) -> Box<dyn Handler> {
+    let mut settings = hearth_driver_zigbee2mqtt::Settings::new(name);
     settings.category = hearth_model::Category::Welfare;
+    if roles {
+        settings.config.devices = (0..BUTTONS)
+            .map(|k| {
+                let mut d = hearth_config::SensorConfig::new(format!("sos_button_{k}"));
+                d.role = hearth_config::SensorRole::SosButton;
+                d
+            })
+            .collect();
+    }
     hearth_driver_mqtt::handlers::zigbee2mqtt(settings).expect("the shipped rules compile")
 }
 
@@ -46,11 +62,26 @@ async fn publisher(port: u16, id: &str) -> AsyncClient {
 }
 
 fn source(port: u16, observer: mpsc::UnboundedSender<CommittedBatch>) -> MqttSource {
+    source_named("bench", false, port, observer)
+}
+
+fn source_named(
+    name: &str,
+    roles: bool,
+    port: u16,
+    observer: mpsc::UnboundedSender<CommittedBatch>,
+) -> MqttSource {
     let cfg = MqttConfig {
         port,
         ..MqttConfig::default()
     };
-    MqttSource::new("bench", Transport::Broker(cfg), handler()).observe(observer)
+    MqttSource::new(name, Transport::Broker(cfg), handler(name, roles)).observe(observer)
+}
+
+/// p50 and p99 of one alarm-latency run, ms.
+struct Latency {
+    p50: f64,
+    p99: f64,
 }
 
 /// Publishes `n` sensor messages and waits until the broker has taken them all.
@@ -123,17 +154,29 @@ fn load_publishers(port: u16, rate: usize, seconds: u64) -> std::thread::JoinHan
     })
 }
 
+/// Waits until the source has committed nothing for a second: the backlog of an earlier run
+/// is drained, so each run starts from the same state.
+async fn quiet(rx: &mut mpsc::UnboundedReceiver<CommittedBatch>) {
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {}
+}
+
 /// Alarms (a new SOS button every 25 ms) while `rate` sensor messages/s arrive for 10 s:
 /// publish → committed latency, and the commits meanwhile.
-async fn alarm_latency(port: u16, rate: usize, rx: &mut mpsc::UnboundedReceiver<CommittedBatch>) {
+async fn alarm_latency(
+    label: &str,
+    port: u16,
+    rate: usize,
+    rx: &mut mpsc::UnboundedReceiver<CommittedBatch>,
+) -> Latency {
     let seconds = 10u64;
+    quiet(rx).await;
     // The load comes from mosquitto_pub processes (C, light), as zigbee2mqtt's would come from
     // another process; this process only paces the lines it writes into their stdin.
     let load = load_publishers(port, rate, seconds);
     let alarms = publisher(port, "bench-alarm").await;
     let alarm_task = tokio::spawn(async move {
         let mut sent = Vec::new();
-        for k in 0..(seconds * 1000 / 25) {
+        for k in 0..BUTTONS {
             tokio::time::sleep(Duration::from_millis(25)).await;
             // Every press on another button, so each is a new alarm (no debounce merge).
             sent.push(Instant::now());
@@ -153,7 +196,7 @@ async fn alarm_latency(port: u16, rate: usize, rx: &mut mpsc::UnboundedReceiver<
     let mut commit_ms = Vec::new();
     let mut load_msgs = 0usize;
     let t = Instant::now();
-    let expect_alarms = (seconds * 1000 / 25) as usize;
+    let expect_alarms = BUTTONS;
     while committed_alarms.len() < expect_alarms {
         let b = tokio::time::timeout(Duration::from_secs(60), rx.recv())
             .await
@@ -187,7 +230,7 @@ async fn alarm_latency(port: u16, rate: usize, rx: &mut mpsc::UnboundedReceiver<
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
     println!(
         "{:<46} p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>6.2} ms   goal p99 <= 20 ms",
-        format!("alarm publish -> committed, {} alarms", lat.len()),
+        format!("alarm publish -> committed, {label}"),
         pct(0.5),
         pct(0.99),
         lat[lat.len() - 1]
@@ -206,9 +249,14 @@ async fn alarm_latency(port: u16, rate: usize, rx: &mut mpsc::UnboundedReceiver<
         commit_ms[commit_ms.len() - 1]
     );
     println!(
-        "  (under a load of {rate} sensor msgs/s offered; {:.0} msgs/s stored meanwhile)",
+        "  ({} alarms under a load of {rate} sensor msgs/s offered; {:.0} msgs/s stored meanwhile)",
+        lat.len(),
         load_msgs as f64 / elapsed
     );
+    Latency {
+        p50: pct(0.5),
+        p99: pct(0.99),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -266,10 +314,45 @@ async fn main() {
         "  ({records} records from {n} zigbee2mqtt messages; each commit fsynced, synchronous=FULL)"
     );
 
-    // Alarm latency under the full load, and under a load a busy home could produce.
+    // Alarm latency under the full load, and under a load a busy home could produce: the SOS
+    // buttons without a role (the old path: one session, the source above) and as
+    // `sos_button` (issue 15: a safety session; a source of its own on a broker of its own,
+    // under the same load), one after the other in this run.
+    let safe_broker = Mosquitto::start();
+    let h2 = Harness::new().unwrap();
+    let (tx, _warm) = mpsc::unbounded_channel();
+    // Both sessions and their subscriptions exist and are recorded before the load (as on a
+    // box that has run before; the main session then leaves the buttons to the safety one).
+    let _ = h2
+        .run(
+            source_named("safe", true, safe_broker.port(), tx),
+            Duration::from_secs(3),
+        )
+        .await;
+    let (tx, mut safe_rx) = mpsc::unbounded_channel();
+    let safe = h2.spawn(source_named("safe", true, safe_broker.port(), tx));
     for load in [rate, 1_000] {
-        alarm_latency(broker.port(), load, &mut rx).await;
+        let old = alarm_latency("no role (one session)", broker.port(), load, &mut rx).await;
+        let new = alarm_latency(
+            "role sos_button (safety session)",
+            safe_broker.port(),
+            load,
+            &mut safe_rx,
+        )
+        .await;
+        println!(
+            "{:<46} p50 {:>8.2} ms vs {:>8.2} ms  ratio {:>6.3}   p99 {:>8.2} ms vs {:>8.2} ms  ratio {:>6.3}",
+            format!("alarm latency at {load} msg/s: sos_button vs no role"),
+            new.p50,
+            old.p50,
+            new.p50 / old.p50,
+            new.p99,
+            old.p99,
+            new.p99 / old.p99
+        );
     }
+    drop(safe);
     drop(running);
+    h2.stop();
     h.stop();
 }

@@ -39,6 +39,10 @@ impl Handler for Zigbee2mqtt {
         self.engine.subscriptions()
     }
 
+    fn safety_subscriptions(&self) -> Vec<String> {
+        self.engine.safety_subscriptions()
+    }
+
     fn state_prefix(&self) -> String {
         self.engine.state_prefix()
     }

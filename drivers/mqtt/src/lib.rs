@@ -14,6 +14,19 @@
 //! into records and state → one commit per batch (records, handler state, packet-id entries and
 //! the sequence number together) → PUBACKs in arrival order.
 //!
+//! ## The safety session (issue 15)
+//! A handler may name [`Handler::safety_subscriptions`] (zigbee2mqtt: the devices with a safety
+//! `role`). The source then opens a second persistent session, client id
+//! `<client_id>-<source>-safety`, with its own ledger (`mqtt:<source>/safety`), sequence cursor,
+//! subscriptions record and ack task, and the same commit-then-ack rule. One processor task
+//! handles both sessions with the one handler (so its state stays one state), the safety
+//! session first, also while it waits for room for a bulk commit; the committer commits safety
+//! batches before waiting bulk ones unless they share a handler-state key (then in the order
+//! they were made). The main session acknowledges messages matching the safety filters without
+//! storing them once those filters were recorded in an earlier run (the first run with a new
+//! role stores both; the engine's edges and debounce absorb the repeat). Safety sequences have
+//! bit 62 set so record ids never collide. Tests: `tests/safety.rs`.
+//!
 //! ## Invariants
 //! - A message is acknowledged (PUBACK) only after the records it produced are committed
 //!   (DESIGN invariant 1). Tests: `tests/mosquitto.rs` (root crate)
@@ -119,6 +132,13 @@ pub struct Handled {
 pub trait Handler: Send + Sync {
     /// Topic filters to subscribe to (QoS 1).
     fn subscriptions(&self) -> Vec<String>;
+    /// Topic filters of the safety session (issue 15): messages of devices whose alarms must
+    /// not wait behind other traffic. The main session acknowledges such messages without
+    /// storing them once the safety session holds the filter. Default: none (no safety
+    /// session).
+    fn safety_subscriptions(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The prefix of every state key this handler commits (its state is restored from it).
     fn state_prefix(&self) -> String;
     /// Restore committed state at start-up.

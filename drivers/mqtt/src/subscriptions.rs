@@ -80,9 +80,43 @@ pub(crate) fn decode(journal: &[(i64, Vec<u8>)]) -> Option<Vec<String>> {
     Some(text.split('\0').map(str::to_owned).collect())
 }
 
+/// Whether `topic` matches the MQTT topic filter `filter` (`+` one level, `#` the rest,
+/// including the parent level). Topics starting with `$` are not matched by wildcards at the
+/// first level ([MQTT-4.7.2-1]).
+pub(crate) fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_filters_match_as_mqtt_says() {
+        assert!(matches("z/sos", "z/sos"));
+        assert!(!matches("z/sos", "z/sos2"));
+        assert!(!matches("z/sos", "z/sos/availability"));
+        assert!(matches("z/sos/+", "z/sos/availability"));
+        assert!(!matches("z/sos/+", "z/sos"));
+        assert!(!matches("z/sos/+", "z/sos/a/b"));
+        assert!(matches("z/#", "z"));
+        assert!(matches("z/#", "z/a/b"));
+        assert!(!matches("#", "$SYS/x"));
+        assert!(matches("z/+/x", "z/a/x"));
+    }
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| (*s).to_owned()).collect()

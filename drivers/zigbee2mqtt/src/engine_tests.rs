@@ -561,6 +561,7 @@ fn sensor_config_sets_person_and_category() {
         person: Some("Patient/1".into()),
         category: Some(Category::Welfare),
         label: None,
+        role: hearth_config::SensorRole::None,
     }];
     let mut en = Engine::new(s).unwrap();
     send(
@@ -810,4 +811,136 @@ fn oversized_payloads_are_refused_naming_their_size() {
         t(1),
     )
     .unwrap();
+}
+
+fn role_engine(devices: Vec<SensorConfig>) -> Engine {
+    let mut s = Settings::new("home");
+    s.config.devices = devices;
+    Engine::new(s).unwrap()
+}
+
+fn with_role(name: &str, role: hearth_config::SensorRole) -> SensorConfig {
+    let mut d = SensorConfig::new(name);
+    d.role = role;
+    d
+}
+
+/// Issue 15: the role comes from the config, not the payload. A frient SBTZB-110 sends
+/// `{"action":"single"}`, which the shipped rules do not know; as an `sos_button` any non-empty
+/// action is an emergency alarm (momentary: repeats within `debounce` count once, a retained
+/// replay raises nothing); the same press of a device without the role raises nothing.
+#[test]
+fn sos_button_role_makes_any_action_an_emergency() {
+    use hearth_config::SensorRole;
+    let mut en = role_engine(vec![
+        with_role("hall/sos", SensorRole::SosButton),
+        SensorConfig::new("hall/remote"),
+    ]);
+    let press = r#"{"action":"single","battery":100,"linkquality":120}"#;
+    assert_eq!(
+        edges(&send(&mut en, "zigbee2mqtt/hall/sos", press, 1, 0)),
+        vec![e("emergency", "raised")]
+    );
+    assert!(edges(&send(&mut en, "zigbee2mqtt/hall/sos", press, 2, 500)).is_empty());
+    assert!(edges(&retained(&mut en, "zigbee2mqtt/hall/sos", press, 3, 10_000)).is_empty());
+    assert_eq!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/hall/sos",
+            r#"{"action":"hold"}"#,
+            4,
+            20_000
+        )),
+        vec![e("emergency", "raised")]
+    );
+    assert!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/hall/sos",
+            r#"{"action":""}"#,
+            5,
+            30_000
+        ))
+        .is_empty()
+    );
+    assert!(edges(&send(&mut en, "zigbee2mqtt/hall/remote", press, 6, 40_000)).is_empty());
+    // The shipped action rule still serves devices without the role.
+    assert_eq!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/hall/remote",
+            r#"{"action":"emergency"}"#,
+            7,
+            50_000
+        )),
+        vec![e("emergency", "raised")]
+    );
+}
+
+/// The other safety roles hold without the shipped rules, and every safety device is
+/// subscribed by the safety session (its state topic and its sub-topics).
+#[test]
+fn safety_roles_give_their_rule_and_safety_subscriptions() {
+    use hearth_config::SensorRole;
+    let mut s = Settings::new("home");
+    s.config.default_rules = false;
+    s.config.devices = vec![
+        with_role("kitchen/smoke", SensorRole::SmokeDetector),
+        with_role("bath/leak", SensorRole::WaterLeak),
+        with_role("bed/fall", SensorRole::FallDetector),
+        SensorConfig::new("climate"),
+    ];
+    let mut en = Engine::new(s).unwrap();
+    assert_eq!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/kitchen/smoke",
+            r#"{"smoke":true}"#,
+            1,
+            0
+        )),
+        vec![e("smoke", "raised")]
+    );
+    assert_eq!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/bath/leak",
+            r#"{"water_leak":true}"#,
+            2,
+            0
+        )),
+        vec![e("water_leak", "raised")]
+    );
+    assert_eq!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/bed/fall",
+            r#"{"fall":true}"#,
+            3,
+            0
+        )),
+        vec![e("fall", "raised")]
+    );
+    assert!(
+        edges(&send(
+            &mut en,
+            "zigbee2mqtt/climate",
+            r#"{"smoke":true}"#,
+            4,
+            0
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        en.safety_subscriptions(),
+        vec![
+            "zigbee2mqtt/kitchen/smoke",
+            "zigbee2mqtt/kitchen/smoke/+",
+            "zigbee2mqtt/bath/leak",
+            "zigbee2mqtt/bath/leak/+",
+            "zigbee2mqtt/bed/fall",
+            "zigbee2mqtt/bed/fall/+",
+        ]
+    );
+    assert!(engine().safety_subscriptions().is_empty());
 }

@@ -61,6 +61,13 @@
 //!   listed; devices removed from the list stop being tracked and their alarm clears). A live
 //!   message clears it; a retained replay does not. `bridge/state` `offline` raises a critical
 //!   `device_offline` for the bridge.
+//! - Roles (`[[source.zigbee2mqtt.device]] role`, issue 15): a device with a safety role gets
+//!   an implicit rule for itself, after the config's rules and before the shipped ones
+//!   (`sos_button`: any non-empty `action` is a momentary `emergency`; `fall_detector`,
+//!   `smoke_detector`, `water_leak`: `fall`, `smoke`, `water_leak` true), and its topics are in
+//!   [`Engine::safety_subscriptions`] for the caller's safety session. Tests:
+//!   `engine_tests::sos_button_role_makes_any_action_an_emergency`,
+//!   `engine_tests::safety_roles_give_their_rule_and_safety_subscriptions`.
 //! - Safety alarms have category health (part of the emergency service, as in
 //!   `drivers/simulated`); technical alarms administrative; readings the sensor's category
 //!   (`[[source.zigbee2mqtt.device]]`) or the source's.

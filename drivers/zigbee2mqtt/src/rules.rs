@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hearth_config::{Hours, RuleConfig, RuleEmit, RuleValue};
+use hearth_config::{Hours, RuleConfig, RuleEmit, RuleValue, SensorConfig, SensorRole};
 use hearth_model::{Enumerated, Mdc, Severity, Ucum, Value};
 use serde_json::Value as Json;
 
@@ -209,6 +209,8 @@ pub(crate) enum Condition {
         below: Option<f64>,
         above: Option<f64>,
     },
+    /// Any non-empty string (a button's `action` of a device with role `sos_button`).
+    NonEmptyText,
     /// No `when`/`below`/`above` on a `low_battery` rule: `true` for a boolean, below the
     /// source's `low_battery_percent` for a number.
     LowBattery(f64),
@@ -251,6 +253,8 @@ impl Condition {
             (Condition::Text(_), _) => Err("a string"),
             (Condition::AnyOf(l), Json::String(x)) => Ok(l.iter().any(|t| t == x)),
             (Condition::AnyOf(_), _) => Err("a string"),
+            (Condition::NonEmptyText, Json::String(x)) => Ok(!x.is_empty()),
+            (Condition::NonEmptyText, _) => Err("a string"),
             (Condition::Range { below, above }, Json::Number(x)) => {
                 let x = x.as_f64().ok_or("a finite number")?;
                 Ok(below.is_none_or(|b| x < b) && above.is_none_or(|a| x > a))
@@ -327,6 +331,35 @@ pub(crate) fn severity(name: &str) -> Option<Severity> {
         "warning" => Some(Severity::Warning),
         _ => None,
     }
+}
+
+/// The implicit rules of device `n` (1-based) by its role (issue 15): the role comes from the
+/// config, not from the payload. `sos_button`: any non-empty `action` is a momentary
+/// `emergency` alarm; `fall_detector`, `smoke_detector`, `water_leak`: `fall`, `smoke`,
+/// `water_leak` true is that alarm (as the shipped rules, so they hold with
+/// `default_rules = false` too). Each applies to that device only.
+pub(crate) fn role_rules(
+    d: &SensorConfig,
+    n: usize,
+    source_debounce: Duration,
+    low_battery_percent: u8,
+) -> Result<Vec<Rule>, EngineError> {
+    let (property, event_type, momentary) = match d.role {
+        SensorRole::None => return Ok(Vec::new()),
+        SensorRole::SosButton => ("action", "emergency", true),
+        SensorRole::FallDetector => ("fall", "fall", false),
+        SensorRole::SmokeDetector => ("smoke", "smoke", false),
+        SensorRole::WaterLeak => ("water_leak", "water_leak", false),
+    };
+    let mut r = RuleConfig::new(property, RuleEmit::Alarm, Some(event_type));
+    r.momentary = momentary;
+    r.device = Some(d.name.clone());
+    let origin = format!("device {n} (role {})", d.role);
+    let mut rule = compile(&r, &origin, 1, source_debounce, low_battery_percent)?;
+    if d.role == SensorRole::SosButton {
+        rule.condition = Condition::NonEmptyText;
+    }
+    Ok(vec![rule])
 }
 
 /// Compiles one rule; `n` (1-based) and `origin` name it in errors.

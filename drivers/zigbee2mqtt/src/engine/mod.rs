@@ -256,6 +256,11 @@ impl Engine {
         for (i, r) in c.rules.iter().enumerate() {
             compiled.push(rules::compile(r, "config", i + 1, c.debounce.get(), pct)?);
         }
+        // The roles' implicit rules (issue 15): after the operator's, before the shipped ones,
+        // so a config rule of the same property and type still replaces them.
+        for (i, d) in c.devices.iter().enumerate() {
+            compiled.extend(rules::role_rules(d, i + 1, c.debounce.get(), pct)?);
+        }
         if c.default_rules {
             for (i, r) in rules::try_default_rules()?.iter().enumerate() {
                 compiled.push(rules::compile(
@@ -302,6 +307,23 @@ impl Engine {
     /// The MQTT subscriptions: `<base>/#`.
     pub fn subscriptions(&self) -> Vec<String> {
         vec![format!("{}/#", self.base)]
+    }
+
+    /// The topic filters of the devices with a safety role (`[[source.zigbee2mqtt.device]]`
+    /// `role`), for the source's safety session: `<base>/<name>` (device state) and
+    /// `<base>/<name>/+` (availability, `output: attribute`), in config order. Empty when no
+    /// device has a safety role.
+    pub fn safety_subscriptions(&self) -> Vec<String> {
+        let mut filters = Vec::new();
+        for d in self.sensors.iter().filter(|d| d.role.is_safety()) {
+            let name = d.name.trim_matches('/');
+            if name.is_empty() || name.contains(['+', '#']) {
+                continue; // refused by the config check; never a wildcard here
+            }
+            filters.push(format!("{}/{name}", self.base));
+            filters.push(format!("{}/{name}/+", self.base));
+        }
+        filters
     }
 
     /// Turns one message into events and state changes.
