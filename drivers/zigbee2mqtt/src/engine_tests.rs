@@ -346,6 +346,66 @@ fn devices(name: &str) -> String {
     .to_string()
 }
 
+/// Issue 14 (found by the conformance kit): a restarted source rejoins its persistent MQTT
+/// session and gets no retained replay of `bridge/devices`, so the friendly-name → IEEE map is
+/// committed with the state and restored: a device keeps its `zigbee:<IEEE>` id after a
+/// restart; a renamed device's old name is forgotten.
+#[test]
+fn friendly_names_survive_a_restart() {
+    let mut en = engine();
+    let committed = send(
+        &mut en,
+        "zigbee2mqtt/bridge/devices",
+        &devices("bathroom/leak"),
+        1,
+        0,
+    )
+    .state;
+    let mut again = engine();
+    again.restore(committed.clone());
+    let out = send(
+        &mut again,
+        "zigbee2mqtt/bathroom/leak",
+        r#"{"water_leak":true}"#,
+        2,
+        1_000,
+    );
+    let ids: Vec<_> = out.events.iter().map(|e| e.device.clone()).collect();
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter()
+            .all(|d| d.as_ref().map(|d| d.as_str()) == Some("zigbee:00158d0001a2b3c4")),
+        "{ids:?}"
+    );
+    // Renamed in zigbee2mqtt: the old name is forgotten in the committed state.
+    let mut state = committed;
+    state.extend(
+        send(
+            &mut again,
+            "zigbee2mqtt/bridge/devices",
+            &devices("bath/leak"),
+            3,
+            2_000,
+        )
+        .state,
+    );
+    let mut third = engine();
+    third.restore(state);
+    let out = send(
+        &mut third,
+        "zigbee2mqtt/bathroom/leak",
+        r#"{"water_leak":true}"#,
+        4,
+        3_000,
+    );
+    assert!(!out.events.is_empty());
+    assert!(
+        out.events
+            .iter()
+            .all(|e| e.device.as_ref().map(|d| d.as_str()) != Some("zigbee:00158d0001a2b3c4"))
+    );
+}
+
 /// Issue 6 (b): `bridge/devices` gives each device's vendor and model as device facts (not the
 /// coordinator's).
 #[test]

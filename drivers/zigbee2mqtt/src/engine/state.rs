@@ -18,16 +18,21 @@ pub(super) enum Slot {
     Last,
     /// Last heard of (ms), for `offline_after`; name empty.
     Seen,
+    /// A friendly name of this device (1), from `bridge/devices`; name the friendly name. Kept
+    /// so a restarted source knows its devices' IEEE addresses before zigbee2mqtt publishes
+    /// the list again (a persistent session gets no retained replay).
+    Name,
 }
 
 impl Slot {
-    const ALL: [Slot; 6] = [
+    const ALL: [Slot; 7] = [
         Slot::Cond,
         Slot::Raised,
         Slot::Clear,
         Slot::Moment,
         Slot::Last,
         Slot::Seen,
+        Slot::Name,
     ];
     pub(super) const fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +42,7 @@ impl Slot {
             Slot::Moment => "moment",
             Slot::Last => "last",
             Slot::Seen => "seen",
+            Slot::Name => "name",
         }
     }
 }
@@ -210,6 +216,31 @@ impl Engine {
                 }
             }
         }
+        self.restore_names();
+    }
+
+    /// The friendly names → IEEE addresses committed from the last `bridge/devices`, so device
+    /// ids stay `zigbee:<IEEE>` across a restart.
+    fn restore_names(&mut self) {
+        let known: Vec<(String, String)> = self
+            .entries()
+            .into_iter()
+            .filter(|((slot, _, _), _)| *slot == Slot::Name)
+            .filter_map(|((_, device, name), _)| {
+                let ieee = device.strip_prefix("zigbee:")?.to_owned();
+                Some((name, ieee))
+            })
+            .collect();
+        if known.is_empty() || !self.names.is_empty() {
+            return;
+        }
+        for (name, ieee) in known {
+            self.by_ieee
+                .entry(ieee.clone())
+                .or_insert_with(|| name.clone());
+            self.names.insert(name, ieee);
+        }
+        self.whos.clear();
     }
 
     pub(super) fn get(&self, slot: Slot, device: &str, name: &str) -> Option<i64> {

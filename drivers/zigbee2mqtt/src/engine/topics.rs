@@ -296,6 +296,7 @@ impl Engine {
                 self.by_ieee.insert(ieee.clone(), name.clone());
             }
         }
+        self.persist_names(&names);
         self.names = names;
         self.whos.clear();
         // Who a device is decides which rules apply, so every timer may have moved.
@@ -328,6 +329,32 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Commits the friendly names of `names` (name → IEEE) and forgets those no longer listed.
+    fn persist_names(&mut self, names: &BTreeMap<String, String>) {
+        let stale: Vec<(String, String)> = self
+            .entries()
+            .into_iter()
+            .filter(|((slot, _, _), _)| *slot == Slot::Name)
+            .map(|((_, device, name), _)| (device, name))
+            .filter(|(device, name)| {
+                names
+                    .get(name)
+                    .map(|ieee| format!("zigbee:{ieee}"))
+                    .as_deref()
+                    != Some(device.as_str())
+            })
+            .collect();
+        for (device, name) in stale {
+            self.set(Slot::Name, &device, &name, None);
+        }
+        for (name, ieee) in names {
+            let device = format!("zigbee:{ieee}");
+            if self.get(Slot::Name, &device, name).is_none() {
+                self.set(Slot::Name, &device, name, Some(1));
+            }
+        }
     }
 
     /// Moves the state of devices known only by friendly name to their IEEE id.
