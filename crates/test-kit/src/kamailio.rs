@@ -125,7 +125,11 @@ impl KamailioBuilder {
             if exited || Instant::now() >= deadline {
                 panic!(
                     "kamailio did not listen on tls:127.0.0.1:{tls_port}{}; its log:\n{}",
-                    if exited { " (it exited)" } else { " within 10 s" },
+                    if exited {
+                        " (it exited)"
+                    } else {
+                        " within 10 s"
+                    },
                     front.log()
                 );
             }
@@ -353,8 +357,8 @@ mod tests {
 
     #[test]
     fn the_config_relays_to_sipp_and_back_over_tls() {
-        let b = Kamailio::tls_front("/pki", 5070, SippTransport::Tcp)
-            .require_client_certificate(true);
+        let b =
+            Kamailio::tls_front("/pki", 5070, SippTransport::Tcp).require_client_certificate(true);
         let cfg = kamailio_cfg(&b, 5061, 5062, Path::new("/x/tls.cfg"));
         assert!(cfg.contains("listen=tls:127.0.0.1:5061"), "{cfg}");
         assert!(cfg.contains("listen=tcp:127.0.0.1:5062"), "{cfg}");

@@ -264,11 +264,7 @@ async fn handled_by_the_centres_message_over_tls(upstream: SippTransport) {
     let (exit, seen, front) = centre.finish().await;
     all_for(&seen, "TlsOk01", &exit);
     assert!(seen.iter().all(|s| s.mty.is_empty()), "{seen:?}");
-    assert!(
-        !relayed_back_over_tls(&front).is_empty(),
-        "{}",
-        front.log()
-    );
+    assert!(!relayed_back_over_tls(&front).is_empty(), "{}", front.log());
     assert!(
         front
             .log_lines_with("front: unit17 registered over tls:127.0.0.1:")
@@ -310,6 +306,48 @@ async fn an_mrs_in_the_200_body_handles_the_alarm_over_tls() {
     assert!(
         relayed_back_over_tls(&front).is_empty(),
         "no MESSAGE from this centre\n{}",
+        front.log()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hold (snu=4) over TLS, then the resend with the same ref is handled: two <mrs> MESSAGEs from
+// the centre back over the one TLS connection, a hold pause (≥ 5 s) apart.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_over_tls_then_the_resend_with_the_same_ref_is_handled() {
+    let pki = pki();
+    let centre = Centre::start("hold.xml", SippTransport::Udp, pki.path(), true);
+    let (primary, _sip) = receiver("arc-primary", &centre, pki.path()).await;
+    let (outcome, log) = run(&[primary], &request("TlsHold01")).await;
+    assert_eq!(
+        handled_by(&outcome),
+        Some(0),
+        "{outcome:?}\n{log:?}\n{}",
+        centre.logs()
+    );
+    let verdicts: Vec<Verdict> = log
+        .iter()
+        .filter_map(|a| match a.result {
+            AttemptResult::Answer(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdicts, vec![Verdict::Hold, Verdict::Handled], "{log:?}");
+    let (exit, seen, front) = centre.finish().await;
+    all_for(&seen, "TlsHold01", &exit);
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(
+        relayed_back_over_tls(&front).len() >= 2,
+        "both <mrs> came back over TLS\n{}",
+        front.log()
+    );
+    assert_eq!(
+        front
+            .log_lines_with("front: unit17 registered over tls:")
+            .len(),
+        1,
+        "one TLS connection for the whole session\n{}",
         front.log()
     );
 }
@@ -444,7 +482,12 @@ async fn a_unit_without_a_client_certificate_is_refused_where_one_is_required() 
     let front = refused_then_the_next_receiver(
         |pki| tls_files(pki, false),
         true,
-        |e| matches!(e, ProtocolError::Unavailable(_) | ProtocolError::NoAnswer(_)),
+        |e| {
+            matches!(
+                e,
+                ProtocolError::Unavailable(_) | ProtocolError::NoAnswer(_)
+            )
+        },
         "TlsNoCert01",
     )
     .await;
