@@ -7,8 +7,9 @@
 //! dependency only: nothing in hearth's binary links it, and it never fakes the outbox — the
 //! driver under test commits through the same writer thread and SQLite file as in production.
 //!
-//! Real peers for black-box tests: [`mosquitto`] (an MQTT broker) and [`sipp`] (SIPp playing the
-//! SIP alarm centre from a scenario file).
+//! Real peers for black-box tests: [`mosquitto`] (an MQTT broker), [`sipp`] (SIPp playing the
+//! SIP alarm centre from a scenario file) and [`kamailio`] (Kamailio as the TLS front of a SIPp
+//! centre, since Debian's SIPp has no TLS).
 //!
 //! Where it sits: beside the data flow of DESIGN.md, at interface A — it plays the part of
 //! `ingest → outbox` (and of the supervisor that restarts drivers) for one driver under test.
@@ -72,6 +73,7 @@ pub mod conformance;
 mod error;
 pub mod golden;
 mod harness;
+pub mod kamailio;
 pub mod mosquitto;
 pub mod pki;
 pub mod sipp;

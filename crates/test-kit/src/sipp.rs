@@ -19,7 +19,7 @@
 //! way a test checks what SIPp saw (a `ref` across calls, an `mty`).
 //!
 //! SIPp missing fails the test naming the Debian package (`sip-tester`); it never skips.
-//! Debian's build has no TLS: put a TLS front before a TCP SIPp.
+//! Debian's build has no TLS: put a TLS front before it ([`crate::kamailio`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -158,6 +158,7 @@ impl SippBuilder {
             dir,
             port,
             scenario: name,
+            transport: self.transport,
             hang_guard: self.timeout + Duration::from_secs(15),
         }
     }
@@ -170,6 +171,7 @@ pub struct Sipp {
     dir: tempfile::TempDir,
     port: u16,
     scenario: String,
+    transport: SippTransport,
     hang_guard: Duration,
 }
 
@@ -211,6 +213,11 @@ impl Sipp {
     /// The port SIPp listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The transport it serves.
+    pub fn transport(&self) -> SippTransport {
+        self.transport
     }
 
     /// `127.0.0.1:port`, to use as registrar.
