@@ -394,7 +394,13 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
         scaip_sip_addr = Some(addr);
         tasks.push(task);
     }
-    tracing::info!(?fhir_addr, ?mllp_addr, ?scaip_addr, ?scaip_sip_addr, "receiver started");
+    tracing::info!(
+        ?fhir_addr,
+        ?mllp_addr,
+        ?scaip_addr,
+        ?scaip_sip_addr,
+        "receiver started"
+    );
     Ok(RunningReceiver {
         fhir_addr,
         mllp_addr,

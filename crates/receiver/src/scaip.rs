@@ -433,7 +433,6 @@ pub(crate) struct Decision {
     pub(crate) scripted: Option<ScaipFault>,
 }
 
-
 fn fault_counter(name: &str) -> &'static str {
     match name {
         "hang" => "fault:hang",

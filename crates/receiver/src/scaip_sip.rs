@@ -493,7 +493,12 @@ impl SipCentre {
         let req = &tx.original;
         let scaip = &self.scaip;
         if scaip.injector.is_down(Instant::now()) {
-            count(&scaip.store, SCAIP, vec![("requests", 1), ("fault:down", 1)]).await;
+            count(
+                &scaip.store,
+                SCAIP,
+                vec![("requests", 1), ("fault:down", 1)],
+            )
+            .await;
             return None;
         }
         if scaip.unauthorized_now() {
@@ -516,7 +521,10 @@ impl SipCentre {
             }
         });
         let Some(binding) = binding else {
-            tracing::info!(?user, "SCAIP over SIP: MESSAGE from a unit that is not registered; 403");
+            tracing::info!(
+                ?user,
+                "SCAIP over SIP: MESSAGE from a unit that is not registered; 403"
+            );
             scaip.log_refusal(403, None).await;
             return refuse(StatusCode::Forbidden);
         };
@@ -613,15 +621,9 @@ impl MrsSender {
             uri: b.aor.clone(),
             params: vec![],
         };
-        let mut request = self.endpoint.make_request(
-            Method::Message,
-            b.contact.clone(),
-            via,
-            from,
-            to,
-            1,
-            None,
-        );
+        let mut request =
+            self.endpoint
+                .make_request(Method::Message, b.contact.clone(), via, from, to, 1, None);
         request
             .headers
             .push(rsipstack::sip::ContentType::new(SCAIP_XML).into());
