@@ -134,6 +134,9 @@ impl ScaipSipEndpoint {
     }
 }
 
+/// A final answer: status, extra headers, body.
+type Answer = (StatusCode, Vec<Header>, Option<Vec<u8>>);
+
 /// Where a registered unit is reached.
 #[derive(Clone)]
 struct Binding {
@@ -372,10 +375,14 @@ fn user_of(uri: Result<Uri, rsipstack::sip::Error>) -> Option<String> {
 impl SipCentre {
     async fn handle(self: Arc<Self>, mut tx: Transaction) {
         let method = tx.original.method;
+        let mut then = None;
         let (status, headers, body) = match method {
             Method::Register => self.register(&tx).await,
             Method::Message => match self.message(&tx).await {
-                Some(answer) => answer,
+                Some((answer, mrs)) => {
+                    then = mrs;
+                    answer
+                }
                 // No answer at all (a fault): the unit's transaction times out.
                 None => return,
             },
@@ -385,6 +392,12 @@ impl SipCentre {
         };
         if let Err(e) = tx.reply_with(status.clone(), headers, body).await {
             tracing::warn!(error = %e, %status, %method, "SCAIP over SIP: cannot answer");
+        }
+        // Done with the request (its retransmissions now get the 200 again from the stack);
+        // the <mrs> goes in its own MESSAGE, after the 200.
+        drop(tx);
+        if let Some((sender, body)) = then {
+            sender.send(body).await;
         }
     }
 
@@ -404,7 +417,7 @@ impl SipCentre {
     }
 
     /// REGISTER: challenge, check, bind.
-    async fn register(&self, tx: &Transaction) -> (StatusCode, Vec<Header>, Option<Vec<u8>>) {
+    async fn register(&self, tx: &Transaction) -> Answer {
         let req = &tx.original;
         if self.scaip.unauthorized_now() {
             tracing::info!("SCAIP over SIP: REGISTER answered 401 (fault unauthorized)");
@@ -485,11 +498,9 @@ impl SipCentre {
         (StatusCode::OK, vec![contact_header, expires_header], None)
     }
 
-    /// MESSAGE: the SCAIP request. `None`: no answer at all.
-    async fn message(
-        &self,
-        tx: &Transaction,
-    ) -> Option<(StatusCode, Vec<Header>, Option<Vec<u8>>)> {
+    /// MESSAGE: the SCAIP request. The answer, and the `<mrs>` MESSAGE to send after it;
+    /// `None`: no answer at all.
+    async fn message(&self, tx: &Transaction) -> Option<(Answer, Option<(MrsSender, Vec<u8>)>)> {
         let req = &tx.original;
         let scaip = &self.scaip;
         if scaip.injector.is_down(Instant::now()) {
@@ -505,9 +516,12 @@ impl SipCentre {
             scaip
                 .log_refusal(401, Some(ScaipFault::Unauthorized.name()))
                 .await;
-            return Some((StatusCode::Unauthorized, vec![self.challenge(false)], None));
+            return Some((
+                (StatusCode::Unauthorized, vec![self.challenge(false)], None),
+                None,
+            ));
         }
-        let refuse = |status: StatusCode| Some((status, vec![], None));
+        let refuse = |status: StatusCode| Some(((status, vec![], None), None));
         let user = user_of(req.from_header().and_then(|f| f.uri()));
         let binding = user.as_ref().and_then(|u| {
             let mut bindings = lock(&self.bindings);
@@ -554,7 +568,7 @@ impl SipCentre {
             .await;
             scaip.delay().await;
             let retry = Header::RetryAfter(rsipstack::sip::RetryAfter::new("1"));
-            return Some((StatusCode::ServiceUnavailable, vec![retry], None));
+            return Some(((StatusCode::ServiceUnavailable, vec![retry], None), None));
         }
         let decision = scaip.decide(&mrq, &req.body, fault, Over::Sip).await;
         match decision.reply {
@@ -565,18 +579,16 @@ impl SipCentre {
             Reply::Answer(body) if decision.scripted == Some(ScaipFault::MrsIn200) => {
                 scaip.delay().await;
                 let ct = Header::ContentType(rsipstack::sip::ContentType::new(SCAIP_XML));
-                Some((StatusCode::OK, vec![ct], Some(body)))
+                Some(((StatusCode::OK, vec![ct], Some(body)), None))
             }
             Reply::Answer(body) => {
-                let me = MrsSender {
+                let sender = MrsSender {
                     endpoint: self.endpoint.clone(),
                     local: self.local.clone(),
                     binding,
                     latency: scaip.injector.latency(),
                 };
-                // After the 200 (which goes out as soon as this returns).
-                tokio::spawn(me.send(body));
-                refuse(StatusCode::OK)
+                Some(((StatusCode::OK, vec![], None), Some((sender, body))))
             }
         }
     }
@@ -592,8 +604,9 @@ struct MrsSender {
 
 impl MrsSender {
     async fn send(self, body: Vec<u8>) {
-        // Let the 200 go first (a unit must not see the answer before the acknowledgement).
-        tokio::time::sleep(self.latency.max(Duration::from_millis(5))).await;
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         let b = &self.binding;
         if let Err(e) = self.transact(body).await {
             tracing::warn!(contact = %b.contact, via = %b.target, error = %e,
