@@ -91,6 +91,7 @@ enum ReceiverCommand {
     /// Run the receiver: a FHIR endpoint that takes transaction Bundles with conditional create
     /// and an MLLP listener that answers HL7 ACKs, storing what arrives; prints a summary at the
     /// end. Listens on loopback unless told otherwise.
+    #[command(group(clap::ArgGroup::new("scaip_centre").args(["scaip", "scaip_sip"]).multiple(true)))]
     Run {
         /// SQLite file for what arrives (created if missing).
         #[arg(long, value_name = "FILE", default_value = "receiver.db")]
@@ -153,10 +154,22 @@ enum ReceiverCommand {
         /// Hand out this heartbeat interval (minutes, hbi) to heartbeats that offer it.
         #[arg(long, value_name = "MINUTES", requires = "scaip")]
         scaip_hbi: Option<u16>,
-        /// A scripted centre fault: hang, hold, busy, not_treated, snu=N, wrong_ref, malformed or
-        /// unauthorized, for every event or its first N requests (`hold:2`).
-        #[arg(long, value_name = "FAULT[:N]", requires = "scaip", value_parser = parse_scaip_fault)]
+        /// A scripted centre fault (both centres): hang, hold, busy, not_treated, snu=N,
+        /// wrong_ref, malformed, unauthorized (over SIP: a 401 loop) or mrs_in_200 (SIP only),
+        /// for every event or its first N requests (`hold:2`).
+        #[arg(long, value_name = "FAULT[:N]", requires = "scaip_centre", value_parser = parse_scaip_fault)]
         scaip_fault: Option<hearth_receiver::ScaipFaults>,
+        /// Also be a response centre for SCAIP over SIP (SS 91100): a registrar (Digest MD5) and
+        /// MESSAGE UAS at ADDR; the <mrs> goes to the unit in a separate MESSAGE. Off by default.
+        #[arg(long, value_name = "ADDR")]
+        scaip_sip: Option<SocketAddr>,
+        /// The SIP transport: udp, tcp or tls (with --tls-cert).
+        #[arg(long, value_name = "udp|tcp|tls", default_value = "udp", requires = "scaip_sip", value_parser = hearth_receiver::SipTransport::parse)]
+        scaip_sip_transport: hearth_receiver::SipTransport,
+        /// An account the registrar accepts (Digest username and password); repeatable, at
+        /// least one with --scaip-sip.
+        #[arg(long, value_name = "USER:PASSWORD", requires = "scaip_sip", value_parser = cli::receiver::parse_sip_user)]
+        scaip_sip_user: Vec<(String, String)>,
         /// Stop after this long (default: until Ctrl-C).
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -449,9 +462,18 @@ fn main() -> ExitCode {
                     scaip_bearer,
                     scaip_hbi,
                     scaip_fault,
+                    scaip_sip,
+                    scaip_sip_transport,
+                    scaip_sip_user,
                     duration,
                 },
         } => cli::receiver::run(cli::receiver::RunOptions {
+            scaip_sip: scaip_sip.map(|listen| hearth_receiver::ScaipSipEndpoint {
+                listen,
+                transport: scaip_sip_transport,
+                users: scaip_sip_user,
+                faults: scaip_fault.unwrap_or_default(),
+            }),
             scaip: scaip.map(|addr| hearth_receiver::ScaipEndpoint {
                 listen: hearth_receiver::Listen::from(addr),
                 bearer: scaip_bearer,

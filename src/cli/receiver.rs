@@ -1,5 +1,6 @@
-//! `hearth receiver`: the reference central-side receiver (FHIR transaction endpoint and MLLP
-//! listener) for tests, demos and installation checks, and `hearth receiver summary`.
+//! `hearth receiver`: the reference central-side receiver (FHIR transaction endpoint, MLLP
+//! listener, SCAIP response centres over HTTPS and SIP) for tests, demos and installation
+//! checks, and `hearth receiver summary`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct RunOptions {
     pub faults: Faults,
     /// The SCAIP-over-HTTPS response centre, if asked for.
     pub scaip: Option<hearth_receiver::ScaipEndpoint>,
+    /// The SCAIP-over-SIP response centre, if asked for.
+    pub scaip_sip: Option<hearth_receiver::ScaipSipEndpoint>,
     /// Stop after this long.
     pub duration: Option<Duration>,
 }
@@ -59,9 +62,39 @@ pub fn parse_oauth2_client(s: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
+/// Parses `USER:PASSWORD` of `--scaip-sip-user` (the password may contain `:`).
+pub fn parse_sip_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((user, password))
+            if !user.is_empty() && !password.is_empty() && !user.contains(['@', ';', ' ', '"']) =>
+        {
+            Ok((user.to_owned(), password.to_owned()))
+        }
+        _ => Err(
+            "write USER:PASSWORD (the Digest username, no @ ; or spaces, and a password), \
+             e.g. unit17:secret"
+                .to_owned(),
+        ),
+    }
+}
+
 /// Run until Ctrl-C/SIGTERM or `duration`; print the addresses, then the summary.
 pub fn run(mut o: RunOptions) -> anyhow::Result<()> {
     let scaip = o.scaip.take();
+    let scaip_sip = o.scaip_sip.take();
+    if scaip_sip.as_ref().is_some_and(|s| s.users.is_empty()) {
+        anyhow::bail!(
+            "--scaip-sip needs at least one --scaip-sip-user USER:PASSWORD (the registrar refuses \
+             everybody else)"
+        );
+    }
+    if scaip_sip
+        .as_ref()
+        .is_some_and(|s| s.transport == hearth_receiver::SipTransport::Tls)
+        && o.tls.is_none()
+    {
+        anyhow::bail!("--scaip-sip-transport tls needs --tls-cert and --tls-key");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,6 +111,8 @@ pub fn run(mut o: RunOptions) -> anyhow::Result<()> {
         });
         cfg.faults = o.faults.clone();
         cfg.scaip = scaip;
+        let sip_transport = scaip_sip.as_ref().map(|s| s.transport);
+        cfg.scaip_sip = scaip_sip;
         cfg.require_bearer = o.bearer.clone();
         cfg.oauth2 = o.oauth2_client.clone().map(|(client_id, public_key)| {
             let mut issuer = OAuth2Issuer::new(client_id, public_key);
@@ -108,6 +143,9 @@ pub fn run(mut o: RunOptions) -> anyhow::Result<()> {
         }
         if let Some(a) = running.scaip_addr() {
             outln!("SCAIP  {scheme}://{a}/scaip  (SCAIP over HTTPS, response centre)");
+        }
+        if let (Some(a), Some(t)) = (running.scaip_sip_addr(), sip_transport) {
+            outln!("SCAIP  sip:{a};transport={t}  (SCAIP over SIP, response centre)");
         }
         outln!("store  {}", o.store.display());
         let signal = hearth_runtime::shutdown_signal()?;

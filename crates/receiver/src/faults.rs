@@ -150,8 +150,13 @@ pub enum ScaipFault {
     WrongRef,
     /// `200` with a body that is not well-formed XML.
     Malformed,
-    /// `401` with `WWW-Authenticate: Bearer`, whatever the credentials (nothing stored).
+    /// `401` with `WWW-Authenticate: Bearer`, whatever the credentials (nothing stored). Over
+    /// SIP: every REGISTER and MESSAGE is answered `401` with a fresh Digest challenge, however
+    /// it was authenticated (a 401 loop).
     Unauthorized,
+    /// SIP only: the `<mrs>` goes in the `200`'s body instead of a separate MESSAGE to the
+    /// unit (some centres do that); over HTTPS, where it always does, no fault.
+    MrsIn200,
 }
 
 /// Longest a [`ScaipFault::Hang`] holds a request.
@@ -169,11 +174,12 @@ impl ScaipFault {
             ScaipFault::WrongRef => "wrong_ref",
             ScaipFault::Malformed => "malformed",
             ScaipFault::Unauthorized => "unauthorized",
+            ScaipFault::MrsIn200 => "mrs_in_200",
         }
     }
 
-    /// Parse `hang`, `hold`, `busy`, `not-treated`, `snu=N`, `wrong-ref`, `malformed`, `401`,
-    /// optionally followed by `:N` (the first N requests of each event), e.g. `hold:2`.
+    /// Parse `hang`, `hold`, `busy`, `not-treated`, `snu=N`, `wrong-ref`, `malformed`, `401`
+    /// (or `unauthorized`), `mrs-in-200` (SIP only), optionally followed by `:N` (the first N requests of each event), e.g. `hold:2`.
     pub fn parse(s: &str) -> Result<ScaipFaults, String> {
         let (name, times) = match s.rsplit_once(':') {
             Some((n, t)) => (
@@ -192,12 +198,13 @@ impl ScaipFault {
             "wrong-ref" => ScaipFault::WrongRef,
             "malformed" => ScaipFault::Malformed,
             "401" | "unauthorized" => ScaipFault::Unauthorized,
+            "mrs-in-200" => ScaipFault::MrsIn200,
             other => match other.strip_prefix("snu=").map(str::parse::<u16>) {
                 Some(Ok(n)) => ScaipFault::Snu(n),
                 _ => {
                     return Err(format!(
                         "{s:?}: expected hang, hold, busy, not-treated, snu=N, wrong-ref, \
-                         malformed or 401, optionally with :N (the first N requests of each event)"
+                         malformed, 401 or mrs-in-200, optionally with :N (the first N requests of each event)"
                     ));
                 }
             },
@@ -318,6 +325,10 @@ mod tests {
         assert_eq!(
             ScaipFault::parse("401").unwrap().fault,
             Some(ScaipFault::Unauthorized)
+        );
+        assert_eq!(
+            ScaipFault::parse("mrs_in_200").unwrap().fault,
+            Some(ScaipFault::MrsIn200)
         );
         assert!(ScaipFault::parse("sometimes").is_err());
         assert!(ScaipFault::parse("hold:x").is_err());

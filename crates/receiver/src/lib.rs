@@ -17,6 +17,10 @@
 //!   (`snu`=0 by default), each event stored once by `cid` + `ref` (a repeat is answered again
 //!   and counted as a repeat), every request logged ([`scaip_requests`]), scripted faults
 //!   ([`ScaipFaults`]: hang, hold N times then OK, busy, not treated, wrong ref, malformed, 401).
+//! - **SCAIP-over-SIP centre** (when [`ReceiverConfig::scaip_sip`] is set): a registrar (Digest
+//!   MD5) and MESSAGE UAS over UDP, TCP or TLS (SS 91100): `<mrq>` in a MESSAGE, `200` at once,
+//!   the `<mrs>` in a separate MESSAGE to the unit's registration (over its own connection),
+//!   with the HTTPS centre's decisions, store and faults plus a 401 loop and `<mrs>` in the `200`.
 //! - **TLS** on all (rustls + ring, TLS 1.2/1.3), optionally requiring client certificates.
 //! - **Store**: one SQLite file ([`summary`] reads it).
 //! - **Faults** ([`Faults`]): error answers, latency, down windows, garbage, resets — seeded.
@@ -38,6 +42,7 @@ mod fhir;
 mod mllp;
 mod oauth;
 mod scaip;
+mod scaip_sip;
 mod store;
 mod tls;
 
@@ -55,6 +60,7 @@ use tokio_rustls::TlsAcceptor;
 pub use faults::{Faults, SCAIP_HANG, ScaipFault, ScaipFaults};
 pub use oauth::{DEFAULT_TOKEN_LIFE, OAuth2Issuer, TOKEN_PATH};
 pub use scaip::ScaipEndpoint;
+pub use scaip_sip::{REALM as SIP_REALM, ScaipSipEndpoint, SipTransport};
 pub use store::{
     FHIR, FormatSummary, MLLP, OBSERVATION, SCAIP, ScaipRequest, ScaipSummary, Summary,
     scaip_requests, summary,
@@ -104,6 +110,9 @@ pub struct ReceiverConfig {
     pub mllp: Option<Listen>,
     /// The SCAIP-over-HTTPS endpoint (a response centre); `None` (the default): not started.
     pub scaip: Option<ScaipEndpoint>,
+    /// The SCAIP-over-SIP response centre (registrar and MESSAGE UAS, UDP/TCP/TLS; TLS with
+    /// [`tls`](Self::tls)); `None` (the default): not started.
+    pub scaip_sip: Option<ScaipSipEndpoint>,
     /// TLS for all endpoints; `None`: plain TCP.
     pub tls: Option<ServerTls>,
     /// The SQLite file (created if missing; reused, and added to, if present).
@@ -125,6 +134,7 @@ impl ReceiverConfig {
             fhir: Some(Listen::loopback()),
             mllp: Some(Listen::loopback()),
             scaip: None,
+            scaip_sip: None,
             tls: None,
             store: store.into(),
             faults: Faults::default(),
@@ -142,7 +152,7 @@ pub enum ReceiverError {
         "cannot listen for {what} on {addr}: {source}; choose a free port or stop what uses it"
     )]
     Bind {
-        /// `FHIR`, `MLLP` or `SCAIP`.
+        /// `FHIR`, `MLLP`, `SCAIP` or `SCAIP over SIP`.
         what: &'static str,
         /// The address asked for ("injected listener" for [`Listen::Listener`]).
         addr: String,
@@ -213,6 +223,7 @@ pub struct RunningReceiver {
     fhir_addr: Option<SocketAddr>,
     mllp_addr: Option<SocketAddr>,
     scaip_addr: Option<SocketAddr>,
+    scaip_sip_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -231,6 +242,11 @@ impl RunningReceiver {
     /// The SCAIP endpoint's address.
     pub fn scaip_addr(&self) -> Option<SocketAddr> {
         self.scaip_addr
+    }
+
+    /// The SCAIP-over-SIP centre's address (UDP socket or TCP/TLS listener).
+    pub fn scaip_sip_addr(&self) -> Option<SocketAddr> {
+        self.scaip_sip_addr
     }
 
     /// Stop listening, close every connection and wait for the tasks to end. What was
@@ -356,7 +372,7 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
         };
         tasks.push(tokio::spawn(accept_loop(
             listener,
-            acceptor,
+            acceptor.clone(),
             handler,
             down,
             store.clone(),
@@ -364,11 +380,32 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
             stop.subscribe(),
         )));
     }
-    tracing::info!(?fhir_addr, ?mllp_addr, ?scaip_addr, "receiver started");
+    let mut scaip_sip_addr = None;
+    if let Some(sip) = cfg.scaip_sip {
+        // The HTTPS centre's decisions, store and request log; its own event counts.
+        let core = Arc::new(scaip::Scaip::new(
+            None,
+            None,
+            sip.faults,
+            store.clone(),
+            Injector::new(cfg.faults.clone(), started, 4),
+        ));
+        let (addr, task) = scaip_sip::start(sip, acceptor, core, stop.subscribe()).await?;
+        scaip_sip_addr = Some(addr);
+        tasks.push(task);
+    }
+    tracing::info!(
+        ?fhir_addr,
+        ?mllp_addr,
+        ?scaip_addr,
+        ?scaip_sip_addr,
+        "receiver started"
+    );
     Ok(RunningReceiver {
         fhir_addr,
         mllp_addr,
         scaip_addr,
+        scaip_sip_addr,
         stop,
         tasks,
     })

@@ -182,18 +182,11 @@ impl Scaip {
         if req.method() != Method::POST {
             return Err(refuse(StatusCode::METHOD_NOT_ALLOWED));
         }
-        if self.faults.fault == Some(ScaipFault::Unauthorized) {
-            let n = {
-                let mut r = lock(&self.requests);
-                *r = r.saturating_add(1);
-                *r
-            };
-            if self.faults.for_request(n).is_some() {
-                return Err(Refusal {
-                    status: StatusCode::UNAUTHORIZED,
-                    fault: Some(ScaipFault::Unauthorized.name()),
-                });
-            }
+        if self.unauthorized_now() {
+            return Err(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                fault: Some(ScaipFault::Unauthorized.name()),
+            });
         }
         if let Some(expected) = &self.bearer {
             let presented = req
@@ -230,14 +223,21 @@ impl Scaip {
     }
 
     async fn log_refused(&self, refusal: Refusal) {
+        self.log_refusal(refusal.status.as_u16(), refusal.fault)
+            .await;
+    }
+
+    /// Log a request refused before its `<mrq>` was read (HTTP or SIP `status`).
+    pub(crate) async fn log_refusal(&self, status: u16, fault: Option<&'static str>) {
+        let refusal = (status, fault);
         let mut counters = vec![("requests", 1), ("rejected", 1)];
-        if let Some(f) = refusal.fault {
+        if let Some(f) = refusal.1 {
             counters.push((fault_counter(f), 1));
         }
         let request = ScaipRequest {
             at_ms: crate::store::now_ms(),
-            http_status: refusal.status.as_u16(),
-            fault: refusal.fault.map(str::to_owned),
+            http_status: refusal.0,
+            fault: refusal.1.map(str::to_owned),
             ..ScaipRequest::default()
         };
         if let Err(e) =
@@ -247,10 +247,50 @@ impl Scaip {
         }
     }
 
-    /// Store the event (once), log the request, answer it.
+    /// Store the event (once), log the request, answer it over HTTPS.
     async fn answer(&self, mrq: &Mrq, body: &[u8], fault: Fault) -> Result<Resp, Dropped> {
+        match self.decide(mrq, body, fault, Over::Https).await.reply {
+            Reply::Drop => Err(Dropped),
+            Reply::Hang => {
+                tokio::time::sleep(SCAIP_HANG).await;
+                Err(Dropped)
+            }
+            Reply::Answer(b) => Ok(respond(StatusCode::OK, b)),
+            Reply::NoRef => Ok(respond(StatusCode::BAD_REQUEST, Vec::new())),
+            Reply::StoreFailed => Ok(respond(StatusCode::INTERNAL_SERVER_ERROR, Vec::new())),
+        }
+    }
+
+    /// Whether this request is refused by [`ScaipFault::Unauthorized`] (which counts requests
+    /// overall, before their bodies are read). Shared by HTTPS (`401` + `Bearer`) and SIP
+    /// (`401` + a fresh Digest challenge, every time: a 401 loop).
+    pub(crate) fn unauthorized_now(&self) -> bool {
+        if self.faults.fault != Some(ScaipFault::Unauthorized) {
+            return false;
+        }
+        let n = {
+            let mut r = lock(&self.requests);
+            *r = r.saturating_add(1);
+            *r
+        };
+        self.faults.for_request(n).is_some()
+    }
+
+    /// The centre's decision on one readable `<mrq>`, whatever carries it (HTTPS or SIP): count
+    /// the request of its event, apply the scripted fault (what `snu`, which body), store the
+    /// event once by `cid` + `ref` (a repeat raises its copy count) and log the request.
+    pub(crate) async fn decide(
+        &self,
+        mrq: &Mrq,
+        body: &[u8],
+        fault: Fault,
+        over: Over,
+    ) -> Decision {
         let Some(reference) = mrq.reference.clone() else {
-            return Ok(respond(StatusCode::BAD_REQUEST, Vec::new()));
+            return Decision {
+                reply: Reply::NoRef,
+                scripted: None,
+            };
         };
         let key = format!("{}:{reference}", mrq.caller_id);
         let n = {
@@ -262,10 +302,12 @@ impl Scaip {
         let scripted = match mrq.message_type {
             // A reset is always answered (a test sees it recorded); 401 was handled before.
             MessageType::Reset => None,
-            _ => self
-                .faults
-                .for_request(n)
-                .filter(|f| *f != ScaipFault::Unauthorized),
+            _ => self.faults.for_request(n).filter(|f| match f {
+                ScaipFault::Unauthorized => false,
+                // Where the <mrs> goes is a SIP matter; over HTTPS it is always in the answer.
+                ScaipFault::MrsIn200 => over == Over::Sip,
+                _ => true,
+            }),
         };
         let mut mrs = Mrs::new(reference.clone(), Snu::Ok);
         match scripted {
@@ -321,15 +363,15 @@ impl Scaip {
         if let Err(e) = stored {
             // The event is not safe with us: no `<mrs>`, so the unit resends or moves on.
             tracing::warn!(error = %e, "SCAIP: storing the event failed; answering 500");
-            return Ok(respond(StatusCode::INTERNAL_SERVER_ERROR, Vec::new()));
+            return Decision {
+                reply: Reply::StoreFailed,
+                scripted,
+            };
         }
-        match (scripted, fault) {
-            (_, Fault::Reset) => Err(Dropped),
-            (Some(ScaipFault::Hang), _) => {
-                tokio::time::sleep(SCAIP_HANG).await;
-                Err(Dropped)
-            }
-            (_, Fault::Garbage) => Ok(respond(StatusCode::OK, self.injector.bytes(24))),
+        let reply = match (scripted, fault) {
+            (_, Fault::Reset) => Reply::Drop,
+            (Some(ScaipFault::Hang), _) => Reply::Hang,
+            (_, Fault::Garbage) => Reply::Answer(self.injector.bytes(24)),
             (Some(ScaipFault::WrongRef), _) => {
                 let other = if reference.as_str() == "wrongref0" {
                     "wrongref1"
@@ -337,24 +379,58 @@ impl Scaip {
                     "wrongref0"
                 };
                 let mut wrong = mrs.clone();
-                wrong.reference = Ref::new(other).map_err(|_| Dropped)?;
-                Ok(respond(StatusCode::OK, wrong.to_xml().into_bytes()))
+                match Ref::new(other) {
+                    Ok(r) => {
+                        wrong.reference = r;
+                        Reply::Answer(wrong.to_xml().into_bytes())
+                    }
+                    Err(_) => Reply::Drop,
+                }
             }
             (Some(ScaipFault::Malformed), _) => {
                 let xml = mrs.to_xml();
-                let cut = xml.trim_end_matches("</mrs>").to_owned();
-                Ok(respond(StatusCode::OK, cut.into_bytes()))
+                Reply::Answer(xml.trim_end_matches("</mrs>").as_bytes().to_vec())
             }
-            _ => Ok(respond(StatusCode::OK, mrs.to_xml().into_bytes())),
-        }
+            _ => Reply::Answer(mrs.to_xml().into_bytes()),
+        };
+        Decision { reply, scripted }
     }
 
-    async fn delay(&self) {
+    pub(crate) async fn delay(&self) {
         let d = self.injector.latency();
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
     }
+}
+
+/// What carries the SCAIP request (for the faults that only mean something on one of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Over {
+    Https,
+    Sip,
+}
+
+/// What to answer to one readable `<mrq>` ([`Scaip::decide`]).
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// No answer at all, as if it was lost (stored all the same).
+    Drop,
+    /// [`ScaipFault::Hang`]: no SCAIP answer (HTTPS holds the request, SIP stays silent).
+    Hang,
+    /// Answer with this body: an `<mrs>`, or the scripted wrong, cut or garbage one.
+    Answer(Vec<u8>),
+    /// The `<mrq>` has no `ref`: a bad request.
+    NoRef,
+    /// The store failed: a server error, no `<mrs>`.
+    StoreFailed,
+}
+
+/// [`Scaip::decide`]'s answer and the scripted fault that shaped it.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    pub(crate) reply: Reply,
+    pub(crate) scripted: Option<ScaipFault>,
 }
 
 fn fault_counter(name: &str) -> &'static str {
@@ -367,6 +443,7 @@ fn fault_counter(name: &str) -> &'static str {
         "wrong_ref" => "fault:wrong_ref",
         "malformed" => "fault:malformed",
         "unauthorized" => "fault:unauthorized",
+        "mrs_in_200" => "fault:mrs_in_200",
         _ => "fault:other",
     }
 }
