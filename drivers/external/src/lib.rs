@@ -67,14 +67,14 @@
 
 mod contract;
 mod error;
+mod fields;
+pub use fields::{MAX_COMPONENTS, MAX_MESSAGE_ID_LEN};
 mod rfc3339;
 mod topic;
 
 use hearth_model::{Category, Device, Record, Timestamp};
 
-pub use contract::{
-    ALARM_TYPES, MAX_COMPONENTS, MAX_MESSAGE_ID_LEN, RESERVED_TECHNICAL_TYPES, TECHNICAL_TYPES,
-};
+pub use contract::{ALARM_TYPES, RESERVED_TECHNICAL_TYPES, TECHNICAL_TYPES};
 pub use error::ContractError;
 pub use topic::{
     DEFAULT_PREFIX, MAX_DRIVER_ID_LEN, error_topic, input_topic, is_valid_driver_id, parse_topic,
