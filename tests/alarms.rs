@@ -12,82 +12,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{runtime, start_connected, stop, wait_drained};
-use hearth_receiver::{ReceiverConfig, RunningReceiver, ScaipEndpoint, ScaipFault, ScaipFaults};
+use common::{
+    CENTRE_TOKEN, gateway_toml, pki_home, runtime, scaip_https_centre, scaip_https_receiver_toml,
+    scaip_route_toml, start_connected, stop, wait_drained,
+};
+use hearth_receiver::{ScaipFault, ScaipFaults};
 use hearth_test_kit::mosquitto::Mosquitto;
 
 const BRIDGE_DEVICES: &str = r#"[
  {"ieee_address":"0x00158d0001a2b3c4","friendly_name":"hall/button","type":"EndDevice","network_address":11041,"supported":true,"definition":{"model":"SBTZB-110","vendor":"Frient","description":"Smart button","exposes":[]}}
 ]"#;
 
-const TOKEN: &str = "centre-token-1";
-
-/// A response centre: hearth's receiver with only its SCAIP-over-HTTPS endpoint, mutual TLS.
-fn centre(
-    rt: &tokio::runtime::Runtime,
-    pki: &Path,
-    store: &Path,
-    faults: ScaipFaults,
-) -> RunningReceiver {
-    let mut cfg = ReceiverConfig::new(store);
-    cfg.fhir = None;
-    cfg.mllp = None;
-    cfg.tls = Some(hearth_receiver::ServerTls {
-        cert: pki.join("server.pem"),
-        key: pki.join("server.key"),
-        client_ca: Some(pki.join("ca.pem")),
-    });
-    let mut endpoint = ScaipEndpoint::loopback();
-    endpoint.bearer = Some(TOKEN.into());
-    endpoint.faults = faults;
-    cfg.scaip = Some(endpoint);
-    rt.block_on(hearth_receiver::start(cfg)).unwrap()
-}
-
-fn receiver_toml(name: &str, centre: &RunningReceiver, pki: &Path, token: &Path) -> String {
-    format!(
-        r#"
-[[route.scaip.receiver]]
-name = "{name}"
-protocol = "https"
-url = "https://localhost:{port}/scaip"
-token_file = "{token}"
-[route.scaip.receiver.tls]
-ca_file = "{pki}/ca.pem"
-client_cert = "{pki}/client.pem"
-client_key = "{pki}/client.key"
-"#,
-        port = centre.scaip_addr().unwrap().port(),
-        token = token.display(),
-        pki = pki.display(),
-    )
-}
-
 /// hearth with a zigbee2mqtt source whose `hall/button` is an SOS button, and an alarm route
 /// to `receivers` (TOML of `[[route.scaip.receiver]]` tables) in order.
 fn config(data: &Path, mqtt_port: u16, receivers: &str) -> String {
     format!(
-        r#"
-[gateway]
-data_dir = "{data}"
-time_zone = "Europe/Oslo"
-
-[mqtt]
-port = {mqtt_port}
-
-[[route]]
-name = "centre"
-categories = ["health", "welfare", "administrative"]
-uplink = "scaip"
-[route.retry]
-initial = "200ms"
-max = "1s"
-[route.scaip]
-account = "4711"
-answer_timeout = "3s"
-resend_every = "1s"
-heartbeat = "0s"
-{receivers}
+        r#"{gateway}{route}
 [[route.scaip.device]]
 id = "zigbee:00158d0001a2b3c4"
 type = 4
@@ -108,7 +48,8 @@ device = "hall/button"
 when = ["single"]
 momentary = true
 "#,
-        data = data.display()
+        gateway = gateway_toml(data, mqtt_port),
+        route = scaip_route_toml("3s", receivers),
     )
 }
 
@@ -122,12 +63,10 @@ struct Home {
 }
 
 fn home() -> Home {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = pki_home();
     let pki = dir.path().join("pki");
-    std::fs::create_dir_all(&pki).unwrap();
-    hearth_test_kit::pki::pki(&pki);
     let token = dir.path().join("centre.token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    std::fs::write(&token, format!("{CENTRE_TOKEN}\n")).unwrap();
     Home {
         data: dir.path().join("data"),
         config: dir.path().join("hearth.toml"),
@@ -190,10 +129,10 @@ fn an_sos_press_reaches_the_centre_once_and_is_logged() {
     let rt = runtime();
     let h = home();
     let store = h.data.with_file_name("centre.db");
-    let arc = centre(&rt, &h.pki, &store, ScaipFaults::default());
+    let arc = scaip_https_centre(&rt, &h.pki, &store, ScaipFaults::default());
     let broker = Mosquitto::start();
     broker.publish("zigbee2mqtt/bridge/devices", BRIDGE_DEVICES, 1, true);
-    let receivers = receiver_toml("arc", &arc, &h.pki, &h.token);
+    let receivers = scaip_https_receiver_toml("arc", &arc, &h.pki, &h.token);
     std::fs::write(&h.config, config(&h.data, broker.port(), &receivers)).unwrap();
     let child = start_connected(&h.config, &h.log);
 
@@ -239,17 +178,17 @@ fn a_busy_primary_hands_the_alarm_to_the_alternative() {
     let h = home();
     let primary_store = h.data.with_file_name("primary.db");
     let alternative_store = h.data.with_file_name("alternative.db");
-    let primary = centre(
+    let primary = scaip_https_centre(
         &rt,
         &h.pki,
         &primary_store,
         ScaipFaults::always(ScaipFault::Busy),
     );
-    let alternative = centre(&rt, &h.pki, &alternative_store, ScaipFaults::default());
+    let alternative = scaip_https_centre(&rt, &h.pki, &alternative_store, ScaipFaults::default());
     let broker = Mosquitto::start();
     broker.publish("zigbee2mqtt/bridge/devices", BRIDGE_DEVICES, 1, true);
-    let receivers = receiver_toml("primary", &primary, &h.pki, &h.token)
-        + &receiver_toml("alternative", &alternative, &h.pki, &h.token);
+    let receivers = scaip_https_receiver_toml("primary", &primary, &h.pki, &h.token)
+        + &scaip_https_receiver_toml("alternative", &alternative, &h.pki, &h.token);
     std::fs::write(&h.config, config(&h.data, broker.port(), &receivers)).unwrap();
     let child = start_connected(&h.config, &h.log);
 
@@ -295,10 +234,10 @@ fn kill_9_during_an_alarm_delivers_it_after_the_restart_once_with_the_same_ref()
     let rt = runtime();
     let h = home();
     let store = h.data.with_file_name("centre.db");
-    let arc = centre(&rt, &h.pki, &store, ScaipFaults::first(1, ScaipFault::Hang));
+    let arc = scaip_https_centre(&rt, &h.pki, &store, ScaipFaults::first(1, ScaipFault::Hang));
     let broker = Mosquitto::start();
     broker.publish("zigbee2mqtt/bridge/devices", BRIDGE_DEVICES, 1, true);
-    let receivers = receiver_toml("arc", &arc, &h.pki, &h.token);
+    let receivers = scaip_https_receiver_toml("arc", &arc, &h.pki, &h.token);
     // A long answer timeout: the first request hangs until the kill.
     let text = config(&h.data, broker.port(), &receivers)
         .replace("answer_timeout = \"3s\"", "answer_timeout = \"60s\"")

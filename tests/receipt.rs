@@ -10,11 +10,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::Duration;
 
-use common::{runtime, start_connected, stop, wait_for_log};
-use hearth_receiver::{ReceiverConfig, RunningReceiver, ScaipEndpoint, ScaipFault, ScaipFaults};
-use hearth_test_kit::mosquitto::Mosquitto;
+use common::{
+    CENTRE_TOKEN, gateway_toml, pki_home, runtime, scaip_https_centre, scaip_https_receiver_toml,
+    scaip_route_toml, start_connected, stop, wait_for_log, write_config,
+};
+use hearth_receiver::{RunningReceiver, ScaipFault, ScaipFaults};
+use hearth_test_kit::mosquitto::{Mosquitto, Subscription};
 use hearth_test_kit::sipp::{Sipp, SippTransport};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -43,51 +47,11 @@ fn sip_centre(scenario: &str) -> Sipp {
     sipp
 }
 
-const TOKEN: &str = "centre-token-1";
-
-/// A response centre: hearth's receiver with only its SCAIP-over-HTTPS endpoint, mutual TLS.
-fn https_centre(
-    rt: &tokio::runtime::Runtime,
-    pki: &Path,
-    store: &Path,
-    faults: ScaipFaults,
-) -> RunningReceiver {
-    let mut cfg = ReceiverConfig::new(store);
-    cfg.fhir = None;
-    cfg.mllp = None;
-    cfg.tls = Some(hearth_receiver::ServerTls {
-        cert: pki.join("server.pem"),
-        key: pki.join("server.key"),
-        client_ca: Some(pki.join("ca.pem")),
-    });
-    let mut endpoint = ScaipEndpoint::loopback();
-    endpoint.bearer = Some(TOKEN.into());
-    endpoint.faults = faults;
-    cfg.scaip = Some(endpoint);
-    rt.block_on(hearth_receiver::start(cfg)).unwrap()
-}
-
 /// `[[route.scaip.receiver]]` for the HTTPS centre, with its PKI under `dir/pki`.
 fn https_receiver(dir: &Path, centre: &RunningReceiver) -> String {
-    let pki = dir.join("pki");
     let token = dir.join("centre.token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    format!(
-        r#"
-[[route.scaip.receiver]]
-name = "arc"
-protocol = "https"
-url = "https://localhost:{port}/scaip"
-token_file = "{token}"
-[route.scaip.receiver.tls]
-ca_file = "{pki}/ca.pem"
-client_cert = "{pki}/client.pem"
-client_key = "{pki}/client.key"
-"#,
-        port = centre.scaip_addr().unwrap().port(),
-        token = token.display(),
-        pki = pki.display(),
-    )
+    std::fs::write(&token, format!("{CENTRE_TOKEN}\n")).unwrap();
+    scaip_https_receiver_toml("arc", centre, &dir.join("pki"), &token)
 }
 
 /// `[[route.scaip.receiver]]` for SIPp on `port` (SIP over TCP on loopback).
@@ -110,28 +74,12 @@ password_file = "{password}"
     )
 }
 
-/// A temporary home with its test PKI.
-fn home() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    std::fs::create_dir_all(&pki).unwrap();
-    hearth_test_kit::pki::pki(&pki);
-    dir
-}
-
 /// A daemon config: the broker, a zigbee2mqtt source whose SOS button belongs to Patient/7,
 /// an alarm route to `receivers`, and `[receipt]` with a siren and a light (Patient/7 gets
 /// `very_high` for 3 s).
 fn config(dir: &Path, mqtt_port: u16, receivers: &str) -> PathBuf {
     let text = format!(
-        r#"
-[gateway]
-data_dir = "{data}"
-time_zone = "Europe/Oslo"
-
-[mqtt]
-port = {mqtt_port}
-
+        r#"{gateway}
 [receipt]
 strength = "low"
 duration = "10s"
@@ -148,20 +96,7 @@ device = "hall/lamp"
 person = "Patient/7"
 strength = "very_high"
 duration = "3s"
-
-[[route]]
-name = "centre"
-categories = ["health", "welfare", "administrative"]
-uplink = "scaip"
-[route.retry]
-initial = "200ms"
-max = "1s"
-[route.scaip]
-account = "4711"
-heartbeat = "0s"
-answer_timeout = "2s"
-resend_every = "1s"
-{receivers}
+{route}
 [[source]]
 name = "zigbee"
 kind = "zigbee2mqtt"
@@ -171,11 +106,10 @@ category = "welfare"
 name = "sos button"
 person = "Patient/7"
 "#,
-        data = dir.join("data").display(),
+        gateway = gateway_toml(&dir.join("data"), mqtt_port),
+        route = scaip_route_toml("2s", receivers),
     );
-    let path = dir.join("hearth.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config(dir, &text)
 }
 
 fn press_sos(broker: &Mosquitto) {
@@ -187,12 +121,44 @@ fn press_sos(broker: &Mosquitto) {
     );
 }
 
+/// hearth with `receivers` (config and log in `dir`) connected to `broker`, and `topic`
+/// subscribed; then the SOS press. Returns the daemon, the subscription and the daemon's log.
+fn press_sos_with(
+    dir: &Path,
+    broker: &Mosquitto,
+    receivers: &str,
+    topic: &str,
+) -> (Child, Subscription, PathBuf) {
+    let log = dir.join("hearth.log");
+    let child = start_connected(&config(dir, broker.port(), receivers), &log);
+    let signals = broker.subscribe(topic);
+    press_sos(broker);
+    (child, signals, log)
+}
+
+/// SIPp playing `scenario` as the centre, hearth to it over SIP and the SOS press; `check` gets
+/// the siren's subscription and the daemon's log, then hearth is stopped.
+fn sos_over_sip(scenario: &str, check: impl FnOnce(&Subscription, &Path)) {
+    let broker = Mosquitto::start();
+    let centre = sip_centre(scenario);
+    let dir = tempfile::tempdir().unwrap();
+    let receivers = sip_receiver(dir.path(), centre.port());
+    let (child, siren, log) = press_sos_with(
+        dir.path(),
+        &broker,
+        &receivers,
+        "zigbee2mqtt/hall/siren/set",
+    );
+    check(&siren, &log);
+    stop(child);
+}
+
 fn payload(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// The next message on `sub` as (topic, JSON payload); the failure names the daemon's log.
-fn next(sub: &hearth_test_kit::mosquitto::Subscription, log: &Path) -> (String, serde_json::Value) {
+fn next(sub: &Subscription, log: &Path) -> (String, serde_json::Value) {
     let (topic, text) = sub
         .next(DEADLINE)
         .unwrap_or_else(|| panic!("no receipt signal; log {}", log.display()));
@@ -202,16 +168,13 @@ fn next(sub: &hearth_test_kit::mosquitto::Subscription, log: &Path) -> (String, 
 #[test]
 fn an_sos_press_handled_by_the_https_centre_gives_the_confirmed_signal_at_the_persons_strength() {
     let rt = runtime();
-    let dir = home();
+    let dir = pki_home();
     let store = dir.path().join("centre.db");
-    let arc = https_centre(&rt, &dir.path().join("pki"), &store, ScaipFaults::default());
+    let arc = scaip_https_centre(&rt, &dir.path().join("pki"), &store, ScaipFaults::default());
     let broker = Mosquitto::start();
     let receivers = https_receiver(dir.path(), &arc);
-    let log = dir.path().join("hearth.log");
-    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
-    let signals = broker.subscribe("zigbee2mqtt/hall/+/set");
-
-    press_sos(&broker);
+    let (child, signals, log) =
+        press_sos_with(dir.path(), &broker, &receivers, "zigbee2mqtt/hall/+/set");
 
     // One confirmed signal per indicator, in configuration order.
     let (topic, siren) = next(&signals, &log);
@@ -240,21 +203,22 @@ fn an_sos_press_handled_by_the_https_centre_gives_the_confirmed_signal_at_the_pe
 #[test]
 fn a_busy_centre_gives_the_failing_signal_then_the_confirmed_one() {
     let rt = runtime();
-    let dir = home();
+    let dir = pki_home();
     let store = dir.path().join("centre.db");
     // Busy (snu=6) for the first request of the alarm, then handled.
     let faults = ScaipFaults {
         fault: Some(ScaipFault::Busy),
         times: Some(1),
     };
-    let arc = https_centre(&rt, &dir.path().join("pki"), &store, faults);
+    let arc = scaip_https_centre(&rt, &dir.path().join("pki"), &store, faults);
     let broker = Mosquitto::start();
     let receivers = https_receiver(dir.path(), &arc);
-    let log = dir.path().join("hearth.log");
-    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
-    let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
-
-    press_sos(&broker);
+    let (child, siren, log) = press_sos_with(
+        dir.path(),
+        &broker,
+        &receivers,
+        "zigbee2mqtt/hall/siren/set",
+    );
 
     let (_, failing) = next(&siren, &log);
     assert_eq!(failing["warning"]["mode"], "stop", "strobe only: {failing}");
@@ -267,38 +231,20 @@ fn a_busy_centre_gives_the_failing_signal_then_the_confirmed_one() {
 
 #[test]
 fn an_sos_press_handled_over_sip_gives_the_confirmed_signal() {
-    let broker = Mosquitto::start();
-    let centre = sip_centre("centre.xml");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("hearth.log");
-    let receivers = sip_receiver(dir.path(), centre.port());
-    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
-    let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
-
-    press_sos(&broker);
-
-    let (topic, p) = next(&siren, &log);
-    assert_eq!(topic, "zigbee2mqtt/hall/siren/set");
-    assert_eq!(p["warning"]["mode"], "emergency", "{p}");
-    assert_eq!(p["warning"]["level"], "very_high", "{p}");
-    wait_for_log(&log, "alarm handled by the response centre");
-    stop(child);
+    sos_over_sip("centre.xml", |siren, log| {
+        let (topic, p) = next(siren, log);
+        assert_eq!(topic, "zigbee2mqtt/hall/siren/set");
+        assert_eq!(p["warning"]["mode"], "emergency", "{p}");
+        assert_eq!(p["warning"]["level"], "very_high", "{p}");
+        wait_for_log(log, "alarm handled by the response centre");
+    });
 }
 
 #[test]
 fn a_sip_centre_that_never_answers_gives_the_failing_signal_without_sound() {
-    let broker = Mosquitto::start();
-    let centre = sip_centre("silent_centre.xml");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("hearth.log");
-    let receivers = sip_receiver(dir.path(), centre.port());
-    let child = start_connected(&config(dir.path(), broker.port(), &receivers), &log);
-    let siren = broker.subscribe("zigbee2mqtt/hall/siren/set");
-
-    press_sos(&broker);
-
-    let (_, p) = next(&siren, &log);
-    assert_eq!(p["warning"]["mode"], "stop", "{p}");
-    assert_eq!(p["warning"]["strobe"], true, "{p}");
-    stop(child);
+    sos_over_sip("silent_centre.xml", |siren, log| {
+        let (_, p) = next(siren, log);
+        assert_eq!(p["warning"]["mode"], "stop", "{p}");
+        assert_eq!(p["warning"]["strobe"], true, "{p}");
+    });
 }

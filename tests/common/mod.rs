@@ -84,21 +84,14 @@ pub fn stop(mut child: Child) {
 /// category, and `extra` (sources) appended.
 pub fn hub_config(data_dir: &Path, mqtt_port: u16, extra: &str) -> String {
     format!(
-        r#"
-[gateway]
-data_dir = "{data}"
-time_zone = "Europe/Oslo"
-
-[mqtt]
-port = {mqtt_port}
-
+        r#"{gateway}
 [[route]]
 name = "hub"
 categories = ["health", "welfare", "administrative"]
 uplink = "loopback"
 batch_size = 500
 {extra}"#,
-        data = data_dir.display()
+        gateway = gateway_toml(data_dir, mqtt_port)
     )
 }
 
@@ -171,4 +164,103 @@ pub fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("hearth.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The `[gateway]` (data in `data_dir`, Oslo time) and `[mqtt]` (the broker on `mqtt_port`)
+/// tables every daemon config starts with.
+pub fn gateway_toml(data_dir: &Path, mqtt_port: u16) -> String {
+    format!(
+        r#"
+[gateway]
+data_dir = "{data}"
+time_zone = "Europe/Oslo"
+
+[mqtt]
+port = {mqtt_port}
+"#,
+        data = data_dir.display()
+    )
+}
+
+/// An alarm route `centre` for every category to SCAIP (account 4711, resend every 1 s, no
+/// heartbeat), an answer due within `answer_timeout`, to `receivers` (TOML of
+/// `[[route.scaip.receiver]]` tables) in order.
+pub fn scaip_route_toml(answer_timeout: &str, receivers: &str) -> String {
+    format!(
+        r#"
+[[route]]
+name = "centre"
+categories = ["health", "welfare", "administrative"]
+uplink = "scaip"
+[route.retry]
+initial = "200ms"
+max = "1s"
+[route.scaip]
+account = "4711"
+answer_timeout = "{answer_timeout}"
+resend_every = "1s"
+heartbeat = "0s"
+{receivers}"#
+    )
+}
+
+/// The bearer token hearth's SCAIP-over-HTTPS response centre wants.
+pub const CENTRE_TOKEN: &str = "centre-token-1";
+
+/// A temporary home with the test kit's PKI under `pki/`.
+pub fn pki_home() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    hearth_test_kit::pki::pki(&pki);
+    dir
+}
+
+/// A response centre: hearth's receiver with only its SCAIP-over-HTTPS endpoint, mutual TLS
+/// with the PKI in `pki`, the bearer `CENTRE_TOKEN`, storing in `store`, with `faults`.
+pub fn scaip_https_centre(
+    rt: &tokio::runtime::Runtime,
+    pki: &Path,
+    store: &Path,
+    faults: hearth_receiver::ScaipFaults,
+) -> hearth_receiver::RunningReceiver {
+    let mut cfg = hearth_receiver::ReceiverConfig::new(store);
+    cfg.fhir = None;
+    cfg.mllp = None;
+    cfg.tls = Some(hearth_receiver::ServerTls {
+        cert: pki.join("server.pem"),
+        key: pki.join("server.key"),
+        client_ca: Some(pki.join("ca.pem")),
+    });
+    let mut endpoint = hearth_receiver::ScaipEndpoint::loopback();
+    endpoint.bearer = Some(CENTRE_TOKEN.into());
+    endpoint.faults = faults;
+    cfg.scaip = Some(endpoint);
+    rt.block_on(hearth_receiver::start(cfg)).unwrap()
+}
+
+/// `[[route.scaip.receiver]]` `name` for the HTTPS `centre`: the PKI in `pki`, the token in
+/// the file `token`.
+pub fn scaip_https_receiver_toml(
+    name: &str,
+    centre: &hearth_receiver::RunningReceiver,
+    pki: &Path,
+    token: &Path,
+) -> String {
+    format!(
+        r#"
+[[route.scaip.receiver]]
+name = "{name}"
+protocol = "https"
+url = "https://localhost:{port}/scaip"
+token_file = "{token}"
+[route.scaip.receiver.tls]
+ca_file = "{pki}/ca.pem"
+client_cert = "{pki}/client.pem"
+client_key = "{pki}/client.key"
+"#,
+        port = centre.scaip_addr().unwrap().port(),
+        token = token.display(),
+        pki = pki.display(),
+    )
 }

@@ -16,36 +16,21 @@
 //! every call passed. Timing is short and never asserted (hang guards only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use hearth_sip::{SipSettings, TlsFiles, Transport};
 use hearth_test_kit::kamailio::Kamailio;
 use hearth_test_kit::sipp::{Sipp, SippExit, SippTransport};
 use hearth_uplink_net::ScaipSip;
-use hearth_uplink_scaip::session::{self, Attempt, AttemptResult, Receiver, SessionOutcome};
-use hearth_uplink_scaip::{MessageType, Mrq, ProtocolError, Ref, SessionPolicy, Verdict};
-
-const USER: &str = "unit17";
-const AUTH_USER: &str = "unit17-auth";
-const PASSWORD: &str = "correct horse";
-const DOMAIN: &str = "arc.test";
-const CENTRE: &str = "sip:arc@arc.test";
-const ACCOUNT: &str = "123456";
-
-fn policy() -> SessionPolicy {
-    SessionPolicy {
-        answer_timeout: Duration::from_secs(3),
-        resend_every: Duration::from_secs(1),
-        hold_interval: Duration::from_secs(5),
-        hold_budget: Duration::from_secs(60),
-    }
-}
-
-/// Hang guard of one session (never a timing assertion).
-const SESSION_GUARD: Duration = Duration::from_secs(90);
+use hearth_uplink_scaip::session::{Attempt, AttemptResult, Receiver};
+use hearth_uplink_scaip::{MessageType, ProtocolError, Verdict};
+use support::{
+    Counts, SESSION_GUARD, Seen, all_for, as_receiver, assert_busy_at_the_primary_without_a_reset,
+    handled_by, last_handled, registered, request, run, seen, verdicts,
+};
 
 /// The test PKI (CA, Kamailio's server certificate for 127.0.0.1, the unit's client certificate).
 fn pki() -> tempfile::TempDir {
@@ -63,17 +48,7 @@ struct Centre {
 
 impl Centre {
     fn start(scenario: &str, upstream: SippTransport, pki: &Path, require_cert: bool) -> Centre {
-        let sipp = Sipp::builder(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/sipp")
-                .join(scenario),
-        )
-        .transport(upstream)
-        .key("auth_user", AUTH_USER)
-        .key("auth_pass", PASSWORD)
-        .key("target_user", USER)
-        .timeout(Duration::from_secs(120))
-        .start();
+        let sipp = support::sipp(scenario, upstream);
         let front = Kamailio::tls_front(pki, sipp.port(), sipp.transport())
             .require_client_certificate(require_cert)
             .start();
@@ -110,9 +85,7 @@ fn tls_files(pki: &Path, client_cert: bool) -> TlsFiles {
 }
 
 fn settings(front: &Kamailio, tls: TlsFiles) -> SipSettings {
-    let mut s = SipSettings::new(Transport::Tls, front.address(), DOMAIN, USER, PASSWORD);
-    s.auth_user = Some(AUTH_USER.into());
-    s.transaction_timeout = Duration::from_secs(8);
+    let mut s = support::settings(Transport::Tls, front.address());
     s.tls = Some(tls);
     s
 }
@@ -121,109 +94,13 @@ fn settings(front: &Kamailio, tls: TlsFiles) -> SipSettings {
 /// registered (SIPp may still be opening its socket, so an unreachable centre is retried for a
 /// few seconds), as the session's receiver `name`.
 async fn receiver(name: &str, centre: &Centre, pki: &Path) -> (Receiver, Arc<ScaipSip>) {
-    let sip = Arc::new(ScaipSip::new(
+    registered(
+        name,
         settings(&centre.front, tls_files(pki, true)),
-        CENTRE,
-    ));
-    let mut last = None;
-    for _ in 0..40 {
-        match sip.connect().await {
-            Ok(()) => {
-                last = None;
-                break;
-            }
-            Err(e @ ProtocolError::Unavailable(_)) => {
-                last = Some(e);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("registration failed: {e}\n{}", centre.logs()),
-        }
-    }
-    assert!(
-        last.is_none(),
-        "could not register through the TLS front: {last:?}\n{}",
-        centre.logs()
-    );
-    let r = Receiver {
-        name: name.into(),
-        protocol: sip.clone(),
-    };
-    (r, sip)
-}
-
-fn request(reference: &str) -> Mrq {
-    Mrq {
-        reference: Some(Ref::new(reference).unwrap()),
-        caller_id: ACCOUNT.into(),
-        device_type: 5,
-        status: Some(9),
-        ..Mrq::default()
-    }
-}
-
-async fn run(receivers: &[Receiver], request: &Mrq) -> (SessionOutcome, Vec<Attempt>) {
-    let log = Mutex::new(Vec::new());
-    let outcome = tokio::time::timeout(
-        SESSION_GUARD,
-        session::run(receivers, request, policy(), &|a| {
-            log.lock().unwrap().push(a.clone())
-        }),
+        "could not register through the TLS front",
+        || centre.logs(),
     )
     .await
-    .expect("the session did not end");
-    (outcome, log.into_inner().unwrap())
-}
-
-/// One MESSAGE SIPp got, from its `<log>` line `mrq call=N ref=R cid=C dty=D mty=M`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    call: u32,
-    reference: String,
-    cid: String,
-    dty: String,
-    mty: String,
-}
-
-fn seen(lines: &[String]) -> Vec<Seen> {
-    lines
-        .iter()
-        .filter_map(|l| {
-            let rest = &l[l.find("mrq call=")?..];
-            let field = |name: &str| {
-                rest.split_whitespace()
-                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            Some(Seen {
-                call: field("call").parse().ok()?,
-                reference: field("ref"),
-                cid: field("cid"),
-                dty: field("dty"),
-                mty: field("mty"),
-            })
-        })
-        .collect()
-}
-
-/// Every MESSAGE SIPp saw carried `reference`, our account and the device type.
-fn all_for(seen: &[Seen], reference: &str, exit: &SippExit) {
-    assert!(!seen.is_empty(), "sipp saw no MESSAGE\n{}", exit.logs);
-    for s in seen {
-        assert_eq!(s.reference, reference, "{seen:?}");
-        assert_eq!(s.cid, ACCOUNT, "{seen:?}");
-        assert_eq!(s.dty, "0005", "{seen:?}");
-    }
-}
-
-fn handled_by(outcome: &SessionOutcome) -> Option<usize> {
-    match outcome {
-        SessionOutcome::Handled {
-            receiver_index,
-            answer,
-        } if answer.verdict == Verdict::Handled => Some(*receiver_index),
-        _ => None,
-    }
 }
 
 /// The front relayed SIPp's `<mrs>` MESSAGE to the unit over its TLS connection (its log line
@@ -232,39 +109,80 @@ fn relayed_back_over_tls(front: &Kamailio) -> Vec<String> {
     front.log_lines_with("front: MESSAGE for unit17 to the unit at sip:127.0.0.1:")
 }
 
+/// What one session through TLS fronts saw.
+struct Saw {
+    log: Vec<Attempt>,
+    /// Each receiver's counters right after the session.
+    counts: Vec<Counts>,
+    /// Each centre's exit (every call passed), the MESSAGEs it saw (all carrying the ref, our
+    /// account and the device type) and its front.
+    centres: Vec<(SippExit, Vec<Seen>, Kamailio)>,
+    /// The test PKI, kept while the fronts live.
+    _pki: tempfile::TempDir,
+}
+
+/// One event `reference` through receivers over TLS (the test CA, the client certificate),
+/// registered beforehand: receiver `i` is SIPp playing `centres[i]` (on `upstream`) behind its
+/// own front, which requires the certificate. Asserts that receiver `handler` handled it,
+/// ends the centres and returns what was seen.
+async fn session(
+    centres: &[&str],
+    upstream: SippTransport,
+    reference: &str,
+    handler: usize,
+) -> Saw {
+    let pki = pki();
+    let started: Vec<Centre> = centres
+        .iter()
+        .map(|scenario| Centre::start(scenario, upstream, pki.path(), true))
+        .collect();
+    let mut receivers = Vec::new();
+    let mut sips = Vec::new();
+    for (centre, name) in started.iter().zip(["arc-primary", "arc-alternative"]) {
+        let (r, sip) = receiver(name, centre, pki.path()).await;
+        receivers.push(r);
+        sips.push(sip);
+    }
+    let (outcome, log) = run(&receivers, &request(reference)).await;
+    assert_eq!(
+        handled_by(&outcome),
+        Some(handler),
+        "{outcome:?}\n{log:?}\n{}",
+        started
+            .iter()
+            .map(Centre::logs)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let counts = sips.iter().map(|sip| Counts::of(sip)).collect();
+    let mut seen_by = Vec::new();
+    for centre in started {
+        let (exit, seen, front) = centre.finish().await;
+        all_for(&seen, reference, &exit);
+        seen_by.push((exit, seen, front));
+    }
+    Saw {
+        log,
+        counts,
+        centres: seen_by,
+        _pki: pki,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // OK: REGISTER (401 challenge, verifyauth) and MESSAGE <mrq> over TLS; SIPp's <mrs> MESSAGE
 // comes back through Kamailio over the same TLS connection and handles the alarm.
 
 async fn handled_by_the_centres_message_over_tls(upstream: SippTransport) {
-    let pki = pki();
-    let centre = Centre::start("ok.xml", upstream, pki.path(), true);
-    let (primary, sip) = receiver("arc-primary", &centre, pki.path()).await;
-    let (outcome, log) = run(&[primary], &request("TlsOk01")).await;
-    assert_eq!(
-        handled_by(&outcome),
-        Some(0),
-        "{outcome:?}\n{log:?}\n{}",
-        centre.logs()
-    );
-    assert!(
-        matches!(
-            log.last(),
-            Some(Attempt {
-                result: AttemptResult::Answer(Verdict::Handled),
-                ..
-            })
-        ),
-        "{log:?}"
-    );
+    let saw = session(&["ok.xml"], upstream, "TlsOk01", 0).await;
+    let log = &saw.log;
+    assert!(last_handled(log), "{log:?}");
     // ok.xml never answers in the 200: the <mrs> the unit matched came in SIPp's MESSAGE.
-    let counters = sip.counters();
-    assert!(counters.matched.load(Ordering::Relaxed) >= 1);
-    assert_eq!(counters.malformed.load(Ordering::Relaxed), 0);
-    let (exit, seen, front) = centre.finish().await;
-    all_for(&seen, "TlsOk01", &exit);
+    assert!(saw.counts[0].matched >= 1);
+    assert_eq!(saw.counts[0].malformed, 0);
+    let (_, seen, front) = &saw.centres[0];
     assert!(seen.iter().all(|s| s.mty.is_empty()), "{seen:?}");
-    assert!(!relayed_back_over_tls(&front).is_empty(), "{}", front.log());
+    assert!(!relayed_back_over_tls(front).is_empty(), "{}", front.log());
     assert!(
         front
             .log_lines_with("front: unit17 registered over tls:127.0.0.1:")
@@ -290,21 +208,11 @@ async fn ok_over_tls_the_centres_mrs_comes_back_over_the_units_tls_connection_si
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mrs_in_the_200_body_handles_the_alarm_over_tls() {
-    let pki = pki();
-    let centre = Centre::start("mrs_in_200.xml", SippTransport::Udp, pki.path(), true);
-    let (primary, sip) = receiver("arc-primary", &centre, pki.path()).await;
-    let (outcome, _) = run(&[primary], &request("TlsBody01")).await;
-    assert_eq!(
-        handled_by(&outcome),
-        Some(0),
-        "{outcome:?}\n{}",
-        centre.logs()
-    );
-    assert_eq!(sip.counters().matched.load(Ordering::Relaxed), 1);
-    let (exit, seen, front) = centre.finish().await;
-    all_for(&seen, "TlsBody01", &exit);
+    let saw = session(&["mrs_in_200.xml"], SippTransport::Udp, "TlsBody01", 0).await;
+    assert_eq!(saw.counts[0].matched, 1);
+    let (_, _, front) = &saw.centres[0];
     assert!(
-        relayed_back_over_tls(&front).is_empty(),
+        relayed_back_over_tls(front).is_empty(),
         "no MESSAGE from this centre\n{}",
         front.log()
     );
@@ -316,29 +224,17 @@ async fn an_mrs_in_the_200_body_handles_the_alarm_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_over_tls_then_the_resend_with_the_same_ref_is_handled() {
-    let pki = pki();
-    let centre = Centre::start("hold.xml", SippTransport::Udp, pki.path(), true);
-    let (primary, _sip) = receiver("arc-primary", &centre, pki.path()).await;
-    let (outcome, log) = run(&[primary], &request("TlsHold01")).await;
+    let saw = session(&["hold.xml"], SippTransport::Udp, "TlsHold01", 0).await;
+    let log = &saw.log;
     assert_eq!(
-        handled_by(&outcome),
-        Some(0),
-        "{outcome:?}\n{log:?}\n{}",
-        centre.logs()
+        verdicts(log),
+        vec![Verdict::Hold, Verdict::Handled],
+        "{log:?}"
     );
-    let verdicts: Vec<Verdict> = log
-        .iter()
-        .filter_map(|a| match a.result {
-            AttemptResult::Answer(v) => Some(v),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(verdicts, vec![Verdict::Hold, Verdict::Handled], "{log:?}");
-    let (exit, seen, front) = centre.finish().await;
-    all_for(&seen, "TlsHold01", &exit);
+    let (_, seen, front) = &saw.centres[0];
     assert!(seen.len() >= 2, "{seen:?}");
     assert!(
-        relayed_back_over_tls(&front).len() >= 2,
+        relayed_back_over_tls(front).len() >= 2,
         "both <mrs> came back over TLS\n{}",
         front.log()
     );
@@ -358,35 +254,12 @@ async fn hold_over_tls_then_the_resend_with_the_same_ref_is_handled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_primary_over_tls_the_alternative_handles_it_over_tls() {
-    let pki = pki();
-    let busy = Centre::start("busy.xml", SippTransport::Udp, pki.path(), true);
-    let ok = Centre::start("ok.xml", SippTransport::Udp, pki.path(), true);
-    let (primary, _a) = receiver("arc-primary", &busy, pki.path()).await;
-    let (alternative, _b) = receiver("arc-alternative", &ok, pki.path()).await;
-    let (outcome, log) = run(&[primary, alternative], &request("TlsBusy01")).await;
-    assert_eq!(
-        handled_by(&outcome),
-        Some(1),
-        "{outcome:?}\n{log:?}\n{}\n{}",
-        busy.logs(),
-        ok.logs()
-    );
+    let saw = session(&["busy.xml", "ok.xml"], SippTransport::Udp, "TlsBusy01", 1).await;
     // The busy <mrs> also came back over TLS: it is a verdict, not a timeout.
-    assert!(
-        log.iter()
-            .any(|a| a.receiver_index == 0 && a.result == AttemptResult::Answer(Verdict::Busy)),
-        "{log:?}"
-    );
-    assert!(
-        !log.iter().any(|a| a.result == AttemptResult::ResetSent),
-        "{log:?}"
-    );
-    let (exit, seen, front) = busy.finish().await;
-    all_for(&seen, "TlsBusy01", &exit);
-    assert!(!relayed_back_over_tls(&front).is_empty(), "{}", front.log());
-    let (exit, seen, front) = ok.finish().await;
-    all_for(&seen, "TlsBusy01", &exit);
-    assert!(!relayed_back_over_tls(&front).is_empty(), "{}", front.log());
+    assert_busy_at_the_primary_without_a_reset(&saw.log);
+    for (_, _, front) in &saw.centres {
+        assert!(!relayed_back_over_tls(front).is_empty(), "{}", front.log());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,12 +268,8 @@ async fn busy_primary_over_tls_the_alternative_handles_it_over_tls() {
 
 /// A receiver over TLS to `centre` with `tls`, not registered beforehand.
 fn unregistered(name: &str, centre: &Centre, tls: TlsFiles) -> (Receiver, Arc<ScaipSip>) {
-    let sip = Arc::new(ScaipSip::new(settings(&centre.front, tls), CENTRE));
-    let r = Receiver {
-        name: name.into(),
-        protocol: sip.clone(),
-    };
-    (r, sip)
+    let sip = Arc::new(ScaipSip::new(settings(&centre.front, tls), support::CENTRE));
+    (as_receiver(name, &sip), sip)
 }
 
 async fn refused_then_the_next_receiver(
