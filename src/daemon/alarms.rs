@@ -350,7 +350,6 @@ fn spawn_event_log(route: String, writer: OutboxWriter) -> mpsc::Sender<AlarmEve
 /// One event as a log entry. `detail` names kinds, devices, codes and the centre's words —
 /// never a health value.
 fn log_entry(route: &str, event: &AlarmEvent) -> AlarmLogEntry {
-    let now = hearth_model::Timestamp::now();
     let mut detail = Map::new();
     let (at, record, reference, name, receiver) = match event {
         AlarmEvent::Attempt {
@@ -386,21 +385,23 @@ fn log_entry(route: &str, event: &AlarmEvent) -> AlarmLogEntry {
             reference,
             receiver,
             answer,
+            at,
         } => {
             describe_alarm(&mut detail, alarm.as_deref());
             if let Some(v) = &answer.voice {
                 detail.insert("voice_mode".into(), json!(v.mode));
                 detail.insert("voice_call".into(), json!(format!("{:?}", v.call)));
             }
-            (now, record, reference, "handled", Some(receiver.clone()))
+            (*at, record, reference, "handled", Some(receiver.clone()))
         }
         AlarmEvent::Failing {
             record,
             alarm,
             reference,
+            at,
         } => {
             describe_alarm(&mut detail, alarm.as_deref());
-            (now, record, reference, "failing", None)
+            (*at, record, reference, "failing", None)
         }
     };
     let mut entry = AlarmLogEntry::new(at, route, name);

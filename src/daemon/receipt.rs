@@ -299,6 +299,7 @@ mod tests {
                 voice: None,
                 heartbeat: None,
             },
+            at: hearth_model::Timestamp::now(),
         }
     }
 
@@ -307,6 +308,7 @@ mod tests {
             record,
             alarm,
             reference: Ref::new("A1b2C3d4").unwrap(),
+            at: hearth_model::Timestamp::now(),
         }
     }
 

@@ -439,7 +439,7 @@ async fn an_alarm_in_the_outbox_is_delivered_by_the_route_sender_through_sipp() 
     let events = events.lock().unwrap().clone();
     assert!(
         events.iter().any(|e| matches!(e,
-            AlarmEvent::Handled { record: r, alarm: Some(_), reference: x, receiver, answer }
+            AlarmEvent::Handled { record: r, alarm: Some(_), reference: x, receiver, answer, .. }
                 if *r == record.id() && *x == reference && receiver == "arc-primary"
                     && answer.verdict == Verdict::Handled)),
         "{events:?}"

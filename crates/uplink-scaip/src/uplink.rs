@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use hearth_model::{Alarm, Record, RecordId};
+use hearth_model::{Alarm, Record, RecordId, Timestamp};
 use hearth_uplink::{BoxFuture, Claimed, Outcome, Uplink, UplinkError};
 
 use crate::CentreAnswer;
@@ -39,6 +39,8 @@ pub enum AlarmEvent {
         receiver: String,
         /// Its answer.
         answer: CentreAnswer,
+        /// When the answer came (the event log's time, not when a listener took it).
+        at: Timestamp,
     },
     /// No receiver handled it this round; it stays queued and is tried again (the home gets the
     /// "delivery failing" signal).
@@ -49,6 +51,8 @@ pub enum AlarmEvent {
         alarm: Option<Box<Alarm>>,
         /// The event's `ref`.
         reference: Ref,
+        /// When the round ended.
+        at: Timestamp,
     },
 }
 
@@ -123,6 +127,7 @@ impl ScaipUplink {
                     reference,
                     receiver,
                     answer,
+                    at: Timestamp::now(),
                 });
                 Outcome::Delivered
             }
@@ -133,6 +138,7 @@ impl ScaipUplink {
                     record,
                     alarm: alarm_of(&claimed.record),
                     reference,
+                    at: Timestamp::now(),
                 });
                 Outcome::Retry { not_before: None }
             }

@@ -189,6 +189,12 @@ impl Outbox {
     }
 
     /// Names of the configured routes, in configuration order.
+    /// The routes that take alarms only (alarm receivers): their claims and settlements go
+    /// ahead of queued bulk work in the writer.
+    pub fn alarm_routes(&self) -> Vec<RouteId> {
+        self.inner.alarms_only.clone()
+    }
+
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.inner.routes.iter().map(|r| r.name.as_str())
     }

@@ -184,6 +184,9 @@ pub struct OutboxWriter {
     urgent: mpsc::Sender<Command>,
     commits: watch::Receiver<u64>,
     routes: Arc<Vec<(String, RouteId)>>,
+    /// Alarms-only routes: their claims and settlements use the urgent channel, so an alarm
+    /// committed ahead of sensor traffic is not then claimed behind it (issue 15 bench).
+    alarm_routes: Arc<Vec<RouteId>>,
     transactions: Arc<AtomicU64>,
     alarms_only: Arc<AtomicBool>,
 }
@@ -232,6 +235,7 @@ impl OutboxWriter {
             .route_names()
             .map(|n| outbox.route(n).map(|id| (n.to_owned(), id)))
             .collect::<Result<_, _>>()?;
+        let alarm_routes = Arc::new(outbox.alarm_routes());
         let transactions = Arc::new(AtomicU64::new(0));
         let counter = transactions.clone();
         let alarms_only = Arc::new(AtomicBool::new(false));
@@ -274,6 +278,7 @@ impl OutboxWriter {
                 urgent,
                 commits,
                 routes: Arc::new(routes),
+                alarm_routes,
                 transactions,
                 alarms_only,
             },
@@ -373,7 +378,8 @@ impl OutboxWriter {
         if entries.is_empty() {
             return Ok(());
         }
-        self.call(|reply| Command::LogAlarmEvents { entries, reply })
+        // About alarms, and small: ahead of queued bulk work like the alarms themselves.
+        self.call_urgent(|reply| Command::LogAlarmEvents { entries, reply })
             .await
     }
 
@@ -396,8 +402,12 @@ impl OutboxWriter {
 
     /// Claim up to `max` due records of a route, highest lane first.
     pub async fn claim(&self, route: RouteId, max: usize) -> Result<Vec<Claimed>, WriterError> {
-        self.call(|reply| Command::Claim { route, max, reply })
-            .await
+        let make = |reply| Command::Claim { route, max, reply };
+        if self.alarm_routes.contains(&route) {
+            self.call_urgent(make).await
+        } else {
+            self.call(make).await
+        }
     }
 
     /// Apply a receiver's answers.
@@ -406,12 +416,16 @@ impl OutboxWriter {
         route: RouteId,
         answers: Vec<(Ticket, Outcome)>,
     ) -> Result<(), WriterError> {
-        self.call(|reply| Command::Settle {
+        let make = |reply| Command::Settle {
             route,
             answers,
             reply,
-        })
-        .await
+        };
+        if self.alarm_routes.contains(&route) {
+            self.call_urgent(make).await
+        } else {
+            self.call(make).await
+        }
     }
 
     /// Drop records past their retention.
