@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
 
 use crate::faults::{Fault, Injector};
@@ -214,17 +213,11 @@ fn check_bundle(body: &[u8]) -> Result<(&'static str, Vec<Entry>), Problem> {
 
 impl Fhir {
     pub(crate) async fn serve(self: Arc<Self>, io: Box<dyn Io>) {
-        let svc = hyper::service::service_fn(move |req| {
+        crate::serve_http1(io, "FHIR", move |req| {
             let me = self.clone();
             async move { me.handle(req).await }
-        });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
-            tracing::debug!(error = %e, "FHIR connection ended");
-        }
+        })
+        .await;
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {

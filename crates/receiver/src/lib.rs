@@ -298,52 +298,26 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
     let mut fhir_addr = None;
     let mut mllp_addr = None;
     if let Some(listen) = cfg.fhir {
-        let listener = bind(listen, "FHIR")?;
-        fhir_addr = Some(local_addr(&listener, "FHIR")?);
         let endpoint = Arc::new(fhir::Fhir {
             store: store.clone(),
             injector: Injector::new(cfg.faults.clone(), started, 1),
             bearer: cfg.require_bearer.clone(),
             oauth: issuer,
         });
-        let handler: Handler = {
-            let endpoint = endpoint.clone();
-            Arc::new(move |io| Box::pin(endpoint.clone().serve(io)))
-        };
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            acceptor.clone(),
-            handler,
-            endpoint_down(endpoint.clone()),
-            store.clone(),
-            FHIR,
-            stop.subscribe(),
-        )));
+        let (addr, task) =
+            spawn_endpoint(endpoint, listen, "FHIR", FHIR, &acceptor, &store, &stop)?;
+        fhir_addr = Some(addr);
+        tasks.push(task);
     }
     if let Some(listen) = cfg.mllp {
-        let listener = bind(listen, "MLLP")?;
-        mllp_addr = Some(local_addr(&listener, "MLLP")?);
         let endpoint = Arc::new(mllp::Mllp::new(
             store.clone(),
             Injector::new(cfg.faults.clone(), started, 2),
         ));
-        let handler: Handler = {
-            let endpoint = endpoint.clone();
-            Arc::new(move |io| Box::pin(endpoint.clone().serve(io)))
-        };
-        let down: DownCheck = {
-            let endpoint = endpoint.clone();
-            Arc::new(move |t| endpoint.injector.is_down(t))
-        };
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            acceptor.clone(),
-            handler,
-            down,
-            store.clone(),
-            MLLP,
-            stop.subscribe(),
-        )));
+        let (addr, task) =
+            spawn_endpoint(endpoint, listen, "MLLP", MLLP, &acceptor, &store, &stop)?;
+        mllp_addr = Some(addr);
+        tasks.push(task);
     }
     let mut scaip_addr = None;
     if let Some(ScaipEndpoint {
@@ -353,8 +327,6 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
         faults,
     }) = cfg.scaip
     {
-        let listener = bind(listen, "SCAIP")?;
-        scaip_addr = Some(local_addr(&listener, "SCAIP")?);
         let endpoint = Arc::new(scaip::Scaip::new(
             bearer,
             heartbeat_minutes,
@@ -362,23 +334,10 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
             store.clone(),
             Injector::new(cfg.faults.clone(), started, 3),
         ));
-        let handler: Handler = {
-            let endpoint = endpoint.clone();
-            Arc::new(move |io| Box::pin(endpoint.clone().serve(io)))
-        };
-        let down: DownCheck = {
-            let endpoint = endpoint.clone();
-            Arc::new(move |t| endpoint.injector.is_down(t))
-        };
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            acceptor.clone(),
-            handler,
-            down,
-            store.clone(),
-            SCAIP,
-            stop.subscribe(),
-        )));
+        let (addr, task) =
+            spawn_endpoint(endpoint, listen, "SCAIP", SCAIP, &acceptor, &store, &stop)?;
+        scaip_addr = Some(addr);
+        tasks.push(task);
     }
     let mut scaip_sip_addr = None;
     if let Some(sip) = cfg.scaip_sip {
@@ -411,10 +370,96 @@ pub async fn start(cfg: ReceiverConfig) -> Result<RunningReceiver, ReceiverError
     })
 }
 
+/// Serve one HTTP/1.1 connection with `handle` (the FHIR and SCAIP-over-HTTPS endpoints): a
+/// request whose answer is `Dropped` closes the connection without one (a fault).
+pub(crate) async fn serve_http1<H, F>(io: Box<dyn Io>, what: &'static str, handle: H)
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Send + 'static,
+    F: Future<
+            Output = Result<
+                hyper::Response<http_body_util::Full<hyper::body::Bytes>>,
+                fhir::Dropped,
+            >,
+        > + Send
+        + 'static,
+{
+    let svc = hyper::service::service_fn(handle);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    if let Err(e) = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+        .await
+    {
+        tracing::debug!(error = %e, endpoint = what, "connection ended");
+    }
+}
+
 type DownCheck = Arc<dyn Fn(Instant) -> bool + Send + Sync>;
 
-fn endpoint_down(e: Arc<fhir::Fhir>) -> DownCheck {
-    Arc::new(move |t| e.injector.is_down(t))
+/// An endpoint served on a TCP (+TLS) listener: how it serves a connection, and its fault
+/// injector (whose down windows refuse connections).
+trait Endpoint: Send + Sync + 'static {
+    fn serve_connection(self: Arc<Self>, io: Box<dyn Io>) -> BoxFuture;
+    fn injector(&self) -> &Injector;
+}
+
+impl Endpoint for fhir::Fhir {
+    fn serve_connection(self: Arc<Self>, io: Box<dyn Io>) -> BoxFuture {
+        Box::pin(self.serve(io))
+    }
+    fn injector(&self) -> &Injector {
+        &self.injector
+    }
+}
+
+impl Endpoint for mllp::Mllp {
+    fn serve_connection(self: Arc<Self>, io: Box<dyn Io>) -> BoxFuture {
+        Box::pin(self.serve(io))
+    }
+    fn injector(&self) -> &Injector {
+        &self.injector
+    }
+}
+
+impl Endpoint for scaip::Scaip {
+    fn serve_connection(self: Arc<Self>, io: Box<dyn Io>) -> BoxFuture {
+        Box::pin(self.serve(io))
+    }
+    fn injector(&self) -> &Injector {
+        &self.injector
+    }
+}
+
+/// Bind `listen` and accept connections for `endpoint` until `stop`: the address bound and the
+/// accept task.
+fn spawn_endpoint<E: Endpoint>(
+    endpoint: Arc<E>,
+    listen: Listen,
+    what: &'static str,
+    format: &'static str,
+    acceptor: &Option<TlsAcceptor>,
+    store: &SharedStore,
+    stop: &watch::Sender<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), ReceiverError> {
+    let listener = bind(listen, what)?;
+    let addr = local_addr(&listener, what)?;
+    let handler: Handler = {
+        let endpoint = endpoint.clone();
+        Arc::new(move |io| endpoint.clone().serve_connection(io))
+    };
+    let down: DownCheck = Arc::new(move |t| endpoint.injector().is_down(t));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor.clone(),
+        handler,
+        down,
+        store.clone(),
+        format,
+        stop.subscribe(),
+    ));
+    Ok((addr, task))
 }
 
 fn local_addr(

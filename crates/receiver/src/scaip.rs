@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hearth_uplink_scaip::xml::BODY_MAX;
 use hearth_uplink_scaip::{MessageType, Mrq, Mrs, Ref, Snu};
@@ -15,7 +15,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::faults::{Fault, Injector, SCAIP_HANG, ScaipFault, ScaipFaults};
 use crate::fhir::Dropped;
@@ -106,17 +105,11 @@ impl Scaip {
     }
 
     pub(crate) async fn serve(self: Arc<Self>, io: Box<dyn Io>) {
-        let svc = hyper::service::service_fn(move |req| {
+        crate::serve_http1(io, "SCAIP", move |req| {
             let me = self.clone();
             async move { me.handle(req).await }
-        });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
-            tracing::debug!(error = %e, "SCAIP connection ended");
-        }
+        })
+        .await;
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Result<Resp, Dropped> {

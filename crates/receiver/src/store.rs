@@ -412,18 +412,7 @@ impl std::fmt::Display for Summary {
                 s.rejected,
                 s.rejected_entries,
                 s.faults_injected(),
-                if s.faults.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({})",
-                        s.faults
-                            .iter()
-                            .map(|(k, v)| format!("{k} {v}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
+                fault_list(&s.faults),
                 if s.tokens_issued + s.assertions_refused > 0 {
                     format!(
                         ", {} OAuth2 tokens issued ({} assertions refused)",
@@ -447,18 +436,7 @@ impl std::fmt::Display for Summary {
                 s.requests,
                 s.rejected,
                 s.faults.values().sum::<u64>(),
-                if s.faults.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({})",
-                        s.faults
-                            .iter()
-                            .map(|(k, v)| format!("{k} {v}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
+                fault_list(&s.faults)
             )?;
         }
         Ok(())
@@ -586,4 +564,13 @@ fn pick<'a>(s: &'a mut Summary, format: &str) -> Option<&'a mut FormatSummary> {
 
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// " (kind count, …)" of injected faults, or nothing when there were none.
+fn fault_list(faults: &BTreeMap<String, u64>) -> String {
+    if faults.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = faults.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!(" ({})", list.join(", "))
 }
