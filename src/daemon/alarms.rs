@@ -28,7 +28,8 @@ pub const RECEIVER_UNREACHABLE: &str = "alarm_receiver_unreachable";
 /// One alarm route's shared parts.
 pub(super) struct AlarmRoute {
     receivers: Vec<Receiver>,
-    mapping: Mapping,
+    /// Shared by the route's uplinks and its heartbeat.
+    mapping: Arc<Mapping>,
     policy: SessionPolicy,
     observer: AlarmObserver,
 }
@@ -64,7 +65,7 @@ impl AlarmRoute {
         });
         Ok(Arc::new(Self {
             receivers,
-            mapping: mapping(s),
+            mapping: Arc::new(mapping(s)),
             policy: policy(s),
             observer,
         }))
@@ -74,7 +75,7 @@ impl AlarmRoute {
     pub(super) fn uplink(&self) -> ScaipUplink {
         ScaipUplink::new(
             self.receivers.clone(),
-            self.mapping.clone(),
+            Arc::clone(&self.mapping),
             self.policy,
             Arc::clone(&self.observer),
         )
@@ -97,7 +98,7 @@ impl AlarmRoute {
         let (beats_tx, beats_rx) = mpsc::channel(8);
         tokio::spawn(heartbeat::run(
             first.clone(),
-            Arc::new(self.mapping.clone()),
+            Arc::clone(&self.mapping),
             interval,
             self.policy.answer_timeout,
             stop,
@@ -119,8 +120,6 @@ impl AlarmRoute {
 pub(super) fn listeners(
     config: &Config,
     observers: &super::Observers,
-    _storage: &super::storage::Storage,
-    _phases: &super::shutdown::Phases,
 ) -> anyhow::Result<Vec<mpsc::Sender<AlarmEvent>>> {
     let mut out = Vec::new();
     if let Some(tx) = &observers.alarm {
@@ -480,7 +479,7 @@ async fn heartbeat_alarm(
 /// it.
 pub(super) const ALARM_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Whether `config`'s route is an alarm route.
-pub(super) fn is_alarm_route(_config: &Config, route: &RouteConfig) -> bool {
+/// Whether a route is an alarm route.
+pub(super) fn is_alarm_route(route: &RouteConfig) -> bool {
     route.uplink == hearth_config::UplinkKind::Scaip
 }

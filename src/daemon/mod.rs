@@ -95,7 +95,7 @@ pub async fn run(
             technical: technical.clone(),
             stop: phases.stop.clone(),
             stall,
-            alarm_listeners: alarms::listeners(&config, &observers, &storage, &phases)?,
+            alarm_listeners: alarms::listeners(&config, &observers)?,
         },
     )?;
 

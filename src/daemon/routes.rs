@@ -62,7 +62,7 @@ fn sender(
     // An alarm route's receivers are built once and shared by its connections and restarts
     // (one SIP registration per receiver); an alarm is retried within half a minute unless
     // the route says otherwise.
-    let alarm = if alarms::is_alarm_route(config, route) {
+    let alarm = if alarms::is_alarm_route(route) {
         let a = alarms::AlarmRoute::build(route, alarm_listeners.clone(), writer)?;
         a.spawn_heartbeat(route, technical.clone(), stop_rx.clone());
         if route.retry.as_ref().is_none_or(|r| r.max.is_none()) {

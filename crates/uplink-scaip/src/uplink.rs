@@ -71,13 +71,13 @@ impl ScaipUplink {
     /// An uplink over `receivers` (primary first); at least one.
     pub fn new(
         receivers: Vec<Receiver>,
-        mapping: Mapping,
+        mapping: impl Into<Arc<Mapping>>,
         policy: SessionPolicy,
         observer: AlarmObserver,
     ) -> Self {
         Self {
             receivers,
-            mapping: Arc::new(mapping),
+            mapping: mapping.into(),
             policy,
             observer,
         }
